@@ -1,0 +1,43 @@
+"""Content and structure terms: L1 between VGG19 conv4_4 features, divided by h*w*c.
+
+White-box computes ``mean(|a - b|) / (h w c)`` (the mean *and* the division): the reference
+weight 2e2 only means the same with this double normalisation, so it is kept.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def feature_l1(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
+    """(B, c, h, w) features -> mean |a - b| / (h w c)."""
+    if feat_a.shape != feat_b.shape or feat_a.dim() != 4:
+        raise ValueError(
+            f"feature_l1 expects two (B, c, h, w) tensors of one shape, got {tuple(feat_a.shape)} "
+            f"and {tuple(feat_b.shape)}"
+        )
+    c, h, w = feat_a.shape[1:]
+    return (feat_a.float() - feat_b.float()).abs().mean() / (h * w * c)
+
+
+def content_loss(feat_photo: torch.Tensor, feat_output: torch.Tensor) -> torch.Tensor:
+    """Content term: VGG(photo) vs VGG(output); the photo side is a constant target."""
+    return feature_l1(feat_photo.detach(), feat_output)
+
+
+def structure_loss(feat_structure: torch.Tensor, feat_output: torch.Tensor) -> torch.Tensor:
+    """Structure term: VGG(structure(output)) vs VGG(output); the superpixel side is constant."""
+    return feature_l1(feat_structure.detach(), feat_output)
+
+
+class ContentLoss(nn.Module):
+    """Computes VGG features itself: ``ContentLoss(vgg)(photo, output)``."""
+
+    def __init__(self, vgg: nn.Module):
+        super().__init__()
+        self.vgg = vgg
+
+    def forward(self, photo: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.vgg(photo)
+        return content_loss(target, self.vgg(output))
