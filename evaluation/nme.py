@@ -1,0 +1,98 @@
+"""Landmark NME: does the cartoon keep the photo's face geometry?
+
+mediapipe FaceMesh runs on the photo and on its output (the cartoon). For an image where both
+have a face,
+
+    NME_i = mean over the 468 points k of || p_photo[k] - p_output[k] || / d_io,
+    d_io  = || p_photo[33] - p_photo[263] ||   (outer eye corners of the photo)
+
+with output points rescaled to the photo's pixel frame if the sizes differ. Reported:
+
+- ``nme``: mean of NME_i over the images where a face is found in BOTH the photo and the
+  output; ``None`` when there is no such image (never NaN).
+- ``found_rate``: (#images whose photo AND output have a face) / (#images whose photo has a
+  face), i.e. the rate at which a face the detector sees in the photo survives cartoonization;
+  ``None`` when no photo has a face. Images without a face in the photo do not count at all.
+- ``photo_found``: #images whose photo has a face; ``both_found``: #images with a face on both
+  sides (those averaged in ``nme``);
+  ``n``: #images.
+- ``per_image``: NME_i, or ``None`` where it is undefined (no face on either side).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from datasets.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, FaceMeshDetector, to_uint8_rgb
+
+
+def _as_uint8_list(images) -> list[np.ndarray]:
+    """A list of arrays (anything to_uint8_rgb accepts) or a (B, 3, H, W) tensor in [-1, 1]."""
+    if hasattr(images, "detach") and getattr(images, "ndim", 0) == 4:   # torch tensor batch
+        import torch
+
+        if images.shape[1] != 3:
+            raise ValueError(f"expected (B, 3, H, W), got {tuple(images.shape)}")
+        x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
+        x = x.to(dtype=torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+        return [x[i] for i in range(x.shape[0])]
+    return [to_uint8_rgb(im) for im in images]
+
+
+def nme_of_points(photo_pts: np.ndarray, output_pts: np.ndarray) -> float:
+    """NME of two (468, 2) point sets in the same pixel frame, normalised by the photo's
+    inter-ocular distance (points 33 and 263). NaN if that distance is 0."""
+    p = np.asarray(photo_pts, dtype=np.float64)
+    o = np.asarray(output_pts, dtype=np.float64)
+    d_io = float(np.linalg.norm(p[RIGHT_EYE_OUTER] - p[LEFT_EYE_OUTER]))
+    if d_io <= 0:
+        return math.nan
+    return float(np.linalg.norm(p - o, axis=1).mean() / d_io)
+
+
+def landmark_nme(photos, outputs, detector=None) -> dict:
+    """Landmark NME of outputs against photos (see the module docstring for the definitions).
+
+    photos, outputs: equally long sequences of uint8 RGB arrays (or anything ``to_uint8_rgb``
+        accepts), or (B, 3, H, W) tensors in [-1, 1].
+    detector: ``detect(rgb) -> (468, 2) | None``; default: a FaceMeshDetector built and closed
+        here (build one yourself to reuse it across calls).
+    """
+    photos = _as_uint8_list(photos)
+    outputs = _as_uint8_list(outputs)
+    if len(photos) != len(outputs):
+        raise ValueError(f"{len(photos)} photos but {len(outputs)} outputs")
+    own = detector is None
+    if own:
+        detector = FaceMeshDetector()
+    try:
+        per_image: list[float | None] = []
+        photo_found = both_found = 0
+        for ph, out in zip(photos, outputs):
+            p = detector.detect(ph)
+            if p is None:
+                per_image.append(None)
+                continue
+            photo_found += 1
+            o = detector.detect(out)
+            if o is None:
+                per_image.append(None)
+                continue
+            both_found += 1
+            o = np.asarray(o, dtype=np.float64) * np.array(
+                [ph.shape[1] / out.shape[1], ph.shape[0] / out.shape[0]])
+            v = nme_of_points(p, o)
+            per_image.append(None if not math.isfinite(v) else v)
+    finally:
+        if own:
+            detector.close()
+    values = [v for v in per_image if v is not None]
+    return {
+        "nme": float(np.mean(values)) if values else None,
+        "found_rate": both_found / photo_found if photo_found else None,
+        "photo_found": photo_found,
+        "both_found": both_found,
+        "n": len(photos),
+        "per_image": per_image,
+    }

@@ -1,0 +1,83 @@
+"""prepare.py: fill the landmark cache of a photo folder from the command line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+from skimage import data
+
+import prepare
+from datasets.landmarks import CACHE_FILE_NAME, LandmarkCache
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _photo_folder(root: Path) -> Path:
+    root.mkdir(parents=True)
+    face = np.ascontiguousarray(data.astronaut()[20:276, 100:356])
+    Image.fromarray(face).save(root / "face.jpg")
+    (root / "nested").mkdir()
+    Image.fromarray(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)).save(root / "nested" / "gray.png")
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(root / "flat.bmp")   # no face
+    (root / "zero.jpg").write_bytes(b"")
+    good = (root / "face.jpg").read_bytes()
+    (root / "corrupt.jpg").write_bytes(b"\x00\x11garbage" + good[5000:6000])
+    return root
+
+
+def test_prepare_summary_and_second_run_from_cache(tmp_path):
+    root = _photo_folder(tmp_path / "photos")
+    runner = CliRunner()
+    res = runner.invoke(prepare.main, [str(root), "--quiet"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("landmarks: 2 found, 1 not found, 2 unreadable of 5 images "
+                               "(5 detected, 0 from cache)")
+    assert lines[1] == "unreadable files (2):"
+    assert sorted(l.strip() for l in lines[2:]) == ["corrupt.jpg", "zero.jpg"]
+    cache = LandmarkCache(root).load()
+    assert cache.cache_file == root / CACHE_FILE_NAME
+    assert cache.status("nested/gray.png") == "found" and cache.status("flat.bmp") == "no_face"
+
+    res2 = runner.invoke(prepare.main, [str(root), "--quiet", "--no-recursive"])
+    assert res2.exit_code == 0, res2.output
+    assert "1 found, 1 not found, 2 unreadable of 4 images (0 detected, 4 from cache)" in res2.stdout
+
+
+def test_prepare_explicit_cache_file(tmp_path):
+    root = _photo_folder(tmp_path / "photos")
+    target = tmp_path / "elsewhere" / "lm.npz"
+    res = CliRunner().invoke(prepare.main, [str(root), "--cache-file", str(target), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert target.is_file() and not (root / CACHE_FILE_NAME).exists()
+
+
+def test_missing_and_empty_folder_exit_2_with_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "missing", tmp_path / "empty"):
+        res = CliRunner().invoke(prepare.main, [str(folder), "--quiet"])
+        assert res.exit_code == 2
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+
+
+def test_script_entry_point(tmp_path):
+    proc = subprocess.run([sys.executable, "prepare.py", str(tmp_path / "nope")], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: photo folder not found: {tmp_path / 'nope'}"
+
+
+def test_unwritable_cache_file_is_a_one_line_error(tmp_path):
+    root = _photo_folder(tmp_path / "photos")
+    (tmp_path / "a_file").write_text("x")
+    res = CliRunner().invoke(prepare.main, [str(root), "--quiet", "--cache-file",
+                                            str(tmp_path / "a_file" / "lm.npz")])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write the landmark cache")
