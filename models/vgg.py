@@ -112,7 +112,7 @@ class VGG19Features(nn.Module):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "VGG19Features":
-        """Load torchvision ``.pth`` or white-box ``.npy`` weights (format from the content)."""
+        """Load white-box ``.npy`` (by suffix) or torchvision ``.pth`` (anything else) weights."""
         path = Path(path)
         if not path.is_file():
             raise ToonFaceError(f"VGG weights file not found: {path}")
@@ -154,10 +154,17 @@ class VGG19Features(nn.Module):
         net = cls("npy")
         for name in CONV_NAMES:
             entry = data.get(name)
-            if entry is None or len(entry) != 2:
-                raise ToonFaceError(f"{path}: layer {name} missing; expected [HWIO weight, bias]")
-            weight = torch.from_numpy(np.asarray(entry[0], dtype=np.float32)).permute(3, 2, 0, 1)
-            bias = torch.from_numpy(np.asarray(entry[1], dtype=np.float32))
+            conv = net.convs[name]
+            hwio = tuple(conv.weight.shape[i] for i in (2, 3, 1, 0))
+            try:
+                weight = np.asarray(entry[0], dtype=np.float32)
+                bias = torch.from_numpy(np.asarray(entry[1], dtype=np.float32))
+                if len(entry) != 2 or weight.ndim != 4:
+                    raise ValueError
+            except (TypeError, ValueError, IndexError, KeyError):
+                raise ToonFaceError(f"{path}: layer {name} missing or malformed; expected "
+                                    f"[HWIO weight {hwio}, bias ({conv.out_channels},)]") from None
+            weight = torch.from_numpy(weight).permute(3, 2, 0, 1)
             _copy_checked(path, name + " weight (as OIHW)", weight, net.convs[name].weight)
             _copy_checked(path, name + " bias", bias, net.convs[name].bias)
         return net
@@ -166,6 +173,9 @@ class VGG19Features(nn.Module):
 def _copy_checked(path: Path, key: str, value, target: torch.Tensor) -> None:
     if value is None:
         raise ToonFaceError(f"{path}: missing {key}; expected shape {tuple(target.shape)}")
+    if not torch.is_tensor(value):
+        raise ToonFaceError(f"{path}: {key} is a {type(value).__name__}, expected a tensor of "
+                            f"shape {tuple(target.shape)}")
     if tuple(value.shape) != tuple(target.shape):
         raise ToonFaceError(
             f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(target.shape)}"
@@ -208,6 +218,7 @@ def resolve_vgg_weights(spec: str | None, checkpoints_dir: str | os.PathLike = "
         target = hub_checkpoint_dir() / TORCHVISION_FILE
         log.info("downloading VGG19 weights to %s", target)
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)  # download_url_to_file does not
             torch.hub.download_url_to_file(TORCHVISION_URL, str(target), progress=True)
             return str(target)
         except Exception as exc:  # noqa: BLE001
