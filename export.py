@@ -1,0 +1,61 @@
+"""Export a trained generator (+ final guided filter) to ONNX and/or TorchScript.
+
+    python export.py --checkpoint checkpoints/v1 --onnx toon.onnx --torchscript toon.pt
+
+Both files take a photo (N, 3, H, W) in [-1, 1] (x / 127.5 - 1) with H and W multiples of 4
+(pad, then crop the result) and return the cartoon in [-1, 1], guided filter and clamp included.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from inference.cartoonizer import INFERENCE_EPS, pick_device, resolve_checkpoint
+from utils.errors import ToonFaceError
+
+
+def run_export(checkpoint: str, onnx_path: str | None, torchscript_path: str | None,
+               eps: float = INFERENCE_EPS, size: tuple[int, int] = (256, 256)) -> list[str]:
+    """Write the requested files; returns their paths. Raises ToonFaceError on user errors."""
+    from inference.export import ExportableCartoonizer, check_size, export_onnx, export_torchscript
+    from training.checkpoint import load_generator
+
+    if not onnx_path and not torchscript_path:
+        raise ToonFaceError("nothing to do: give --onnx OUT and/or --torchscript OUT")
+    check_size(*size)
+    G, _ = load_generator(resolve_checkpoint(checkpoint), device=pick_device("cpu"))
+    module = ExportableCartoonizer(G, eps=eps)
+    written = []
+    if onnx_path:
+        written.append(str(export_onnx(module, onnx_path, *size)))
+    if torchscript_path:
+        written.append(str(export_torchscript(module, torchscript_path, *size)))
+    return written
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--checkpoint", required=True, type=click.Path(path_type=str),
+              help="Generator file, full training checkpoint, or run folder (checkpoints/<name>/).")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Write an ONNX file (opset 17; dynamic batch, height and width).")
+@click.option("--torchscript", "torchscript_path", type=click.Path(dir_okay=False, path_type=str),
+              default=None, help="Write a TorchScript file (torch.jit.load; any H, W multiples of 4).")
+@click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), default=INFERENCE_EPS,
+              show_default=True, help="eps of the final guided filter (r=1) baked into the graph.")
+@click.option("--height", type=click.IntRange(min=4), default=256, show_default=True,
+              help="Height of the example input used for tracing (multiple of 4; the files accept any).")
+@click.option("--width", type=click.IntRange(min=4), default=256, show_default=True,
+              help="Width of the example input used for tracing (multiple of 4).")
+def main(checkpoint, onnx_path, torchscript_path, eps, height, width):
+    """Export generator + guided filter: input/output (N, 3, H, W) in [-1, 1], H and W multiples of 4."""
+    try:
+        for path in run_export(checkpoint, onnx_path, torchscript_path, eps, (height, width)):
+            click.echo(f"wrote {path}")
+    except ToonFaceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""Inference: apply a trained generator to photos, folders and videos, and export it.
+
+- :mod:`inference.cartoonizer`: ``Cartoonizer`` (uint8 RGB in, uint8 RGB out, any size,
+  tiles, strength) and the batch driver used by ``cartoonize.py``.
+- :mod:`inference.portrait`: face detection and face-scale stylization (``--portrait``).
+- :mod:`inference.io`: image/video reading and writing, input collection, size limits.
+- :mod:`inference.export`: ONNX / TorchScript export (``export.py``).
+
+Nothing heavy happens at import: mediapipe is imported when a portrait detector is built.
+"""

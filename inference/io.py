@@ -1,0 +1,313 @@
+"""Reading and writing the user's images and videos for ``cartoonize.py``.
+
+Images are decoded with Pillow: EXIF orientation is applied, alpha is split off and kept,
+grayscale and 16-bit files are brought to 8-bit RGB for the generator (which was trained on
+8-bit photos) and remembered so the output can be written in the same kind (gray stays gray,
+alpha is re-attached). Every output image is a PNG (lossless; holds gray and alpha).
+
+Videos go through OpenCV: frames are read one by one, the output keeps the frame size, the frame
+count and the fps. Audio is not carried over (OpenCV writes video streams only).
+
+Every problem with one file raises :class:`~utils.errors.ToonFaceError` with a one-line
+message, so the batch can report it and go on.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from utils.errors import ToonFaceError
+from utils.io import atomic_write_bytes
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_EXTS = (".mp4", ".mov", ".avi", ".webm")
+# The seed's limits; --max-pixels / --max-bytes raise them.
+DEFAULT_MAX_PIXELS = 3000 * 3000
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+# Video codecs by container; .webm falls back to .mp4 when the build has no VP8 encoder.
+VIDEO_CODECS = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_GRAY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def kind_of(path: str | os.PathLike) -> str | None:
+    """"image", "video" or None, from the file extension."""
+    ext = Path(path).suffix.lower()
+    if ext in IMAGE_EXTS:
+        return "image"
+    if ext in VIDEO_EXTS:
+        return "video"
+    return None
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image: ``rgb`` (H, W, 3) uint8, ``alpha`` (H, W) uint8 or None."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    gray: bool = False
+    bit_depth: int = 8
+
+
+def _check_bytes(path: Path, max_bytes: int | None) -> int:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ToonFaceError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if size == 0:
+        raise ToonFaceError(f"{path}: empty file (0 bytes)")
+    if max_bytes and size > max_bytes:
+        raise ToonFaceError(
+            f"{path}: file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.1f} MB limit "
+            "(raise it with --max-bytes)")
+    return size
+
+
+def _check_pixels(path: Path, w: int, h: int, max_pixels: int | None) -> None:
+    if w <= 0 or h <= 0:
+        raise ToonFaceError(f"{path}: zero-size image ({w}x{h})")
+    if max_pixels and w * h > max_pixels:
+        side = int(math.isqrt(max_pixels))
+        raise ToonFaceError(
+            f"{path}: image is {w}x{h} = {w * h} pixels, over the {max_pixels} limit "
+            f"(~{side}x{side}; raise it with --max-pixels)")
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               max_bytes: int | None = DEFAULT_MAX_BYTES) -> LoadedImage:
+    """Decode an image file, EXIF orientation applied; limits checked before decoding pixels."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    _check_bytes(path, max_bytes)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size  # header only; orientation does not change the pixel count
+            _check_pixels(path, w, h, max_pixels)
+            im = ImageOps.exif_transpose(im)  # decodes
+            im.load()
+    except ToonFaceError:
+        raise
+    except UnidentifiedImageError:
+        raise ToonFaceError(f"{path}: not a readable image (unsupported or corrupt)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ToonFaceError(f"{path}: cannot decode image (corrupt or truncated: {exc})") from None
+    return _from_pil(im)
+
+
+def _from_pil(im) -> LoadedImage:
+    mode = im.mode
+    gray = mode in _GRAY_MODES
+    if mode in _SIXTEEN_BIT_MODES:
+        # Pillow's convert("L") clips 16-bit values at 255; scale instead.
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if mode != "I" or a.max() > 255 else 255.0
+        g = np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8)
+        return LoadedImage(np.repeat(g[..., None], 3, axis=2), None, True, 16 if top > 255 else 8)
+    if mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        scale = 255.0 if a.max() <= 1.0 else 1.0
+        g = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+        return LoadedImage(np.repeat(g[..., None], 3, axis=2), None, True, 32)
+    has_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = np.asarray(im.convert("RGBA"))
+        return LoadedImage(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), gray)
+    return LoadedImage(np.asarray(im.convert("RGB")).copy(), None, gray)
+
+
+def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, gray: bool = False) -> bytes:
+    """PNG bytes of an (H, W, 3) uint8 image, written as L/LA when ``gray``, with ``alpha`` kept."""
+    from PIL import Image
+
+    im = Image.fromarray(rgb, "RGB")
+    if gray:
+        im = im.convert("L")
+    if alpha is not None:
+        im.putalpha(Image.fromarray(alpha, "L"))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None,
+                gray: bool = False) -> None:
+    """Write a PNG atomically (see :func:`encode_png`), with the usual umask permissions."""
+    atomic_write_bytes(path, encode_png(rgb, alpha, gray))
+    # utils.io writes through mkstemp, whose files are 0600; a user's picture should not be.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+# ----------------------------------------------------------------------------------- video
+
+
+@dataclass
+class VideoInfo:
+    fps: float
+    width: int
+    height: int
+    frame_count: int  # as reported by the container; may be approximate
+
+
+class VideoReader:
+    """RGB uint8 frames of a video file, with its fps and size."""
+
+    def __init__(self, path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        import cv2
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ToonFaceError(f"{self.path}: no such file")
+        _check_bytes(self.path, None)
+        self._cap = cv2.VideoCapture(str(self.path))
+        if not self._cap.isOpened():
+            raise ToonFaceError(f"{self.path}: cannot open video (unsupported or corrupt)")
+        ok, first = self._cap.read()
+        if not ok or first is None:
+            self._cap.release()
+            raise ToonFaceError(f"{self.path}: cannot read a frame (unsupported or corrupt video)")
+        self._first = first
+        h, w = first.shape[:2]
+        _check_pixels(self.path, w, h, max_pixels)
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not math.isfinite(fps) or fps <= 0:
+            self._cap.release()
+            raise ToonFaceError(f"{self.path}: the video reports no frame rate")
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.info = VideoInfo(fps, w, h, max(count, 0))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import cv2
+
+        try:
+            frame = self._first
+            while frame is not None:
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                ok, frame = self._cap.read()
+                if not ok:
+                    frame = None
+        finally:
+            self._cap.release()
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class VideoWriter:
+    """Writes RGB uint8 frames to ``path`` via a temporary file renamed on :meth:`close`.
+
+    ``path``'s extension picks the codec (:data:`VIDEO_CODECS`); ``self.path`` is the file
+    actually written (``.webm`` may become ``.mp4``, see ``self.notice``).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int):
+        import cv2
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.notice: str | None = None
+        ext = path.suffix.lower()
+        tries = [(path, VIDEO_CODECS.get(ext, "mp4v"))]
+        if ext != ".mp4":
+            tries.append((path.with_suffix(".mp4"), "mp4v"))
+        for target, codec in tries:
+            tmp = target.with_name(f".{target.stem}.partial{target.suffix}")
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), float(fps), (width, height))
+            if writer.isOpened():
+                if target != path:
+                    self.notice = (f"{path.name}: no {VIDEO_CODECS.get(ext)} encoder in this OpenCV "
+                                   f"build; wrote {target.name} (mp4v) instead")
+                self.path, self._tmp, self._writer = target, tmp, writer
+                self.size, self.frames = (width, height), 0
+                return
+            writer.release()
+            tmp.unlink(missing_ok=True)
+        raise ToonFaceError(f"{path}: cannot open a video writer for {ext} (no encoder)")
+
+    def write(self, rgb: np.ndarray) -> None:
+        import cv2
+
+        if (rgb.shape[1], rgb.shape[0]) != self.size:
+            raise ValueError(f"frame size {rgb.shape[1]}x{rgb.shape[0]} != video size {self.size}")
+        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.release()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._writer.release()
+        self._tmp.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------- batch
+
+
+@dataclass
+class Job:
+    """One input file and where its result goes."""
+
+    src: Path
+    kind: str   # "image" | "video"
+    dst: Path
+
+
+def collect_jobs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike
+                 ) -> tuple[list[Job], list[str]]:
+    """Files to process and one-line errors for inputs that cannot be used.
+
+    Files keep their name; files found in a folder (recursively) keep their path relative to
+    that folder. Images become ``<out>/<rel>/<stem>.png``; videos keep their extension. Files
+    already inside ``out_dir`` are skipped when walking folders (the results of an earlier run).
+    A result that would land on any input file is an error for that file, never an overwrite.
+    """
+    out_dir = Path(out_dir)
+    out_res = out_dir.resolve()
+    found: list[tuple[Path, str, Path]] = []
+    errors: list[str] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            files = [f for f in sorted(p.rglob("*")) if f.is_file() and kind_of(f)
+                     and out_res not in f.resolve().parents]
+            if not files:
+                errors.append(f"{p}: no images ({', '.join(IMAGE_EXTS)}) or videos "
+                              f"({', '.join(VIDEO_EXTS)}) in this folder")
+            found += [(f, kind_of(f), f.relative_to(p)) for f in files]
+        elif p.is_file():
+            k = kind_of(p)
+            if k is None:
+                errors.append(f"{p}: unsupported file type {p.suffix or '(no extension)'!r}; "
+                              f"images: {' '.join(IMAGE_EXTS)}; videos: {' '.join(VIDEO_EXTS)}")
+            else:
+                found.append((p, k, Path(p.name)))
+        else:
+            errors.append(f"{p}: no such file or folder")
+    sources = {src.resolve() for src, _, _ in found}
+    planned: set[Path] = set()
+    jobs: list[Job] = []
+    for src, k, rel in found:
+        dst = out_dir / (rel.with_suffix(".png") if k == "image" else rel)
+        if dst.resolve() in planned:  # a.jpg and a.png in one folder
+            dst = out_dir / rel.with_name(rel.name + ".png") if k == "image" else dst
+        if dst.resolve() in planned:
+            errors.append(f"{src}: its output {dst} is also another input's output; skipped")
+            continue
+        if dst.resolve() in sources:
+            errors.append(f"{src}: its output {dst} would overwrite an input file; choose another --out")
+            continue
+        planned.add(dst.resolve())
+        jobs.append(Job(src, k, dst))
+    return jobs, errors

@@ -1,0 +1,85 @@
+"""cartoonize.py end to end: a mixed batch with bad files, videos, exit codes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cartoonize import main
+from inference.io import VideoReader
+from tests.inference import make_checkpoint, make_picture, make_video
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "G.pt")
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args] + ["--no-progress"])
+    return result.exit_code, result.output
+
+
+def test_batch_reports_each_failure_and_goes_on(tmp_path, ckpt):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(make_picture(30, 41)).save(src / "photo.jpg")
+    rgba = np.dstack([make_picture(20, 22), np.full((20, 22), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(src / "sub" / "alpha.png")
+    Image.fromarray(make_picture(300, 300)).save(src / "big.png")  # over --max-pixels below
+    (src / "corrupt.jpg").write_bytes(b"garbage" * 20)
+    (src / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    out = tmp_path / "out"
+    code, log = run(src, tmp_path / "notes.txt", "--checkpoint", ckpt, "--out", out,
+                    "--max-pixels", 10000)
+    assert code == 1, log
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 4, log  # big, corrupt, empty, notes.txt
+    assert Image.open(out / "photo.png").size == (41, 30)
+    alpha = Image.open(out / "sub" / "alpha.png")
+    assert alpha.mode == "RGBA" and alpha.size == (22, 20)
+    assert np.asarray(alpha)[..., 3].min() == 128
+
+
+def test_all_good_exits_zero_and_strength_zero_is_the_photo(tmp_path, ckpt):
+    img = make_picture(24, 28)
+    Image.fromarray(img).save(tmp_path / "p.png")
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path / "o", "--strength", 0)
+    assert code == 0, log
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o" / "p.png")), img)
+
+
+def test_usage_errors_exit_two(tmp_path, ckpt):
+    Image.fromarray(make_picture(8, 8)).save(tmp_path / "p.png")
+    code, log = run(tmp_path / "p.png", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "o")
+    assert code == 2 and "error: checkpoint not found" in log
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path / "o", "--strength", 1.5)
+    assert code == 2
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path / "o", "--tile", 130)
+    assert code == 2 and "error:" in log
+
+
+def test_output_never_overwrites_input(tmp_path, ckpt):
+    Image.fromarray(make_picture(8, 8)).save(tmp_path / "p.png")
+    before = (tmp_path / "p.png").read_bytes()
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path)
+    assert code == 1 and "overwrite an input" in log
+    assert (tmp_path / "p.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("ext,codec", [(".mp4", "mp4v"), (".avi", "MJPG")])
+def test_video_keeps_frame_count_fps_and_size(tmp_path, ckpt, ext, codec):
+    src = make_video(tmp_path / f"clip{ext}", frames=10, fps=10.0, size=(64, 48), codec=codec)
+    code, log = run(src, "--checkpoint", ckpt, "--out", tmp_path / "o", "--batch", 4)
+    assert code == 0, log
+    out = VideoReader(tmp_path / "o" / f"clip{ext}")
+    assert (out.info.width, out.info.height, out.info.fps) == (64, 48, 10.0)
+    assert sum(1 for _ in out) == 10
+
+
+def test_unreadable_video_is_one_error(tmp_path, ckpt):
+    (tmp_path / "bad.mov").write_bytes(b"\x00" * 512)
+    code, log = run(tmp_path / "bad.mov", "--checkpoint", ckpt, "--out", tmp_path / "o")
+    assert code == 1 and sum(line.startswith("error:") for line in log.splitlines()) == 1
