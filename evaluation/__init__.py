@@ -1,0 +1,14 @@
+"""Evaluation: metrics, loss curves, reports and ablation sweeps.
+
+- ``nme``      landmark NME and face-found rate (mediapipe, nothing downloaded)
+- ``fid``      FID / KID from a local Inception TorchScript file
+- ``style``    style statistics (distinct colours, edge density, flatness)
+- ``curves``   loss-curve plots from a run's ``stats.jsonl``
+- ``evaluate`` what ``test.py`` runs: grids, per-image outputs, ``metrics.json``, ``index.html``
+- ``sweep``    what ``sweep.py`` runs: option grids, resumable runs, ``summary.csv``, figures
+- ``report``   the HTML pages
+
+Add a metric by writing a function that takes uint8 HWC images and returns a dict of floats,
+then calling it from ``evaluate.compute_metrics``; sweep summaries pick up new keys by themselves.
+Nothing heavy happens at import time.
+"""

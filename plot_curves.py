@@ -1,0 +1,42 @@
+"""Loss curves of any run as a PNG (the same figure training writes at each snapshot).
+
+    python plot_curves.py v49                       # checkpoints/v49/stats.jsonl -> loss_curves.png
+    python plot_curves.py checkpoints/abl/w5=0 --out w5_0.png
+"""
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--checkpoints_dir", "--checkpoints-dir", default="checkpoints", show_default=True,
+              help="folder holding run folders (for RUN given as a name)")
+@click.option("--out", type=click.Path(), default=None,
+              help="PNG to write (one RUN only)  [default: <run>/loss_curves.png]")
+def main(runs, checkpoints_dir, out):
+    """Plot RUNS' stats.jsonl. RUN: a run name, a run folder or a stats.jsonl file."""
+    from evaluation.curves import plot_loss_curves
+    from utils.errors import ToonFaceError
+
+    if out and len(runs) > 1:
+        raise click.UsageError("--out takes one RUN")
+    try:
+        for run in runs:
+            p = Path(run)
+            candidates = [p] if p.suffix == ".jsonl" else [p / "stats.jsonl",
+                                                           Path(checkpoints_dir) / run / "stats.jsonl"]
+            stats = next((c for c in candidates if c.is_file()), None)
+            if stats is None:
+                raise ToonFaceError(f"no stats.jsonl for '{run}': looked for "
+                                    + ", ".join(str(c) for c in candidates))
+            title = stats.parent.name if p.suffix != ".jsonl" else None
+            click.echo(plot_loss_curves(stats, out or stats.parent / "loss_curves.png", title=title))
+    except ToonFaceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
