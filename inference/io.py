@@ -141,12 +141,8 @@ def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, gray: bool = Fa
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None,
                 gray: bool = False) -> None:
-    """Write a PNG atomically (see :func:`encode_png`), with the usual umask permissions."""
+    """Write a PNG atomically (see :func:`encode_png`)."""
     atomic_write_bytes(path, encode_png(rgb, alpha, gray))
-    # utils.io writes through mkstemp, whose files are 0600; a user's picture should not be.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 # ----------------------------------------------------------------------------------- video

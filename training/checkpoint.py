@@ -3,13 +3,14 @@
 Every write is atomic (temporary file + rename), and every read uses
 ``torch.load(weights_only=True)``, so files hold only tensors and plain Python values.
 
-Generator file (``G_step_XXXXXX.pt``, ``G_latest.pt``, ``pretrain/G_final.pt``)::
+Generator file (``<run>/generator/step_XXXXXX.pt`` and ``<run>/generator/latest.pt``)::
 
     {"format": "toonface-generator", "version": 1,
      "generator": state_dict, "generator_config": {channels, num_blocks, output_act, upsample},
      "image_size": int,           # training crop size
      "face_size": float | None,   # median inter-ocular distance (px) of training faces
-     "step": int, "run": str, "kind": "pretrain" | "train"}
+     "step": int, "run": str, "kind": "pretrain" | "train",
+     "gf_eps": float}             # guided-filter eps used in training
 """
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
         cfg = obj["config"]
         meta = {"generator_config": gcfg, "image_size": cfg.get("image_size"),
                 "face_size": obj.get("face_size"), "step": obj.get("step"),
-                "run": cfg.get("name"), "kind": obj.get("kind", "train")}
+                "run": cfg.get("name"), "kind": obj.get("kind", "train"),
+                "gf_eps": cfg.get("gf_eps")}
     else:
         raise ToonFaceError(f"{path}: not a ToonFace generator or training checkpoint")
     G = Generator(**gcfg)

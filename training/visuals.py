@@ -71,7 +71,11 @@ def make_grid(columns: dict[str, torch.Tensor], row_labels: list[str] | None = N
                    255, np.uint8)
     for j, name in enumerate(names):
         x0 = label_w + pad + j * (w + pad)
-        cv2.putText(grid, name, (x0 + 2, label_h - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
+        # Shrink a label until it fits its column (narrow 64 px grids included).
+        s = scale
+        while s > 0.2 and cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, s, 1)[0][0] > w - 2:
+            s *= 0.9
+        cv2.putText(grid, name, (x0 + 1, label_h - 4), cv2.FONT_HERSHEY_SIMPLEX, s,
                     (0, 0, 0), 1, cv2.LINE_AA)
         for i in range(b):
             y0 = label_h + pad + i * (h + pad)
