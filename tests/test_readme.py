@@ -1,0 +1,21 @@
+"""The README's promises: the help blocks equal the real --help output, and .ci/run runs the
+README's test command."""
+from pathlib import Path
+
+from tests.conftest import ROOT
+from utils.readme_help import SCRIPTS, help_text, render
+
+
+def test_help_blocks_are_current():
+    readme = (ROOT / "README.md").read_text()
+    for script in SCRIPTS:
+        assert f"<!-- help:{script} -->" in readme
+        assert help_text(script) in readme, f"{script} --help drifted: run python -m utils.readme_help"
+    assert render(readme) == readme
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make demo" in readme
+    ci = Path(ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == "make test"
