@@ -1,0 +1,85 @@
+"""Folder datasets: AnimeGAN layout, resize/crop/flip with landmarks, hold-out split, scenery
+schedule, and loader workers that survive a mediapipe graph in the parent (the fork rule)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from datasets.folders import (ImageFolderDataset, collect_images, resize_crop_flip,
+                              resolve_cartoon_dir, split_holdout)
+from training.distributed import DistInfo
+from training.loop import make_loader
+
+
+def test_animegan_layout_takes_style_folder(tmp_path):
+    style = tmp_path / "Hayao" / "style"
+    style.mkdir(parents=True)
+    (tmp_path / "Hayao" / "smooth").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(style / "a.jpg")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "Hayao" / "smooth" / "b.jpg")
+    assert resolve_cartoon_dir(tmp_path / "Hayao") == style
+    assert [p.name for p in collect_images(resolve_cartoon_dir(tmp_path / "Hayao"), "cartoon")] == ["a.jpg"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert resolve_cartoon_dir(plain) == plain
+
+
+def test_resize_crop_flip_moves_landmarks_with_pixels():
+    from datasets.landmarks import transform_landmarks
+
+    img = np.zeros((60, 80, 3), np.uint8)
+    img[28:32, 36:40] = 255  # a marked 4x4 block, centre (38, 30) in continuous coordinates
+    checked = 0
+    for seed in range(12):
+        out, scale, crop, flip = resize_crop_flip(img, 24, 30, np.random.default_rng(seed))
+        assert out.shape == (24, 24, 3) and scale == (40 / 80, 30 / 60)
+        pts = transform_landmarks(np.array([[38.0, 30.0]], np.float32), scale, crop, flip, 24)
+        ys, xs = np.nonzero(out[..., 0] > 60)
+        if not (2 < pts[0, 0] < 22 and 2 < pts[0, 1] < 22):
+            continue
+        checked += 1
+        # The block's centroid (pixel centres at i + 0.5) is where the point went.
+        assert abs(pts[0, 0] - (xs.mean() + 0.5)) < 0.5 and abs(pts[0, 1] - (ys.mean() + 0.5)) < 0.5
+    assert checked >= 6
+
+
+def test_holdout_is_seeded_and_bounded(tmp_path):
+    paths = [tmp_path / f"{i}.png" for i in range(50)]
+    train, held = split_holdout(paths, 32, seed=1)
+    assert len(held) == 5 and set(train).isdisjoint(held) and len(train) == 45  # at most 10%
+    assert split_holdout(paths, 32, seed=1)[1] == held
+    assert split_holdout(paths, 32, seed=2)[1] != held
+    assert split_holdout(paths[:5], 32, seed=1) == (paths[:5], [])
+
+
+def test_scenery_schedule_matches_face_ratio():
+    from training.loop import TrainLoop
+
+    loop = TrainLoop.__new__(TrainLoop)
+    loop.scenery, loop.cfg = True, {"face_ratio": 0.2, "scenery_photo_dir": "x"}
+    faces = [s for s in range(100) if loop.is_face_step(s)]
+    assert len(faces) == 20 and faces[:3] == [4, 9, 14]            # one face batch in five
+    assert loop.face_batches_before(10) == 2 == sum(loop.is_face_step(s) for s in range(10))
+
+
+def test_loader_workers_survive_mediapipe_in_parent(demo_data):
+    from datasets.landmarks import FaceMeshDetector
+    from skimage import data
+
+    photos, _ = demo_data
+    with FaceMeshDetector() as det:  # a graph built in this process before the workers start
+        assert det.detect(data.astronaut()) is not None
+        ds = ImageFolderDataset(collect_images(photos, "photo"), 32)
+        it = make_loader(ds, 2, 0, DistInfo(), 0, 1, torch.device("cpu"))
+        a, b = next(it)["image"], next(it)["image"]
+    assert a.shape == b.shape == (2, 3, 32, 32)
+    assert a.min() >= -1 and a.max() <= 1 and not torch.equal(a, b)
+
+
+def test_items_are_reproducible_from_their_seed(demo_data):
+    photos, _ = demo_data
+    ds = ImageFolderDataset(collect_images(photos, "photo"), 32, 40)
+    assert torch.equal(ds[(3, 77)]["image"], ds[(3, 77)]["image"])
+    assert not all(torch.equal(ds[(3, 77)]["image"], ds[(3, s)]["image"]) for s in range(78, 84))
