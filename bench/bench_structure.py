@@ -4,11 +4,14 @@
     .venv/bin/python bench/bench_structure.py --device cuda --repeats 20 --json out.json
 
 Contenders, all on the same batch:
-  seed     the seed trainer: a process pool with one task per image, each
-           skimage.segmentation.slic + skimage.color.label2rgb(kind='avg'). The seed used
-           joblib (loky); joblib is not installed in this venv, so a persistent
-           concurrent.futures.ProcessPoolExecutor (spawn, os.cpu_count() workers) stands in
-           for loky's reused worker pool. Its numpy->process->numpy round trip is included.
+  seed     the seed trainer's way, per step: the (B, 3, H, W) tensor in [-1, 1] to HWC numpy
+           on the host, joblib.Parallel(n_jobs=B)(delayed(f)(img) for img in batch), one
+           process per image, f = skimage.segmentation.slic(n_segments=200, compactness=10,
+           sigma=1, Lab) + skimage.color.label2rgb(kind='avg'), then back to a tensor. A new
+           Parallel every call, as the seed did; joblib's loky backend keeps its worker pool
+           between calls (the warm-up call starts it, so start-up is not timed). Without
+           joblib a persistent concurrent.futures.ProcessPoolExecutor (spawn, B workers)
+           stands in; the output says which one ran.
   slic     losses.structure.structure(method="slic"): same SLIC, in-process, vectorised fill.
   sscolor  method="sscolor": felzenszwalb + selective-search merging + adaptive colouring.
   fast     method="fast": batched torch SLIC on --device.
@@ -19,12 +22,17 @@ intra-op threads spin at every op barrier against the other load and a ~40 ms fa
 took 3 s (measured here at load average 3.5). A trainer on a busy CPU wants the same
 setting (or --threads 1); on an idle machine it changes little.
 
+Timing: one warm-up call each, then --repeats rounds, each timing every contender once in
+turn (interleaved, so that load from other jobs hits them alike); medians are reported.
+
 Images: the FFHQ fixture photos (<repo>/../shared/fixtures/ffhq-mini/photos) resized with
 cv2.INTER_AREA when present, else crops of skimage.data.astronaut. Prints the median ms per
-batch over --repeats and each contender's speed ratio vs seed. Not a test: numbers only.
+batch and each contender's speed ratio vs seed. Not a test: numbers only.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -55,6 +63,33 @@ def seed_one(image01: np.ndarray) -> np.ndarray:
     return label2rgb(labels, image01, kind="avg", bg_label=-1)
 
 
+def seed_structure(x, run_seed):
+    """The seed trainer's structure step on a (B, 3, H, W) tensor in [-1, 1]: host numpy,
+    one job per image, and back to a tensor."""
+    import torch
+
+    images = ((x.detach().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+    filled = run_seed(list(images))
+    return torch.from_numpy(np.stack(filled)).permute(0, 3, 1, 2).float() * 2 - 1
+
+
+@contextlib.contextmanager
+def seed_runner(n_jobs: int):
+    """(map over images, description): joblib like the seed, else a process pool."""
+    try:
+        from joblib import Parallel, delayed
+    except ImportError:
+        ctx = multiprocessing.get_context("spawn")  # loky spawns too; forking torch is unsafe
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
+            yield (lambda imgs: list(pool.map(seed_one, imgs))), (
+                f"concurrent.futures.ProcessPoolExecutor({n_jobs} workers, spawn): joblib is not installed")
+        return
+    import joblib
+
+    yield (lambda imgs: Parallel(n_jobs=n_jobs)(delayed(seed_one)(im) for im in imgs)), (
+        f"joblib {joblib.__version__} Parallel(n_jobs={n_jobs}), loky backend")
+
+
 def load_batch(batch: int, size: int) -> tuple[np.ndarray, str]:
     """(batch, size, size, 3) float32 RGB in [0, 1] and a word on where it came from."""
     import cv2
@@ -80,16 +115,20 @@ def load_batch(batch: int, size: int) -> tuple[np.ndarray, str]:
     return np.stack(imgs).astype(np.float32) / 255.0, source
 
 
-def median_ms(fn, repeats: int, sync=lambda: None) -> float:
-    fn()  # warm-up: caches, lazy imports, worker start-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
+def interleaved_median_ms(contenders: dict, repeats: int, sync=lambda: None) -> dict[str, float]:
+    """Median ms per call of every contender, timed round-robin: repeat r runs all of them
+    once, in turn, so that load from other jobs on a shared machine hits them alike."""
+    for fn in contenders.values():
+        fn()  # warm-up: caches, lazy imports, worker start-up
         sync()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 @click.command(context_settings={"show_default": True})
@@ -120,16 +159,19 @@ def main(batch: int, size: int, repeats: int, device: str, threads: int, methods
     print(f"batch {batch} x {size}x{size}, {source}; torch threads {torch.get_num_threads()}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, {os.cpu_count()} cpus, "
           f"load average {os.getloadavg()[0]:.1f}; median of {repeats}")
-    if "seed" in wanted:
-        ctx = multiprocessing.get_context("spawn")  # loky spawns too; forking torch is unsafe
-        with ProcessPoolExecutor(max_workers=min(batch, os.cpu_count() or 1), mp_context=ctx) as pool:
-            results["seed"] = median_ms(lambda: np.stack(list(pool.map(seed_one, images01))), repeats)
-    for method in ("slic", "sscolor"):
-        if method in wanted:
-            results[method] = median_ms(lambda: structure(x, method=method), repeats)
-    if "fast" in wanted:
-        xd = x.to(device)
-        results["fast"] = median_ms(lambda: structure(xd, method="fast"), repeats, sync)
+    contenders = {}
+    runner = None
+    with contextlib.ExitStack() as stack:
+        if "seed" in wanted:
+            run_seed, runner = stack.enter_context(seed_runner(batch))
+            print(f"seed runs {runner}")
+            contenders["seed"] = lambda: seed_structure(x, run_seed)
+        for method in ("slic", "sscolor"):
+            if method in wanted:
+                contenders[method] = functools.partial(structure, x, method=method)
+        if "fast" in wanted:
+            contenders["fast"] = functools.partial(structure, x.to(device), method="fast")
+        results = interleaved_median_ms(contenders, repeats, sync)
     for name, ms in results.items():
         ratio = f"  {results['seed'] / ms:6.1f}x vs seed" if "seed" in results else ""
         print(f"{name:8s} {ms:9.1f} ms/batch{ratio}")
@@ -138,7 +180,7 @@ def main(batch: int, size: int, repeats: int, device: str, threads: int, methods
             {"batch": batch, "size": size, "repeats": repeats, "device": device, "source": source,
              "torch_threads": torch.get_num_threads(),
              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average": os.getloadavg()[0],
-             "median_ms": results,
+             "seed_runner": runner, "median_ms": results,
              "speedup_vs_seed": {k: results["seed"] / v for k, v in results.items()} if "seed" in results else {}},
             indent=2))
 

@@ -14,6 +14,7 @@ import torch
 
 from losses import structure as structure_mod
 from losses.structure import STRUCTURE_METHODS, Structure, structure, superpixel_labels
+from losses import superpixel_fast
 from losses.superpixel_fast import absorb_fragments, gaussian_blur, rgb_to_lab, slic_fill
 from losses.superpixel_sscolor import adaptive_colour
 
@@ -227,10 +228,50 @@ def test_fast_quality_on_face_fixtures(faces):
 def test_fast_variants_keep_mean_fill(astronaut):
     """Full-resolution clustering / refinement / no clean-up: still a per-label mean fill."""
     x01 = torch.from_numpy(astronaut).permute(0, 3, 1, 2)
-    for kwargs in ({"coarse": 1}, {"refine": True}, {"connectivity": False}, {"n_iter": 0}):
+    for kwargs in ({"coarse": 1}, {"refine": True}, {"connectivity": False}, {"n_iter": 0}, {"window": 3},
+                   {"window": 3, "coarse": 1}):
         filled, labels = slic_fill(x01, SEG_NUM, **kwargs)
         assert labels.shape == (1, SIZE, SIZE)
         _assert_mean_filled(filled[0].permute(1, 2, 0).double().numpy(), astronaut[0], labels[0].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("window", [2, 3])
+@pytest.mark.parametrize("coarse", [1, 2])
+def test_layout_covers_every_pixel_once_with_its_nearby_seeds(window, coarse):
+    h = w = SIZE // coarse
+    rows, cols, step, start = superpixel_fast.grid_shape(SIZE, SIZE, SEG_NUM)
+    perm, cand, penalty, m = superpixel_fast._layout(h, w, rows, cols, coarse, torch.device("cpu"), step, start, window)
+    slots = perm.view(-1, m)
+    assert sorted(perm[perm < h * w].tolist()) == list(range(h * w))
+    assert cand.shape[1] == window * window
+    # every pixel can reach the seed nearest to it (in grid steps) and seeds within 1 step
+    seed_y = (start + step * torch.arange(rows)).float()
+    seed_x = (start + step * torch.arange(cols)).float()
+    for cell in range(slots.shape[0]):
+        live = cand[cell][penalty[cell] == 0]
+        for pix in slots[cell][slots[cell] < h * w].tolist():
+            y = (pix // w) * coarse + (coarse - 1) / 2
+            x = (pix % w) * coarse + (coarse - 1) / 2
+            near = ((seed_y - y).abs() < step)[:, None] & ((seed_x - x).abs() < step)[None, :]
+            assert set(near.reshape(-1).nonzero().view(-1).tolist()) <= set(live.tolist())
+
+
+def test_fast_quality_on_face_fixtures_window3(faces, monkeypatch):
+    monkeypatch.setattr(superpixel_fast, "WINDOW", 3)
+    _assert_fast_quality(_quality(faces))
+
+
+def test_absorb_fragments_keeps_images_and_rows_apart():
+    """The clean-up runs on the flat pixel sequence: a row end is no neighbour of the next
+    row's start, an image's last row none of the next image's first row."""
+    labels = torch.zeros(2, 6, 6, dtype=torch.long)
+    labels[0, :, 5] = 1  # a big label-1 column at the right edge of image 0
+    labels[1, 0, 0] = 1  # a 1-pixel label-1 island in image 1 (first pixel, after image 0's last)
+    labels[0, 3, 0] = 1  # ... and one at the left edge of image 0, after the column's row end
+    out = absorb_fragments(labels, min_size=3)
+    expected = torch.zeros_like(labels)
+    expected[0, :, 5] = 1
+    assert torch.equal(out, expected)
 
 
 def test_absorb_fragments_joins_islands_to_closest_colour():
