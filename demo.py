@@ -32,7 +32,7 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
     """Run the demo: pretrain, train, and print where the results are."""
     from training.config import resolve
     from training.loop import pretrain, train
-    from utils.errors import ToonFaceError
+    from utils.errors import call_or_exit
 
     if data == "fixtures":
         if not FIXTURES.is_dir():
@@ -49,18 +49,17 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
               "log_every": 10, "holdout": 4}
     for name in ("demo-pretrain", "demo"):  # the demo starts fresh every time
         shutil.rmtree(Path(checkpoints_dir) / name, ignore_errors=True)
-    try:
-        click.echo(f"== pretraining {pretrain_iter} steps on {photos}")
-        p = pretrain(resolve("pretrain", {**common, "name": "demo-pretrain", "total_iter": pretrain_iter,
-                                          "sample_every": pretrain_iter, "save_every": pretrain_iter}))
-        click.echo(f"== training {train_iter} steps against {cartoons} (random VGG features)")
-        t = train(resolve("train", {**common, "name": "demo", "cartoon_dir": str(cartoons),
-                                    "total_iter": train_iter, "init": p["generator"],
-                                    "vgg_weights": "random", "sample_every": max(1, train_iter // 3),
-                                    "save_every": train_iter}))
-    except ToonFaceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    click.echo(f"== pretraining {pretrain_iter} steps on {photos}")
+    p = call_or_exit(pretrain, resolve("pretrain", {**common, "name": "demo-pretrain",
+                                                    "total_iter": pretrain_iter,
+                                                    "sample_every": pretrain_iter,
+                                                    "save_every": pretrain_iter}))
+    click.echo(f"== training {train_iter} steps against {cartoons} (random VGG features)")
+    t = call_or_exit(train, resolve("train", {**common, "name": "demo", "cartoon_dir": str(cartoons),
+                                              "total_iter": train_iter, "init": p["generator"],
+                                              "vgg_weights": "random",
+                                              "sample_every": max(1, train_iter // 3),
+                                              "save_every": train_iter}))
     click.echo("\nDemo finished.")
     click.echo(f"comparison grid (photo | raw G | output | surface | texture | structure | landmark map): {t['grid']}")
     click.echo(f"loss curves: {t['loss_curves']}")

@@ -7,12 +7,11 @@ Both files take a photo (N, 3, H, W) in [-1, 1] (x / 127.5 - 1) with H and W mul
 """
 from __future__ import annotations
 
-import sys
 
 import click
 
 from inference.cartoonizer import INFERENCE_EPS, pick_device, resolve_checkpoint
-from utils.errors import ToonFaceError
+from utils.errors import ToonFaceError, call_or_exit
 
 
 def run_export(checkpoint: str, onnx_path: str | None, torchscript_path: str | None,
@@ -49,12 +48,8 @@ def run_export(checkpoint: str, onnx_path: str | None, torchscript_path: str | N
               help="Width of the example input used for tracing (multiple of 4).")
 def main(checkpoint, onnx_path, torchscript_path, eps, height, width):
     """Export generator + guided filter: input/output (N, 3, H, W) in [-1, 1], H and W multiples of 4."""
-    try:
-        for path in run_export(checkpoint, onnx_path, torchscript_path, eps, (height, width)):
-            click.echo(f"wrote {path}")
-    except ToonFaceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    for path in call_or_exit(run_export, checkpoint, onnx_path, torchscript_path, eps, (height, width)):
+        click.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ cheap: only new or changed files are detected again. See datasets/landmarks.py f
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from datasets.landmarks import IMAGE_EXTENSIONS, LandmarkCache, list_images
-from utils.errors import ToonFaceError
+from datasets.images import IMAGE_EXTENSIONS, list_images
+from datasets.landmarks import LandmarkCache
+from utils.errors import ToonFaceError, call_or_exit
 
 MAX_LISTED_UNREADABLE = 50   # longer lists are cut, with the count of the rest
 
@@ -59,11 +59,8 @@ def format_summary(summary: dict, cache: LandmarkCache) -> list[str]:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(photo_dir: Path, cache_file: Path | None, recursive: bool, quiet: bool) -> None:
     """Detect and cache the facial landmarks of every image in PHOTO_DIR."""
-    try:
-        summary, cache = prepare(photo_dir, cache_file, recursive=recursive, progress=not quiet)
-    except ToonFaceError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(e.exit_code)
+    summary, cache = call_or_exit(prepare, photo_dir, cache_file, recursive=recursive,
+                                  progress=not quiet)
     if cache.load_error:
         click.echo(f"note: the old cache file was unreadable ({cache.load_error}); rebuilt", err=True)
     for line in format_summary(summary, cache):

@@ -34,16 +34,10 @@ import click
 def main(**opts):
     """Run an ablation sweep of train.py configurations."""
     from evaluation.sweep import sweep
-    from utils.errors import ToonFaceError
+    from utils.errors import call_or_exit
 
-    try:
-        res = sweep(**opts, echo=lambda m: click.echo(m, err=True))
-    except ToonFaceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted: rerun the same command to resume the sweep", err=True)
-        sys.exit(130)
+    res = call_or_exit(sweep, **opts, echo=lambda m: click.echo(m, err=True),
+                       interrupted="interrupted: rerun the same command to resume the sweep")
     if res.get("dry_run"):
         return
     for key in ("summary", "comparison", "metrics", "index"):

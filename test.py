@@ -4,7 +4,6 @@ metrics.json (landmark NME, face-found rate, FID/KID, style statistics) and inde
     python test.py --model_version 49 --batch 500        # run v49, generator of step 500
     python test.py --checkpoint checkpoints/v49/generator/latest.pt --photo_dir my_faces --num 64
 """
-import sys
 
 import click
 
@@ -50,13 +49,9 @@ from training.config import SUPERPIXEL_METHODS
 def main(**opts):
     """Run a generator on held-out photos and measure it."""
     from evaluation.evaluate import evaluate
-    from utils.errors import ToonFaceError
+    from utils.errors import call_or_exit
 
-    try:
-        res = evaluate(**opts, echo=lambda m: click.echo(m, err=True))
-    except ToonFaceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    res = call_or_exit(evaluate, **opts, echo=lambda m: click.echo(m, err=True))
     s = res["metrics"].get("summary", {})
     if s:
         click.echo("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()))

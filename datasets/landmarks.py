@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from datasets.images import IMAGE_EXTENSIONS, list_images, read_image_rgb, to_uint8_rgb  # noqa: F401
+from datasets.images import list_images, read_image_rgb, to_uint8_rgb  # noqa: F401 (re-exported)
 from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes
 

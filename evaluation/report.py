@@ -104,7 +104,7 @@ def write_sweep_index(sweep_dir: Path, name: str, header: list[str], rows: list[
                       figures: dict[str, Path], runs: list[dict], notes: Sequence[str] = ()) -> Path:
     """``sweep_dir/index.html``: summary table, figures, links to each run's pages."""
     sweep_dir = Path(sweep_dir)
-    parts = [f'<p><a href="summary.csv">summary.csv</a></p>']
+    parts = ['<p><a href="summary.csv">summary.csv</a></p>']
     parts.extend(f'<p class="note">{html.escape(n)}</p>' for n in notes)
     parts.append(table(header, rows, left=2))
     for title, path in figures.items():

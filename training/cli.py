@@ -2,13 +2,12 @@
 turn user errors into one line and an exit code."""
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable
 
 import click
 
 from training.config import describe, resolve
-from utils.errors import ToonFaceError
+from utils.errors import call_or_exit
 
 
 def explicit_params(ctx: click.Context) -> set[str]:
@@ -27,14 +26,7 @@ def run_command(kind: str, ctx: click.Context, params: dict[str, Any],
     if dry_run:
         click.echo(describe(cfg))
         return
-    try:
-        result = fn(cfg)
-    except ToonFaceError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted: continue with --resume (from the last checkpoint)", err=True)
-        sys.exit(130)
+    result = call_or_exit(fn, cfg, interrupted="interrupted: continue with --resume (from the last checkpoint)")
     for key in ("run_dir", "generator", "grid", "loss_curves"):
         if key in result:
             click.echo(f"{key}: {result[key]}")

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import random
 import time
 from contextlib import nullcontext
 from pathlib import Path

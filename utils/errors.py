@@ -10,3 +10,22 @@ class ToonFaceError(Exception):
     """A problem with the user's input, reported as one line; CLIs exit with code 2."""
 
     exit_code = 2
+
+
+def call_or_exit(fn, *args, interrupted: str = "interrupted", **kwargs):
+    """Run ``fn(*args, **kwargs)`` for a CLI and return its result.
+
+    A ``ToonFaceError`` prints ``error: <message>`` on stderr and exits with its code (2 unless
+    the error says otherwise); Ctrl-C prints ``interrupted`` and exits with 130. Everything
+    else propagates: it is a bug and deserves its traceback.
+    """
+    import sys
+
+    try:
+        return fn(*args, **kwargs)
+    except ToonFaceError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr, flush=True)
+        sys.exit(130)
