@@ -1,0 +1,124 @@
+"""The training step, phase by phase: ToonFace's TrainLoop vs the seed's design, one process.
+
+Builds generated face data (or ../shared/fixtures/ffhq-mini with ``--data fixtures``), one
+real :class:`training.loop.TrainLoop` per precision (every loss term on, random VGG, random
+G), and :class:`bench.common.ReferenceStep` (the seed's per-step design on copies of the same
+models and the same datasets). Each repeat runs the reference step, then ours in each
+precision, interleaved, so machine noise hits all of them alike; medians are printed.
+
+    .venv/bin/python bench/bench_step.py                      # batch 16, 128x128, 3 repeats
+    .venv/bin/python bench/bench_step.py --repeats 5 --json bench/results/step.json
+    .venv/bin/python bench/bench_step.py --skip-reference --precision bf16 --device cuda
+
+The default run takes about 5-6 minutes on 2 cores (the reference step alone takes 10-30 s
+there, and its first call starts joblib's worker pool).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (PHASES, ReferenceStep, machine, make_loop, median, prepare_data,  # noqa: E402
+                          set_threads, table, temp_root, time_loop_step, write_json)
+
+TARGETS = {"fp32": 2.5, "bf16": 6.0}   # minimum speed-up over the reference step
+STRUCTURE_TARGET = 10.0
+DATA_SHARE_MAX = 0.05
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3, help="timed steps per design (median)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps per design first")
+    p.add_argument("--precision", default="fp32,bf16", help="comma list of fp32, bf16")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data", choices=("demo", "fixtures"), default="demo")
+    p.add_argument("--images", type=int, default=48, help="generated photos/cartoons (demo)")
+    p.add_argument("--workers", type=int, default=2, help="loader workers (ours and reference)")
+    p.add_argument("--superpixel", default="fast", help="our structure backend")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--skip-reference", action="store_true")
+    p.add_argument("--json", help="write every timing and the medians here")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    threads = set_threads(args.threads)
+    precisions = [s.strip() for s in args.precision.split(",") if s.strip()]
+    tmp = temp_root("bench_step_")
+    root = Path(tmp.name)
+    photos, cartoons = prepare_data(args.data, root, args.images, args.size)
+    loops = {p: make_loop(photos, cartoons, root / "runs", f"ours_{p}", batch=args.batch,
+                          size=args.size, precision=p, device=args.device, workers=args.workers,
+                          channels_last=not args.no_channels_last, superpixel=args.superpixel)
+             for p in precisions}
+    designs = {}
+    if not args.skip_reference:
+        ref = ReferenceStep(next(iter(loops.values())), workers=args.workers)
+        designs["reference"] = ref.step
+    for p, loop in loops.items():
+        designs[f"ours_{p}"] = (lambda lp=loop: time_loop_step(lp))
+
+    print(f"batch {args.batch}, {args.size}x{args.size}, {args.device}, {threads} threads, "
+          f"data {args.data}; warm-up {args.warmup}, repeats {args.repeats} (interleaved)",
+          flush=True)
+    for name, fn in designs.items():
+        for _ in range(args.warmup):
+            fn()
+    runs: dict[str, list[dict]] = {name: [] for name in designs}
+    for r in range(args.repeats):
+        for name, fn in designs.items():
+            total, phases, _ = fn()
+            runs[name].append({"step": total, **phases})
+            print(f"  repeat {r + 1}: {name:<10} {total:7.2f} s", flush=True)
+
+    med = {name: {k: median([x.get(k, 0.0) for x in xs]) for k in ("step", *PHASES)}
+           for name, xs in runs.items()}
+    names = list(designs)
+    rows = [[ph, *[med[n][ph] for n in names]] for ph in PHASES]
+    rows.append(["step (wall)", *[med[n]["step"] for n in names]])
+    print()
+    print(table(rows, ["median seconds", *names]))
+
+    summary: dict[str, float] = {}
+    checks = []
+    for p in precisions:
+        ours = f"ours_{p}"
+        share = med[ours]["data"] / med[ours]["step"]
+        summary[f"{p}_data_share"] = share
+        checks.append((f"{p}: data wait share of the step", f"{100 * share:.2f}%",
+                       f"< {100 * DATA_SHARE_MAX:.0f}%", share < DATA_SHARE_MAX))
+        if "reference" in med:
+            # ratio of medians, and the median of per-repeat ratios (same repeat = same noise)
+            ratio = med["reference"]["step"] / med[ours]["step"]
+            paired = median([a["step"] / b["step"] for a, b in zip(runs["reference"], runs[ours])])
+            summary[f"{p}_speedup"], summary[f"{p}_speedup_paired"] = ratio, paired
+            checks.append((f"{p}: step speed-up over the reference", f"{ratio:.2f}x "
+                           f"(paired {paired:.2f}x)", f">= {TARGETS.get(p, 0)}x",
+                           ratio >= TARGETS.get(p, 0)))
+            s_ratio = med["reference"]["structure"] / max(med[ours]["structure"], 1e-9)
+            summary[f"{p}_structure_speedup"] = s_ratio
+            checks.append((f"{p}: structure phase speed-up", f"{s_ratio:.1f}x",
+                           f">= {STRUCTURE_TARGET:.0f}x", s_ratio >= STRUCTURE_TARGET))
+    print()
+    print(table([[a, b, c, "met" if ok else "MISSED"] for a, b, c, ok in checks],
+                ["check", "measured", "target", ""]))
+    payload = {"args": vars(args), "machine": machine(), "runs": runs, "medians": med,
+               "summary": summary, "command": " ".join([sys.executable, *sys.argv]),
+               "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_json(args.json, payload)
+    tmp.cleanup()
+    return payload
+
+
+if __name__ == "__main__":
+    main()
