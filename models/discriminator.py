@@ -39,5 +39,5 @@ class Discriminator(nn.Module):
                 f"Discriminator expects (B, {self.in_channels}, H, W), got shape {tuple(x.shape)}"
             )
         for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+            x = F.leaky_relu(conv(x), LRELU_SLOPE, inplace=True)  # fresh conv output
         return self.head(x)

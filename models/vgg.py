@@ -96,7 +96,7 @@ class VGG19Features(nn.Module):
                 continue
             x = self.convs[layer[0]](x)
             if layer[0] != "conv4_4":
-                x = F.relu(x)
+                x = F.relu(x, inplace=True)  # fresh conv output; backward needs only the result
         return x
 
     @classmethod

@@ -480,6 +480,10 @@ class TrainLoop(Loop):
         if self.vgg_path is not None:
             self.vgg = build_vgg(self.vgg_path, cfg["checkpoints_dir"], seed=cfg["seed"]).to(
                 dev, memory_format=mf)
+            if cfg["precision"] == "bf16":
+                # Frozen weights: cast once here instead of by autocast at every forward (the
+                # preprocessing constants stay float32).
+                self.vgg.convs.to(torch.bfloat16)
         if self.w["landmark"] > 0:
             from losses.landmark import landmark_loss
             self.landmark_loss = landmark_loss
@@ -533,7 +537,9 @@ class TrainLoop(Loop):
         with timer("data"):
             pb, cb = self.next_batches(face)
             photo, cartoon = self.to_device(pb["image"]), self.to_device(cb["image"])
-        tex_w = texture_weights(self.texture_gen)  # one triple per step, fake and cartoon share it
+        # One triple per step, fake and cartoon share it; drawn on the CPU generator (seeded,
+        # resumable) and moved once, without a blocking copy on CUDA.
+        tex_w = texture_weights(self.texture_gen).to(self.device, non_blocking=True)
         values: dict[str, torch.Tensor] = {}
 
         # ---- G step (discriminators frozen: no parameter gradients are computed for them)
@@ -570,7 +576,7 @@ class TrainLoop(Loop):
                 terms["content"] = feature_l1(feats[-1], feat_out)
         if w["landmark"] > 0 and face:
             with timer("landmark"):
-                lmap, valid = self.to_device(pb["lmap"]), pb["valid"].to(self.device)
+                lmap, valid = self.to_device(pb["lmap"]), pb["valid"].to(self.device, non_blocking=True)
                 terms["landmark"] = self.landmark_loss(out, photo, lmap, valid)
                 values["landmark/found"] = valid.float().mean()
         g_total = sum(w[k] * v for k, v in terms.items())
@@ -599,7 +605,7 @@ class TrainLoop(Loop):
             with timer("discriminators"), self.precision:
                 b = photo.shape[0]
                 if w["surface"] > 0:
-                    logits = self.Ds(torch.cat([surface(cartoon.float()), surface(fake)]))
+                    logits = self.Ds(surface(torch.cat([cartoon.float(), fake])))
                     d_terms["surface"] = lsgan_d_loss(logits[:b], logits[b:])
                     values["D/surface_real"] = logits[:b].detach().float().mean()
                     values["D/surface_fake"] = logits[b:].detach().float().mean()
