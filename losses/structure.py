@@ -62,25 +62,31 @@ def _check(images: torch.Tensor, method: str, seg_num: int) -> None:
         raise ValueError(f"seg_num must be >= 1, got {seg_num}")
 
 
-def _to01(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> [0, 1], clamping out-of-range values with one warning per process.
+def _clamped(images: torch.Tensor) -> torch.Tensor:
+    """Detached images clamped to [-1, 1], with one warning per process if any value was out.
 
     The generator has no output activation (DESIGN.md: --output-act none), so its output can
     leave [-1, 1]; superpixels of it are still meaningful after clamping, but a caller that
-    feeds [0, 255] or [0, 1] data by mistake should hear about it once.
+    feeds [0, 255] or [0, 1] data by mistake should hear about it once. When the check ran
+    and found every value inside (every CPU call until a warning), the clamp is skipped: it
+    would copy the whole batch for nothing.
     """
     global _range_warning_issued, _range_calls
     x = images.detach()
     check = not _range_warning_issued and (x.device.type == "cpu" or _range_calls % RANGE_CHECK_EVERY == 0)
     _range_calls += 1
-    if check and bool(((x < -1) | (x > 1)).any()):
+    if not check:
+        return x.clamp(-1, 1)
+    lo, hi = torch.aminmax(x)  # one pass over the batch, one host sync
+    if bool((lo < -1) | (hi > 1)):
         _range_warning_issued = True
         warnings.warn(
             "structure: input outside [-1, 1] clamped to [-1, 1] (warned once per process)",
             RuntimeWarning,
             stacklevel=3,
         )
-    return (x.clamp(-1, 1) + 1) / 2
+        return x.clamp(-1, 1)
+    return x
 
 
 @torch.no_grad()
@@ -96,10 +102,10 @@ def superpixel_labels(images: torch.Tensor, method: str = DEFAULT_METHOD, seg_nu
         need not be consecutive (``fast`` may leave some seed ids unused).
     """
     _check(images, method, seg_num)
-    x01 = _to01(images)
     if method == "fast":
-        return superpixel_fast.slic_fill(x01, seg_num)[1]
-    arr = x01.float().permute(0, 2, 3, 1).cpu().numpy()
+        # the fast backend stretches every image to [0, 1] itself: [-1, 1] in is the same
+        return superpixel_fast.slic_fill(_clamped(images), seg_num)[1]
+    arr = ((_clamped(images).float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
     fn = superpixel_slic.slic_labels if method == "slic" else superpixel_sscolor.sscolor_labels
     labels = np.stack([fn(im, seg_num) for im in arr])
     return torch.from_numpy(labels).to(images.device)
@@ -124,16 +130,18 @@ def structure(
         (B, 3, H, W) in [-1, 1], same dtype and device as ``images``, no grad.
     """
     _check(images, method, seg_num)
-    x01 = _to01(images)
     if method == "fast":
-        out01 = superpixel_fast.slic_fill(x01, seg_num)[0]
+        # slic_fill is range-agnostic (it stretches every image to [0, 1] for the Lab
+        # conversion, and a mean fill commutes with the affine map), so it runs on the
+        # [-1, 1] batch as it is: no full-size rescaling on the way in or out
+        out = superpixel_fast.slic_fill(_clamped(images), seg_num)[0]
+        return out.to(images.dtype).contiguous()
+    arr = ((_clamped(images).float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+    if method == "slic":
+        filled = superpixel_slic.slic_fill(arr, seg_num)[0]
     else:
-        arr = x01.float().permute(0, 2, 3, 1).cpu().numpy()
-        if method == "slic":
-            filled = superpixel_slic.slic_fill(arr, seg_num)[0]
-        else:
-            filled = np.stack([superpixel_sscolor.sscolor_fill(im, seg_num, power)[0] for im in arr])
-        out01 = torch.from_numpy(filled).permute(0, 3, 1, 2)
+        filled = np.stack([superpixel_sscolor.sscolor_fill(im, seg_num, power)[0] for im in arr])
+    out01 = torch.from_numpy(filled).permute(0, 3, 1, 2)
     return (out01 * 2 - 1).to(device=images.device, dtype=images.dtype).contiguous()
 
 
