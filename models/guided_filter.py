@@ -71,12 +71,16 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float) ->
     dtype = src.dtype
     # Half precision loses the small differences var = E[x^2] - E[x]^2 relies on.
     work = torch.float64 if dtype == torch.float64 else torch.float32
-    x, y = guide.to(work), src.to(work)
+    x = guide.to(work)
     n = box_filter(torch.ones(1, 1, h, w, dtype=work, device=src.device), r)
     mean_x = box_filter(x, r) / n
-    mean_y = box_filter(y, r) / n
-    cov_xy = box_filter(x * y, r) / n - mean_x * mean_y
     var_x = box_filter(x * x, r) / n - mean_x * mean_x
+    if guide is src:  # the surface representation: an image filtered with itself
+        mean_y, cov_xy = mean_x, var_x
+    else:
+        y = src.to(work)
+        mean_y = box_filter(y, r) / n
+        cov_xy = box_filter(x * y, r) / n - mean_x * mean_y
     a = cov_xy / (var_x + eps)
     bias = mean_y - a * mean_x
     mean_a = box_filter(a, r) / n
