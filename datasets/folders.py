@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from datasets.images import UnreadableImage, list_images, read_image_rgb, scan_images
+from datasets.images import UnreadableImage, list_images, read_image_rgb, scan_images, to_tensor
 from utils.errors import ToonFaceError
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,6 @@ def split_holdout(paths: list[Path], holdout: int, seed: int) -> tuple[list[Path
     held = sorted(paths[i] for i in order[:k])
     held_set = set(held)
     return [p for p in paths if p not in held_set], held
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) RGB -> float32 (3, H, W) in [-1, 1]."""
-    return torch.from_numpy(image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
 def resize_crop_flip(image: np.ndarray, image_size: int, load_size: int,

@@ -167,12 +167,13 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     """
     import torch
 
-    from datasets.folders import collect_images, to_tensor
+    from datasets.folders import collect_images
+    from datasets.images import to_tensor, to_uint8
     from datasets.landmarks import render_landmark_map
     from evaluation.report import write_test_index
     from inference.cartoonizer import pick_device
     from training.checkpoint import load_generator
-    from training.visuals import COLUMNS, make_grid, representations, save_png, to_uint8
+    from training.visuals import COLUMNS, make_grid, representations, save_png
     from utils.io import atomic_write_bytes
 
     gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)

@@ -30,13 +30,12 @@ from datasets.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, FaceMeshDetector
 def _as_uint8_list(images) -> list[np.ndarray]:
     """A list of arrays (anything to_uint8_rgb accepts) or a (B, 3, H, W) tensor in [-1, 1]."""
     if hasattr(images, "detach") and getattr(images, "ndim", 0) == 4:   # torch tensor batch
-        import torch
+        from datasets.images import to_uint8
 
         if images.shape[1] != 3:
             raise ValueError(f"expected (B, 3, H, W), got {tuple(images.shape)}")
-        x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
-        x = x.to(dtype=torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-        return [x[i] for i in range(x.shape[0])]
+        x = to_uint8(images.float())
+        return [np.ascontiguousarray(x[i]) for i in range(x.shape[0])]
     return [to_uint8_rgb(im) for im in images]
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from datasets.images import to_tensor, to_uint8
 from models.guided_filter import guided_filter
 from training.checkpoint import load_generator
 from utils.errors import ToonFaceError
@@ -234,16 +235,6 @@ def check_rgb(rgb: np.ndarray) -> np.ndarray:
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ToonFaceError(f"zero-size image {rgb.shape[1]}x{rgb.shape[0]}")
     return rgb
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1] (x / 127.5 - 1)."""
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float() / 127.5 - 1.0
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
-    return ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import torch
 
+from datasets.images import to_uint8
 from losses.surface import surface
 from losses.texture import TEXTURE_WEIGHT_RANGES, texture
 from models.guided_filter import guided_filter
@@ -52,11 +53,6 @@ def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tenso
             overlay = landmark_map_to_rgb(lmaps.float().cpu()).to(out.device)
             cols["landmark map"] = torch.maximum(overlay, photos.float() * 0.5 - 0.5)
     return {k: cols[k].clamp(-1, 1).cpu() for k in columns}
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> uint8 (H, W, 3)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
 def make_grid(columns: dict[str, torch.Tensor], row_labels: list[str] | None = None,

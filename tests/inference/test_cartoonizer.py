@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference.cartoonizer import (Cartoonizer, feather_1d, resolve_checkpoint, tile_starts,
-                                   to_tensor)
+from datasets.images import to_tensor
+from inference.cartoonizer import Cartoonizer, feather_1d, resolve_checkpoint, tile_starts
 from models import guided_filter
 from tests.inference import make_checkpoint, make_generator, make_picture
 from utils.errors import ToonFaceError
