@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -129,14 +133,14 @@ def scan_images(paths: list[Path], workers: int = 4) -> tuple[list[Path], list[t
 
 # torch is imported inside the converters: reading images and rendering landmark maps must not
 # pay for importing torch (the landmark cache and prepare.py run without it).
-def to_tensor(image: np.ndarray) -> "torch.Tensor":  # noqa: F821
+def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) RGB -> float32 (3, H, W) in [-1, 1] (x / 127.5 - 1), a copy."""
     import torch
 
     return torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
-def to_uint8(x: "torch.Tensor") -> np.ndarray:  # noqa: F821
+def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(3, H, W) or (B, 3, H, W) in [-1, 1] (clamped) -> uint8 (H, W, 3) or (B, H, W, 3)."""
     import torch
 
