@@ -19,7 +19,7 @@ convention a resize is an exact multiplication (it matches cv2.resize's half-pix
 crop a subtraction and a horizontal flip ``x -> width - x``. ``None`` means "no face".
 
 Cache file (one per photo folder): ``<photo_dir>/.toonface_landmarks.npz`` when the folder is
-writable, else ``$XDG_CACHE_HOME/toonface/landmarks/<sha1 of the absolute folder>.npz``
+writable (and has a write bit: a folder marked read-only stays untouched, even for root), else ``$XDG_CACHE_HOME/toonface/landmarks/<sha1 of the absolute folder>.npz``
 (``~/.cache`` without XDG_CACHE_HOME); ``--cache-file`` / ``cache_file=`` overrides both.
 Entries are keyed by the path relative to the folder (POSIX separators) and validated against
 the file's size and mtime_ns at every lookup: a changed file is a miss and is detected again.
@@ -207,7 +207,9 @@ def default_cache_file(photo_dir: str | os.PathLike) -> Path:
     """``<photo_dir>/.toonface_landmarks.npz`` if the folder is writable, else
     ``$XDG_CACHE_HOME/toonface/landmarks/<sha1(abs folder)>.npz`` (default ``~/.cache``)."""
     root = Path(photo_dir).resolve()
-    if os.access(root, os.W_OK):
+    # A folder without any write bit is read-only by intent, even for root (for whom
+    # os.access says yes): shared datasets and fixtures must not gain a cache file.
+    if os.access(root, os.W_OK) and root.is_dir() and root.stat().st_mode & 0o222:
         return root / CACHE_FILE_NAME
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     digest = hashlib.sha1(str(root).encode("utf-8")).hexdigest()

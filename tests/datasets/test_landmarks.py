@@ -273,6 +273,19 @@ def test_list_images_recursive_and_hidden(tmp_path):
     assert "sub/b.png" not in [p.name for p in list_images(root, recursive=False)]
 
 
+def test_folder_marked_read_only_gets_no_cache_file_even_for_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = _folder(tmp_path)
+    root.chmod(0o555)  # root may still write there; the cache must not
+    try:
+        cache = LandmarkCache(root)
+        assert cache.cache_file.parent == tmp_path / "xdg" / "toonface" / "landmarks"
+        cache.fill(detector=CountingDetector(), progress=False)
+        assert not (root / L.CACHE_FILE_NAME).exists() and cache.cache_file.is_file()
+    finally:
+        root.chmod(0o755)
+
+
 def test_default_cache_file_for_read_only_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr(L.os, "access", lambda path, mode: False)
