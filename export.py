@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import click
 
-from inference.cartoonizer import INFERENCE_EPS, pick_device, resolve_checkpoint
+from inference.cartoonizer import INFERENCE_EPS, resolve_checkpoint
+from training.distributed import resolve_device
 from utils.errors import ToonFaceError, call_or_exit
 
 
@@ -23,7 +24,7 @@ def run_export(checkpoint: str, onnx_path: str | None, torchscript_path: str | N
     if not onnx_path and not torchscript_path:
         raise ToonFaceError("nothing to do: give --onnx OUT and/or --torchscript OUT")
     check_size(*size)
-    G, _ = load_generator(resolve_checkpoint(checkpoint), device=pick_device("cpu"))
+    G, _ = load_generator(resolve_checkpoint(checkpoint), device=resolve_device("cpu"))
     module = ExportableCartoonizer(G, eps=eps)
     written = []
     if onnx_path:

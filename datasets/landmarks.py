@@ -51,6 +51,12 @@ CACHE_FORMAT_VERSION = 1
 RIGHT_EYE_OUTER = 33
 LEFT_EYE_OUTER = 263
 
+
+def inter_ocular_distance(points: np.ndarray) -> float:
+    """Distance between the outer eye corners of (468, 2) landmarks, in their pixel units."""
+    p = np.asarray(points, dtype=np.float64)
+    return float(np.linalg.norm(p[RIGHT_EYE_OUTER] - p[LEFT_EYE_OUTER]))
+
 # ---------------------------------------------------------------------------------------------
 # Mesh connection sets, copied from mediapipe 0.10.21
 # (mediapipe/python/solutions/face_mesh_connections.py) so that rendering never imports
@@ -486,7 +492,7 @@ def render_landmark_map(points: np.ndarray | None, height: int, width: int) -> n
         raise ValueError(f"expected points of shape ({NUM_LANDMARKS}, 2), got {pts.shape}")
     if not np.isfinite(pts).all():
         return out
-    scale = float(np.linalg.norm(pts[RIGHT_EYE_OUTER] - pts[LEFT_EYE_OUTER])) / REFERENCE_IOD
+    scale = inter_ocular_distance(pts) / REFERENCE_IOD
     fixed = _to_cv_fixed(pts)
 
     contours = np.zeros((height, width), dtype=np.uint8)

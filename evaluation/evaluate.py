@@ -171,14 +171,14 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     from datasets.images import to_tensor, to_uint8
     from datasets.landmarks import render_landmark_map
     from evaluation.report import write_test_index
-    from inference.cartoonizer import pick_device
+    from training.distributed import resolve_device
     from training.checkpoint import load_generator
     from training.visuals import COLUMNS, make_grid, representations, save_png
     from utils.io import atomic_write_bytes
 
     gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
     cfg = read_run_config(run)
-    dev = pick_device(device)
+    dev = resolve_device(str(device))
     G, meta = load_generator(gen_path, dev)
     gstep = meta.get("step")
     size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from datasets.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, FaceMeshDetector, to_uint8_rgb
+from datasets.landmarks import FaceMeshDetector, inter_ocular_distance, to_uint8_rgb
 
 
 def _as_uint8_list(images) -> list[np.ndarray]:
@@ -44,7 +44,7 @@ def nme_of_points(photo_pts: np.ndarray, output_pts: np.ndarray) -> float:
     inter-ocular distance (points 33 and 263). NaN if that distance is 0."""
     p = np.asarray(photo_pts, dtype=np.float64)
     o = np.asarray(output_pts, dtype=np.float64)
-    d_io = float(np.linalg.norm(p[RIGHT_EYE_OUTER] - p[LEFT_EYE_OUTER]))
+    d_io = inter_ocular_distance(p)
     if d_io <= 0:
         return math.nan
     return float(np.linalg.norm(p - o, axis=1).mean() / d_io)

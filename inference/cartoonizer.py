@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from datasets.images import to_tensor, to_uint8
 from models.guided_filter import guided_filter
 from training.checkpoint import load_generator
+from training.distributed import resolve_device
 from utils.errors import ToonFaceError
 
 INFERENCE_EPS = 5e-3  # white-box's final guided filter at inference (r=1)
@@ -63,15 +64,6 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         raise ToonFaceError(
             f"no generator in run folder {p}: looked for " + ", ".join(str(c.relative_to(p)) for c in candidates))
     raise ToonFaceError(f"checkpoint not found: {p} (a generator .pt file or a run folder)")
-
-
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ToonFaceError("--device cuda asked for, but no CUDA device is available")
-    return dev
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -143,7 +135,7 @@ class Cartoonizer:
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
                         **kwargs: Any) -> "Cartoonizer":
         """Load a generator file, training checkpoint or run folder (see :func:`resolve_checkpoint`)."""
-        dev = pick_device(device)
+        dev = resolve_device(str(device))
         G, meta = load_generator(resolve_checkpoint(path), device=dev)
         kwargs.setdefault("image_size", meta.get("image_size"))
         kwargs.setdefault("face_size", meta.get("face_size"))

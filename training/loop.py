@@ -173,13 +173,15 @@ def face_size(points: dict[Path, np.ndarray | None], load_size: int, limit: int 
     """Median inter-ocular distance (outer eye corners 33, 263) at the training scale, px."""
     from PIL import Image
 
+    from datasets.landmarks import inter_ocular_distance
+
     sizes = []
     for path, pts in list(points.items())[:limit]:
         if pts is None:
             continue
         with Image.open(path) as im:
             w, h = im.size
-        sizes.append(float(np.linalg.norm(pts[33] - pts[263])) * load_size / min(w, h))
+        sizes.append(inter_ocular_distance(pts) * load_size / min(w, h))
     return float(np.median(sizes)) if sizes else None
 
 
