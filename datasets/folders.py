@@ -22,7 +22,6 @@ from utils.errors import ToonFaceError
 
 log = logging.getLogger(__name__)
 
-LANDMARK_MAP_CHANNELS = 2
 
 
 def resolve_cartoon_dir(folder: str | os.PathLike) -> Path:

@@ -26,7 +26,6 @@ from utils.errors import ToonFaceError
 from utils.io import atomic_save
 
 GENERATOR_FORMAT = "toonface-generator"
-STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
 def generator_config(G: Generator) -> dict[str, Any]:
