@@ -23,7 +23,6 @@ from utils.errors import ToonFaceError
 log = logging.getLogger(__name__)
 
 
-
 def resolve_cartoon_dir(folder: str | os.PathLike) -> Path:
     """AnimeGAN layout: ``<root>/<Style>`` holding ``style/`` means its ``style/`` images."""
     folder = Path(folder)
