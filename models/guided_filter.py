@@ -2,7 +2,12 @@
 
 Box means are normalised by ``N = box(ones)``, so border windows average only the pixels that
 exist (this is what TF's zero-padded "SAME" depthwise conv divided by ``N`` does). The box sum
-uses cumulative sums along H then W, so its cost per pixel does not depend on ``r``.
+is that depthwise conv too, split into a (2r+1)x1 and a 1x(2r+1) pass of ones, run in fp32
+(autocast off: var = E[x^2] - E[x]^2 needs the precision) and channels_last. On 2 CPU cores
+that is 2-5x faster forward+backward than cumulative sums for the radii white-box uses (1 and
+5), and each output is a sum of 2r+1 terms, so it is also more exact on large images; the cost
+grows with ``r``, which stays small here. ``N`` is the outer product of the 1-D window
+counts, computed directly.
 
 Example::
 
@@ -16,16 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["box_filter", "guided_filter", "GuidedFilter"]
-
-
-def _window_sum_1d(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
-    """Sum over the window [i - r, i + r] along ``dim`` (zeros outside), via one cumsum."""
-    n = x.shape[dim]
-    pad = [0, 0] * (x.dim() - dim - 1) + [r + 1, r]  # F.pad lists the last dim first
-    c = torch.cumsum(F.pad(x, pad), dim=dim)
-    # c[j] holds sum of x[: j - r]; window sum at i = c[i + 2r + 1] - c[i].
-    return c.narrow(dim, 2 * r + 1, n) - c.narrow(dim, 0, n)
+__all__ = ["box_filter", "guided_filter", "GuidedFilter", "window_count"]
 
 
 def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -35,13 +31,27 @@ def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
         x: (B, C, H, W).
         r: window radius, >= 0.
     Returns:
-        (B, C, H, W) window sums (not means: divide by ``box_filter(ones, r)``).
+        (B, C, H, W) window sums (not means: divide by ``window_count(h, w, r)``), in
+        channels_last memory format.
     """
     if x.dim() != 4:
         raise ValueError(f"box_filter expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
     if r < 0:
         raise ValueError(f"box_filter radius must be >= 0, got {r}")
-    return _window_sum_1d(_window_sum_1d(x, r, 2), r, 3)
+    c, k = x.shape[1], 2 * r + 1
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(x.device.type, enabled=False):
+        y = F.conv2d(x, x.new_ones(c, 1, k, 1), padding=(r, 0), groups=c)
+        return F.conv2d(y, x.new_ones(c, 1, 1, k), padding=(0, r), groups=c)
+
+
+def window_count(h: int, w: int, r: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """(1, 1, h, w): how many image pixels each (2r+1)^2 window holds, ``box_filter(ones, r)``."""
+    def counts(n: int) -> torch.Tensor:
+        i = torch.arange(n, device=device)
+        return ((i + r).clamp(max=n - 1) - (i - r).clamp(min=0) + 1).to(dtype)
+
+    return (counts(h)[:, None] * counts(w)[None, :])[None, None]
 
 
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float) -> torch.Tensor:
@@ -71,20 +81,28 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float) ->
     dtype = src.dtype
     # Half precision loses the small differences var = E[x^2] - E[x]^2 relies on.
     work = torch.float64 if dtype == torch.float64 else torch.float32
-    x = guide.to(work)
-    n = box_filter(torch.ones(1, 1, h, w, dtype=work, device=src.device), r)
-    mean_x = box_filter(x, r) / n
-    var_x = box_filter(x * x, r) / n - mean_x * mean_x
+    cl = torch.channels_last
+    x = guide.to(work).contiguous(memory_format=cl)
+    # 1 / N per channel count, laid out like the maps: a (1, 1, h, w) factor broadcast over a
+    # channels_last map's innermost (channel) axis would not vectorise.
+    inv_n = window_count(h, w, r, work, src.device).reciprocal()
+    inv_n = {k: inv_n.expand(1, k, h, w).contiguous(memory_format=cl) for k in {1, x.shape[1], c}}
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        return box_filter(t, r) * inv_n[t.shape[1]]
+
+    mean_x = mean(x)
+    var_x = mean(x * x) - mean_x * mean_x
     if guide is src:  # the surface representation: an image filtered with itself
         mean_y, cov_xy = mean_x, var_x
     else:
-        y = src.to(work)
-        mean_y = box_filter(y, r) / n
-        cov_xy = box_filter(x * y, r) / n - mean_x * mean_y
+        y = src.to(work).contiguous(memory_format=cl)
+        mean_y = mean(y)
+        cov_xy = mean(x * y) - mean_x * mean_y
     a = cov_xy / (var_x + eps)
     bias = mean_y - a * mean_x
-    mean_a = box_filter(a, r) / n
-    mean_b = box_filter(bias, r) / n
+    mean_a = mean(a)
+    mean_b = mean(bias)
     return (mean_a * x + mean_b).to(dtype)
 
 
