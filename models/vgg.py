@@ -49,6 +49,22 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 FORMATS = ("torchvision", "npy", "random")
 
 
+def max_pool2x2(x: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(x, 2, 2)``; on the CPU without autograd, as the maximum of 4 strided views.
+
+    Same values (odd sizes drop the last row/column, as max_pool2d does). On 2 CPU cores the
+    views are 2-5x faster: ATen's channels_last max pool runs a (B, 64, 128, 128) bf16 map in
+    10 ms with 2 threads (3.6 ms with one), the views in 2 ms. With autograd the ATen kernel
+    stays: its backward routes each gradient to one element, as TF's does.
+    """
+    if x.device.type != "cpu" or (torch.is_grad_enabled() and x.requires_grad):
+        return F.max_pool2d(x, 2, 2)
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :h, :w]
+    top = torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2])
+    return torch.maximum(top, torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
 class VGG19Features(nn.Module):
     """conv4_4 (pre-ReLU) features of VGG19; parameters are frozen (no gradients).
 
@@ -92,7 +108,7 @@ class VGG19Features(nn.Module):
         x = self.preprocess(x)
         for layer in VGG19_LAYERS:
             if layer == "pool":
-                x = F.max_pool2d(x, 2, 2)
+                x = max_pool2x2(x)
                 continue
             x = self.convs[layer[0]](x)
             if layer[0] != "conv4_4":

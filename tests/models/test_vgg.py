@@ -463,3 +463,27 @@ def test_resolve_downloads_into_fresh_hub_cache(hub_dir, tmp_path, fake_download
     got = resolve_vgg_weights(None, tmp_path / "ckpt", allow_download=True)
     assert got == str(hub_dir / "vgg19-dcbb9e9d.pth")
     assert (hub_dir / "vgg19-dcbb9e9d.pth").is_file()
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 16, 16), (1, 8, 7, 9), (3, 5, 3, 4)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool2x2_views_equal_aten(shape, dtype, channels_last):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g).relu().to(dtype)  # ReLU output: ties at 0, as in VGG
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x[0, 0, 0, 0] = float("nan")
+    want = torch.nn.functional.max_pool2d(x, 2, 2)
+    with torch.no_grad():
+        got = vgg_mod.max_pool2x2(x)
+    torch.testing.assert_close(got, want, equal_nan=True, rtol=0, atol=0)
+    if channels_last and shape[-1] > 1:
+        # the next conv gets its layout without a conversion
+        assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_max_pool2x2_keeps_aten_gradient_routing():
+    x = torch.tensor([[[[1.0, 1.0], [0.5, 1.0]]]], requires_grad=True)  # a tie
+    vgg_mod.max_pool2x2(x).sum().backward()
+    assert x.grad.sum().item() == 1.0 and x.grad.max().item() == 1.0  # one element, not split
