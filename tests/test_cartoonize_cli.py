@@ -83,3 +83,16 @@ def test_unreadable_video_is_one_error(tmp_path, ckpt):
     (tmp_path / "bad.mov").write_bytes(b"\x00" * 512)
     code, log = run(tmp_path / "bad.mov", "--checkpoint", ckpt, "--out", tmp_path / "o")
     assert code == 1 and sum(line.startswith("error:") for line in log.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag, want", [([], [1]), (["--no-reuse-host-memory"], [])])
+def test_reuse_host_memory_on_cpu_by_default(tmp_path, ckpt, monkeypatch, flag, want):
+    import cartoonize
+
+    calls = []
+    monkeypatch.setattr(cartoonize, "retain_freed_memory", lambda: calls.append(1) or True)
+    Image.fromarray(make_picture(8, 8)).save(tmp_path / "p.png")
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path / "o",
+                    "--device", "cpu", *flag)
+    assert code == 0, log
+    assert calls == want

@@ -36,6 +36,7 @@ from training.stats import NonFiniteLoss, PhaseTimer, StatsAccumulator, StatsWri
 from training.visuals import COLUMNS, PRETRAIN_COLUMNS, make_grid, representations, save_png
 from utils.errors import ToonFaceError
 from utils.io import atomic_write_text
+from utils.memory import retain_freed_memory
 
 log = logging.getLogger("toonface")
 
@@ -230,6 +231,8 @@ class Loop:
         setup_logging(self.folder, self.info.is_main)
         log.info("%s run %s on %s (world size %d)\n%s", self.kind, self.folder, self.device,
                  self.info.world_size, describe(cfg))
+        if cfg.get("reuse_host_memory", True) and self.device.type == "cpu" and not retain_freed_memory():
+            log.info("--reuse_host_memory: no glibc here, malloc left as it is")
         self.seed = cfg["seed"] + self.info.rank
         torch.manual_seed(self.seed)
         self.texture_gen = torch.Generator().manual_seed(cfg["seed"])
@@ -289,7 +292,6 @@ class Loop:
         return Generator(output_act=cfg["output_act"], upsample=cfg["upsample"])
 
     def build_models(self) -> None:
-        cfg = self.cfg
         self.G_raw = self.new_generator().to(self.device, memory_format=self.memory_format)
         self.G = wrap_ddp(self.G_raw, self.info, self.device)
         self.opt_G = self.adam(self.G_raw.parameters())

@@ -294,3 +294,14 @@ def test_ddp_two_cpu_processes(tmp_path, demo_data):
     assert init["config"]["batch_size"] == 2
     stats = read_stats(tmp_path / "ck" / "ddp")
     assert stats[-1]["kimg"] == pytest.approx(2 * 2 * 2 / 1000)  # 2 ranks x batch 2 x 2 steps
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_reuse_host_memory_flag(tmp_path, demo_data, monkeypatch, flag):
+    from training import loop
+
+    calls = []
+    monkeypatch.setattr(loop, "retain_freed_memory", lambda: calls.append(1) or True)
+    loop.Loop(tiny_cfg("pretrain", tmp_path, demo_data, name=f"mem{flag}", total_iter=1,
+                      reuse_host_memory=flag, device="cpu"))
+    assert calls == ([1] if flag else [])
