@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, median, set_threads, sync, table, write_json  # noqa: E402,I001
+from bench.common import (machine, median, peaks, set_threads, table, timeit,  # noqa: E402,I001
+                          write_json)
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -38,6 +36,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-reuse-host-memory", action="store_true",
+                   help="leave glibc malloc as it is (cartoonize.py reuses freed memory on CPU)")
     p.add_argument("--json")
     return p.parse_args(argv)
 
@@ -46,19 +46,6 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return nullcontext()
-
-
-def timeit(fn, device, repeats: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def generator_flops(G, x) -> int:
@@ -85,20 +72,6 @@ def analytic_flops(G, x) -> int:
     return total[0]
 
 
-def peaks(device, precision: str, repeats: int) -> dict[str, float]:
-    """GFLOP/s of a dense matmul and a 3x3 conv in the given precision."""
-    dt = DTYPES[precision]
-    n = 2048
-    a, b = torch.randn(n, n, device=device, dtype=dt), torch.randn(n, n, device=device, dtype=dt)
-    mm = median(timeit(lambda: a @ b, device, repeats, 1))
-    x = torch.randn(8, 128, 64, 64, device=device, dtype=dt).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(128, 128, 3, 3, device=device, dtype=dt).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        cv = median(timeit(lambda: F.conv2d(x, w, padding=1), device, repeats, 1))
-    conv_flops = 2 * 128 * 128 * 9 * 64 * 64 * 8
-    return {"matmul": 2 * n ** 3 / mm / 1e9, "conv": conv_flops / cv / 1e9}
-
-
 def main(argv=None) -> dict:
     from models import Generator, guided_filter
     from inference.cartoonizer import GUIDED_FILTER_R, INFERENCE_EPS
@@ -106,6 +79,9 @@ def main(argv=None) -> dict:
     args = parse(argv)
     threads = set_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cpu" and not args.no_reuse_host_memory:
+        from utils.memory import retain_freed_memory
+        retain_freed_memory()  # as cartoonize.py does
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batch.split(",")]
     batches += [batches[-1]] * (len(sizes) - len(batches))

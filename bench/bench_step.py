@@ -22,8 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (PHASES, ReferenceStep, machine, make_loop, median, prepare_data,  # noqa: E402
-                          set_threads, table, temp_root, time_loop_step, write_json)
+from bench.common import (PHASES, ReferenceStep, counted_flops, machine, make_loop, median,  # noqa: E402
+                          peaks, prepare_data, set_threads, table, temp_root, time_loop_step,
+                          write_json)
 
 TARGETS = {"fp32": 2.5, "bf16": 6.0}   # minimum speed-up over the reference step
 STRUCTURE_TARGET = 10.0
@@ -45,7 +46,12 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--superpixel", default="fast", help="our structure backend")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--no-reuse-host-memory", action="store_true",
+                   help="leave glibc malloc as it is (the trainer's default reuses freed memory; "
+                        "process-wide, so the reference runs under the same setting)")
     p.add_argument("--skip-reference", action="store_true")
+    p.add_argument("--no-flops", action="store_true",
+                   help="skip the FLOP count and conv-peak ceiling (one more step per design)")
     p.add_argument("--json", help="write every timing and the medians here")
     return p.parse_args(argv)
 
@@ -59,7 +65,8 @@ def main(argv=None) -> dict:
     photos, cartoons = prepare_data(args.data, root, args.images, args.size)
     loops = {p: make_loop(photos, cartoons, root / "runs", f"ours_{p}", batch=args.batch,
                           size=args.size, precision=p, device=args.device, workers=args.workers,
-                          channels_last=not args.no_channels_last, superpixel=args.superpixel)
+                          channels_last=not args.no_channels_last, superpixel=args.superpixel,
+                          reuse_host_memory=not args.no_reuse_host_memory)
              for p in precisions}
     designs = {}
     if not args.skip_reference:
@@ -109,15 +116,50 @@ def main(argv=None) -> dict:
             summary[f"{p}_structure_speedup"] = s_ratio
             checks.append((f"{p}: structure phase speed-up", f"{s_ratio:.1f}x",
                            f">= {STRUCTURE_TARGET:.0f}x", s_ratio >= STRUCTURE_TARGET))
+    flops = {}
+    if not args.no_flops:
+        # FLOPs do not depend on the precision, and the counter cannot see through autocast:
+        # count our step on an fp32 loop (a fresh one if fp32 was not timed).
+        fp32 = loops.get("fp32") or make_loop(photos, cartoons, root / "runs", "ours_flops",
+                                              batch=args.batch, size=args.size, device=args.device,
+                                              workers=args.workers, superpixel=args.superpixel)
+        flops = flop_ceiling(designs, med, lambda: time_loop_step(fp32), precisions, args, summary)
     print()
     print(table([[a, b, c, "met" if ok else "MISSED"] for a, b, c, ok in checks],
                 ["check", "measured", "target", ""]))
     payload = {"args": vars(args), "machine": machine(), "runs": runs, "medians": med,
-               "summary": summary, "command": " ".join([sys.executable, *sys.argv]),
+               "summary": summary, "flops": flops, "command": " ".join([sys.executable, *sys.argv]),
                "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_json(args.json, payload)
     tmp.cleanup()
     return payload
+
+
+def flop_ceiling(designs, med, ours_step, precisions, args, summary) -> dict:
+    """Counted GFLOP per step, achieved GFLOP/s against this machine's conv peak in the step's
+    precision, and the speed-up ours would reach at 100% of that peak (the ceiling any step with
+    the same arithmetic has against the reference as measured)."""
+    import torch
+
+    device = torch.device(args.device)
+    ours = counted_flops(ours_step) / 1e9  # untimed extra steps
+    gflop = {name: ours for name in designs if name != "reference"}
+    if "reference" in designs:
+        gflop["reference"] = counted_flops(designs["reference"]) / 1e9
+    peak = {p: peaks(device, p, 5)["conv"] for p in {"fp32", *precisions}}
+    rows, out = [], {"gflop_per_step": gflop, "conv_peak_gflops": peak}
+    for name in designs:
+        p = "fp32" if name == "reference" else name.split("_", 1)[1]
+        rate = gflop[name] / med[name]["step"]
+        ceiling = float("nan")
+        if name != "reference" and "reference" in med:
+            ceiling = med["reference"]["step"] / (gflop[name] / peak[p])
+            summary[f"{p}_speedup_ceiling"] = ceiling
+        rows.append([name, gflop[name], rate, rate / peak[p], ceiling])
+    print()
+    print(table(rows, ["design", "GFLOP/step", "GFLOP/s", "of conv peak", "speed-up at 100% peak"]))
+    print("conv peak GFLOP/s: " + ", ".join(f"{p} {v:.0f}" for p, v in sorted(peak.items())))
+    return out
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ process, on the same data:
 - fp32, contiguous memory format.
 
 The loss terms are the same functions the project uses (surface, texture, TV, VGG L1,
-landmark), with the same weights.
+landmark), with the same weights. Process-wide settings (threads, OpenMP waits, and the malloc
+reuse a TrainLoop turns on) hold for the reference step as well.
 """
 from __future__ import annotations
 
@@ -103,6 +104,46 @@ def _fmt(c: Any) -> str:
             return "-"
         return f"{c:.3f}" if abs(c) < 100 else f"{c:.0f}"
     return str(c)
+
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def timeit(fn, device, repeats: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def peaks(device, precision: str, repeats: int) -> dict[str, float]:
+    """GFLOP/s of a dense matmul and a 3x3 conv in the given precision."""
+    dt = DTYPES[precision]
+    n = 2048
+    a, b = torch.randn(n, n, device=device, dtype=dt), torch.randn(n, n, device=device, dtype=dt)
+    mm = median(timeit(lambda: a @ b, device, repeats, 1))
+    x = torch.randn(8, 128, 64, 64, device=device, dtype=dt).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(128, 128, 3, 3, device=device, dtype=dt).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        cv = median(timeit(lambda: F.conv2d(x, w, padding=1), device, repeats, 1))
+    conv_flops = 2 * 128 * 128 * 9 * 64 * 64 * 8
+    return {"matmul": 2 * n ** 3 / mm / 1e9, "conv": conv_flops / cv / 1e9}
+
+
+def counted_flops(fn) -> float:
+    """FLOPs of one call of ``fn`` (convolutions and matmuls, forward and backward; 2 per
+    multiply-add), by ``torch.utils.flop_counter``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return float(fc.get_total_flops())
 
 
 # ----------------------------------------------------------------------------------- data
@@ -228,7 +269,7 @@ class ReferenceStep:
         self.G = copy.deepcopy(loop.G_raw).to(memory_format=cf).train()
         self.Ds = copy.deepcopy(loop.Ds_raw).to(memory_format=cf).train().requires_grad_(True)
         self.Dt = copy.deepcopy(loop.Dt_raw).to(memory_format=cf).train().requires_grad_(True)
-        self.vgg = copy.deepcopy(loop.vgg).to(memory_format=cf)
+        self.vgg = copy.deepcopy(loop.vgg).float().to(memory_format=cf)  # a bf16 loop casts its copy
         self.vgg.requires_grad_(True)   # the seed never froze VGG
         c = self.cfg
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=c["lr"], betas=(c["beta1"], c["beta2"]))
