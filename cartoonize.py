@@ -51,7 +51,7 @@ def _err(msg: str) -> None:
 @click.option("--max-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
               help="Refuse image files larger than this (videos are not limited by size).")
 @click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
-              help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.6-1.9x faster.")
+              help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.5-1.8x faster.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def main(inputs, checkpoint, out_dir, portrait, strength, eps, tile, overlap, device, batch,
          max_pixels, max_bytes, reuse_host_memory, no_progress):

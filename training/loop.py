@@ -42,7 +42,7 @@ log = logging.getLogger("toonface")
 
 # Options a resumed run may change; everything else comes from the run's config.json.
 RUNTIME_OPTIONS = ("total_iter", "device", "workers", "progress", "log_every", "sample_every",
-                   "save_every", "keep_ckpt", "tensorboard", "resume")
+                   "save_every", "keep_ckpt", "tensorboard", "resume", "reuse_host_memory")
 
 
 class TrainingDiverged(ToonFaceError):
@@ -231,7 +231,7 @@ class Loop:
         setup_logging(self.folder, self.info.is_main)
         log.info("%s run %s on %s (world size %d)\n%s", self.kind, self.folder, self.device,
                  self.info.world_size, describe(cfg))
-        if cfg.get("reuse_host_memory", True) and self.device.type == "cpu" and not retain_freed_memory():
+        if cfg["reuse_host_memory"] and self.device.type == "cpu" and not retain_freed_memory():
             log.info("--reuse_host_memory: no glibc here, malloc left as it is")
         self.seed = cfg["seed"] + self.info.rank
         torch.manual_seed(self.seed)
