@@ -10,8 +10,11 @@ precision, interleaved, so machine noise hits all of them alike; medians are pri
     .venv/bin/python bench/bench_step.py --repeats 5 --json bench/results/step.json
     .venv/bin/python bench/bench_step.py --skip-reference --precision bf16 --device cuda
 
-The default run takes about 5-6 minutes on 2 cores (the reference step alone takes 10-30 s
-there, and its first call starts joblib's worker pool).
+The default run takes about 3 minutes on 2 cores, 5 repeats about 4 (the reference step
+takes 6-9 s there, and its first call starts joblib's worker pool). The loops turn on the
+trainer's malloc reuse, process-wide, so the reference runs with it too
+(``--no-reuse-host-memory``: both with glibc's default). After the timings, one more step of
+each design is counted in FLOPs, and the conv peak is measured, for the ceiling table.
 """
 from __future__ import annotations
 
