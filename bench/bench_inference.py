@@ -26,7 +26,6 @@ from bench.common import (machine, median, peaks, set_threads, table, timeit,  #
 import torch  # noqa: E402
 
 
-
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="256,1024")

@@ -125,7 +125,8 @@ def main(argv=None) -> dict:
         # count our step on an fp32 loop (a fresh one if fp32 was not timed).
         fp32 = loops.get("fp32") or make_loop(photos, cartoons, root / "runs", "ours_flops",
                                               batch=args.batch, size=args.size, device=args.device,
-                                              workers=args.workers, superpixel=args.superpixel)
+                                              workers=args.workers, superpixel=args.superpixel,
+                                              reuse_host_memory=not args.no_reuse_host_memory)
         flops = flop_ceiling(designs, med, lambda: time_loop_step(fp32), precisions, args, summary)
     print()
     print(table([[a, b, c, "met" if ok else "MISSED"] for a, b, c, ok in checks],

@@ -85,8 +85,8 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int, eps: float) ->
     x = guide.to(work).contiguous(memory_format=cl)
     # 1 / N per channel count, laid out like the maps: a (1, 1, h, w) factor broadcast over a
     # channels_last map's innermost (channel) axis would not vectorise.
-    inv_n = window_count(h, w, r, work, src.device).reciprocal()
-    inv_n = {k: inv_n.expand(1, k, h, w).contiguous(memory_format=cl) for k in {1, x.shape[1], c}}
+    inv = window_count(h, w, r, work, src.device).reciprocal()
+    inv_n = {k: inv.expand(1, k, h, w).contiguous(memory_format=cl) for k in {1, x.shape[1], c}}
 
     def mean(t: torch.Tensor) -> torch.Tensor:
         return box_filter(t, r) * inv_n[t.shape[1]]
