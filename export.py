@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import click
 
-from inference.cartoonizer import INFERENCE_EPS, resolve_checkpoint
-from training.distributed import resolve_device
+from inference.cartoonizer import INFERENCE_EPS
+from utils.device import resolve_device
 from utils.errors import ToonFaceError, call_or_exit
 
 
@@ -19,12 +19,13 @@ def run_export(checkpoint: str, onnx_path: str | None, torchscript_path: str | N
                eps: float = INFERENCE_EPS, size: tuple[int, int] = (256, 256)) -> list[str]:
     """Write the requested files; returns their paths. Raises ToonFaceError on user errors."""
     from inference.export import ExportableCartoonizer, check_size, export_onnx, export_torchscript
-    from training.checkpoint import load_generator
+    from models.checkpoint import load_generator
+    from utils.run_dir import resolve_generator
 
     if not onnx_path and not torchscript_path:
         raise ToonFaceError("nothing to do: give --onnx OUT and/or --torchscript OUT")
     check_size(*size)
-    G, _ = load_generator(resolve_checkpoint(checkpoint), device=resolve_device("cpu"))
+    G, _ = load_generator(resolve_generator(checkpoint), device=resolve_device("cpu"))
     module = ExportableCartoonizer(G, eps=eps)
     written = []
     if onnx_path:

@@ -17,7 +17,7 @@ import click
               help="PNG to write (one RUN only)  [default: <run>/loss_curves.png]")
 def main(runs, checkpoints_dir, out):
     """Plot RUNS' stats.jsonl. RUN: a run name, a run folder or a stats.jsonl file."""
-    from evaluation.curves import plot_loss_curves
+    from training.curves import plot_loss_curves
     from utils.errors import ToonFaceError
 
     if out and len(runs) > 1:

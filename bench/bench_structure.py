@@ -12,7 +12,7 @@ Contenders, all on the same batch:
            between calls (the warm-up call starts it, so start-up is not timed). Without
            joblib a persistent concurrent.futures.ProcessPoolExecutor (spawn, B workers)
            stands in; the output says which one ran.
-  slic     losses.structure.structure(method="slic"): same SLIC, in-process, vectorised fill.
+  slic     representations.structure.structure(method="slic"): same SLIC, in-process, vectorised fill.
   sscolor  method="sscolor": felzenszwalb + selective-search merging + adaptive colouring.
   fast     method="fast": batched torch SLIC on --device.
 
@@ -149,7 +149,7 @@ def main(batch: int, size: int, repeats: int, device: str, threads: int, methods
     if threads:
         torch.set_num_threads(threads)
 
-    from losses.structure import structure
+    from representations.structure import structure
 
     images01, source = load_batch(batch, size)
     x = torch.from_numpy(images01).permute(0, 3, 1, 2).contiguous() * 2 - 1

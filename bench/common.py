@@ -289,8 +289,8 @@ class ReferenceStep:
     def step(self) -> tuple[float, dict[str, float], dict[str, float]]:
         from losses.adversarial import lsgan_d_loss, lsgan_g_loss
         from losses.content import feature_l1
-        from losses.surface import surface
-        from losses.texture import texture, texture_weights
+        from representations.surface import surface
+        from representations.texture import texture, texture_weights
         from losses.variation import total_variation_loss
         from models import guided_filter
 

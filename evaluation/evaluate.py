@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from utils.errors import ToonFaceError
+from utils.run_dir import RunDir, resolve_generator
 
 INFERENCE_GF_EPS = 5e-3
 GRID_ROWS = 8
@@ -37,57 +38,28 @@ def _echo(msg: str) -> None:
 # --------------------------------------------------------------------------- locating things
 def locate_generator(checkpoints_dir: str = "checkpoints", name: str | None = None,
                      model_version: int | None = None, step: int | None = None,
-                     checkpoint: str | None = None) -> tuple[Path, Path | None]:
-    """(generator file, run folder or None). Raises ToonFaceError naming what it looked for."""
+                     checkpoint: str | None = None) -> tuple[Path, RunDir | None]:
+    """(generator file, its run or None). Raises ToonFaceError naming what it looked for."""
     if checkpoint:
-        p = Path(checkpoint)
-        if p.is_dir():
-            from inference.cartoonizer import resolve_checkpoint
-
-            return resolve_checkpoint(p), p if (p / "config.json").is_file() else None
-        if not p.is_file():
-            raise ToonFaceError(f"checkpoint not found: {p}")
-        for run in (p.parent.parent, p.parent):  # <run>/generator/x.pt or <run>/ckpt/x.pt
-            if (run / "config.json").is_file():
-                return p, run
-        return p, None
+        return resolve_generator(checkpoint), RunDir.containing(checkpoint)
     if name is None and model_version is not None:
         name = f"v{model_version}"
     if name is None:
         raise ToonFaceError("which generator? pass --model_version N, --name NAME or --checkpoint PATH")
-    run = Path(checkpoints_dir) / name
-    if not run.is_dir():
-        raise ToonFaceError(f"run '{name}' not found: no folder {run} (under --checkpoints_dir "
+    run = RunDir.of(checkpoints_dir, name)
+    if not run.is_run():
+        raise ToonFaceError(f"run '{name}' not found: no run folder {run} (under --checkpoints_dir "
                             f"{checkpoints_dir})")
-    gen_dir = run / "generator"
-    if step is not None:
-        path = gen_dir / f"step_{step:06d}.pt"
-        if not path.is_file():
-            from training.checkpoint import list_step_files
-
-            have = [s for s, _ in list_step_files(gen_dir)]
-            raise ToonFaceError(f"no generator for step {step} of run '{name}': looked for {path}; "
-                                f"steps there: {', '.join(map(str, have)) or 'none'}")
-        return path, run
-    for path in (gen_dir / "latest.pt", run / "ckpt" / "latest.pt"):
-        if path.is_file():
-            return path, run
-    raise ToonFaceError(f"run '{name}' has no generator yet: looked for {gen_dir / 'latest.pt'} "
-                        f"and {run / 'ckpt' / 'latest.pt'}")
+    return run.find_generator(step), run
 
 
-def read_run_config(run: Path | None) -> dict:
-    if run is None or not (run / "config.json").is_file():
-        return {}
-    try:
-        return json.loads((run / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ToonFaceError(f"{run / 'config.json'}: unreadable ({exc})") from None
+def read_run_config(run: RunDir | None) -> dict:
+    return (run.read_config() or {}) if run is not None else {}
 
 
-def heldout_photos(run: Path) -> list[Path]:
+def heldout_photos(run: RunDir) -> list[Path]:
     """The photos a run held out of training (``heldout.txt``)."""
-    f = run / "heldout.txt"
+    f = run.heldout_file
     if not f.is_file():
         raise ToonFaceError(f"run {run} has no heldout.txt (it records the held-out photos): "
                             "pass --photo_dir")
@@ -171,8 +143,8 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     from datasets.images import to_tensor, to_uint8
     from datasets.landmarks import render_landmark_map
     from evaluation.report import write_test_index
-    from training.distributed import resolve_device
-    from training.checkpoint import load_generator
+    from models.checkpoint import load_generator
+    from utils.device import resolve_device
     from training.visuals import COLUMNS, make_grid, representations, save_png
     from utils.io import atomic_write_bytes
 
@@ -190,7 +162,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     elif photo_dir:
         paths, source = collect_images(photo_dir, "photo"), str(photo_dir)
     elif run is not None:
-        paths, source = heldout_photos(run), str(run / "heldout.txt")
+        paths, source = heldout_photos(run), str(run.heldout_file)
     else:
         raise ToonFaceError(f"{gen_path} is not inside a run folder, so there is no held-out "
                             "list: pass --photo_dir")
@@ -200,8 +172,8 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
         raise ToonFaceError("no photos to evaluate")
 
     if out is None:
-        base = run if run is not None else gen_path.parent
-        out = base / "test" / (f"step_{gstep:06d}" if isinstance(gstep, int) else gen_path.stem)
+        base = run if run is not None else RunDir(gen_path.parent)
+        out = base.test_dir(gstep if isinstance(gstep, int) else None, gen_path.stem)
     out_dir = Path(out)
     for sub in ("grids", "photos", "outputs"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -280,10 +252,10 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     metrics_path = out_dir / "metrics.json"
     atomic_write_bytes(metrics_path, (json.dumps(_clean(result), indent=2) + "\n").encode())
     curves = None
-    if run is not None and (run / "stats.jsonl").is_file():
-        from evaluation.curves import plot_loss_curves
+    if run is not None and run.stats_file.is_file():
+        from training.curves import plot_loss_curves
 
-        curves = plot_loss_curves(run / "stats.jsonl", run / "loss_curves.png")
+        curves = plot_loss_curves(run.stats_file, run.loss_curves)
     index = write_test_index(out_dir, result, grids, rows, curves)
     return {"out_dir": out_dir, "index": index, "metrics_path": metrics_path,
             "metrics": result, "grids": grids}

@@ -35,6 +35,7 @@ import click
 from training.config import OPTIONS, Opt, options_for, resolve
 from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes, atomic_write_text
+from utils.run_dir import RunDir
 
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "train.py"
 # The sweep owns these: each run's name, and whether it resumes.
@@ -227,7 +228,7 @@ def run_state(cfg: dict) -> str:
     folder = Path(cfg["checkpoints_dir"]) / cfg["name"]
     gen = folder / "generator" / "latest.pt"
     if gen.is_file():
-        from training.checkpoint import load_checkpoint_file
+        from models.checkpoint import load_checkpoint_file
 
         try:
             if int(load_checkpoint_file(gen).get("step", -1)) >= cfg["total_iter"]:
@@ -312,7 +313,7 @@ def evaluate_all(runs: list[dict], failed: list[str], eval_photo_dir: str | None
         first = next((f for f in folders if (f / "heldout.txt").is_file()), None)
         if first is None:
             raise ToonFaceError(f"no run of the sweep wrote a heldout.txt under {folders[0].parent}")
-        photos = heldout_photos(first)
+        photos = heldout_photos(RunDir(first))
     photos = photos[:num] if num else photos
     cache: dict = {}
     results: list[dict | None] = []
@@ -329,7 +330,7 @@ def evaluate_all(runs: list[dict], failed: list[str], eval_photo_dir: str | None
         if r["id"] in failed or not (f / "generator" / "latest.pt").is_file():
             results.append(None)
             continue
-        from training.checkpoint import load_checkpoint_file
+        from models.checkpoint import load_checkpoint_file
 
         step = int(load_checkpoint_file(f / "generator" / "latest.pt").get("step", 0))
         out = f / "test" / f"step_{step:06d}"

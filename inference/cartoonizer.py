@@ -28,9 +28,10 @@ import torch.nn.functional as F
 
 from datasets.images import to_tensor, to_uint8
 from models.guided_filter import guided_filter
-from training.checkpoint import load_generator
-from training.distributed import resolve_device
+from models.checkpoint import load_generator
+from utils.device import resolve_device
 from utils.errors import ToonFaceError
+from utils.run_dir import resolve_generator
 
 INFERENCE_EPS = 5e-3  # white-box's final guided filter at inference (r=1)
 GUIDED_FILTER_R = 1
@@ -44,26 +45,6 @@ GUIDED_FILTER_R = 1
 DEFAULT_TILE = 1024
 DEFAULT_OVERLAP = 128
 ALIGN = 4  # the generator downsamples twice
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A generator / training checkpoint file, or the generator inside a run folder.
-
-    Run folders (``checkpoints/<name>/``) are searched for ``generator/latest.pt``, then
-    ``G_latest.pt``, then ``ckpt/latest.pt`` (full training state).
-    """
-    p = Path(path)
-    if p.is_file():
-        return p
-    if p.is_dir():
-        candidates = [p / "generator" / "latest.pt", p / "G_latest.pt", p / "ckpt" / "latest.pt",
-                      p / "pretrain" / "G_final.pt"]
-        for c in candidates:
-            if c.is_file():
-                return c
-        raise ToonFaceError(
-            f"no generator in run folder {p}: looked for " + ", ".join(str(c.relative_to(p)) for c in candidates))
-    raise ToonFaceError(f"checkpoint not found: {p} (a generator .pt file or a run folder)")
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -134,9 +115,9 @@ class Cartoonizer:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
                         **kwargs: Any) -> "Cartoonizer":
-        """Load a generator file, training checkpoint or run folder (see :func:`resolve_checkpoint`)."""
+        """Load a generator file, training checkpoint or run folder (see :func:`utils.run_dir.resolve_generator`)."""
         dev = resolve_device(str(device))
-        G, meta = load_generator(resolve_checkpoint(path), device=dev)
+        G, meta = load_generator(resolve_generator(path), device=dev)
         kwargs.setdefault("image_size", meta.get("image_size"))
         kwargs.setdefault("face_size", meta.get("face_size"))
         toon = cls(G, dev, **kwargs)

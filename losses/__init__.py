@@ -1,10 +1,13 @@
 """Loss terms of the white-box recipe plus the landmark loss, one file per term.
 
-Each term is a function plus a thin ``nn.Module`` that returns an *unweighted* scalar; the
-trainer (training/loop.py) weights, sums and logs them, and skips a term whose weight is 0.
+Each file holds the term as a pure function (shapes and value ranges in its docstring, named
+defaults instead of numbers inside the expression), a thin ``nn.Module``, and ``term(state)``,
+the adapter the trainer calls. Terms are *unweighted*: the trainer weights, sums and logs
+them, and never computes a term whose weight is 0. The image operators they use (surface,
+texture, structure) live in ``representations/``.
 
-To add a term: write ``losses/<term>.py`` (function with shapes and value ranges in its
-docstring, named defaults instead of numbers inside the expression), give it a weight flag in
-training/config.py's OPTIONS table, compute it in ``TrainLoop.run_step`` under its weight,
-and test it against a hand-computed value.
+To add a term: write ``losses/<term>.py`` with the function, its module and ``term(state)``;
+add one ``Term`` entry to ``losses/registry.py`` (name, flag, default weight per preset, help;
+the CLI option ``--w-<name>``, the config field and the objective follow from it); test the
+function against a hand-computed value.
 """

@@ -1,4 +1,5 @@
-"""Content and structure terms: L1 between VGG19 conv4_4 features, divided by h*w*c.
+"""Content term: L1 between VGG19 conv4_4 features of the photo and of the output, divided by
+h*w*c (Wang & Yu, CVPR 2020, eq. 7).
 
 White-box computes ``mean(|a - b|) / (h w c)`` (the mean *and* the division): the reference
 weight 2e2 only means the same with this double normalisation, so it is kept.
@@ -10,7 +11,7 @@ from torch import nn
 
 
 def feature_l1(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
-    """(B, c, h, w) features -> mean |a - b| / (h w c)."""
+    """(B, c, h, w) features -> mean |a - b| / (h w c), float32. ValueError on mismatched shapes."""
     if feat_a.shape != feat_b.shape or feat_a.dim() != 4:
         raise ValueError(
             f"feature_l1 expects two (B, c, h, w) tensors of one shape, got {tuple(feat_a.shape)} "
@@ -23,13 +24,13 @@ def feature_l1(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
 
 
 def content_loss(feat_photo: torch.Tensor, feat_output: torch.Tensor) -> torch.Tensor:
-    """Content term: VGG(photo) vs VGG(output); the photo side is a constant target."""
+    """VGG(photo) vs VGG(output); the photo side is a constant target."""
     return feature_l1(feat_photo.detach(), feat_output)
 
 
-def structure_loss(feat_structure: torch.Tensor, feat_output: torch.Tensor) -> torch.Tensor:
-    """Structure term: VGG(structure(output)) vs VGG(output); the superpixel side is constant."""
-    return feature_l1(feat_structure.detach(), feat_output)
+def term(state) -> torch.Tensor:
+    """The trainer's term (see losses/registry.py for ``state``)."""
+    return content_loss(state.vgg_target("photo"), state.vgg_output())
 
 
 class ContentLoss(nn.Module):

@@ -155,3 +155,10 @@ class LandmarkLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"contour_weight={self.contour_weight}, region_weight={self.region_weight}"
+
+
+def term(state) -> torch.Tensor:
+    """The trainer's term (see losses/registry.py for ``state``): the loss over the batch's
+    found faces, logging the found fraction as ``landmark/found``."""
+    state.log("landmark/found", state.valid.float().mean())
+    return landmark_loss(state.output, state.photo, state.lmap, state.valid)

@@ -1,161 +1,19 @@
-"""Structure representation: superpixels of an image batch, each filled with its colour.
-
-White-box cartoonization's "structure" target (Wang & Yu, CVPR 2020): the generator output
-is segmented into superpixels and every superpixel is flattened to one colour; the structure
-loss compares VGG features of the output with those of this flattened copy. It is a constant
-target, so it is computed under ``torch.no_grad()`` on a detached input.
-
-Backends (``method``), see DESIGN.md section 1:
-
-- ``"slic"``: scikit-image SLIC (n_segments=seg_num, compactness=10, sigma=1, Lab), mean
-  colour per superpixel. The faithful one, and the reference for the others.
-  (losses/superpixel_slic.py; CPU, per image.)
-- ``"sscolor"``: felzenszwalb + selective-search merging down to seg_num regions + adaptive
-  mean/median colouring + power curve (white-box's ``selective_adacolor``).
-  (losses/superpixel_sscolor.py; CPU, per image, slowest.)
-- ``"fast"`` (default): SLIC batched in torch on the images' own device, no host round
-  trip; mean colour per superpixel. Its fill error on real faces is within 10% of
-  ``slic``'s (lower, in fact) with a region count within 30% of seg_num; tested in
-  tests/losses/test_structure.py, timed in bench/bench_structure.py.
-  (losses/superpixel_fast.py.)
-
-Example::
-
-    >>> x = torch.rand(2, 3, 64, 64) * 2 - 1
-    >>> y = structure(x, method="fast", seg_num=50)
-    >>> y.shape, bool(y.abs().max() <= 1)
-    (torch.Size([2, 3, 64, 64]), True)
-"""
+"""Structure term: L1 between VGG19 conv4_4 features of the output and of its structure
+representation (representations/structure.py: superpixels filled with their colour), divided
+by h*w*c like the content term (Wang & Yu, CVPR 2020, eq. 4). The superpixel side is a
+constant target, rebuilt from the current output at every step."""
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
 import torch
-from torch import nn
 
-from losses import superpixel_fast, superpixel_slic, superpixel_sscolor
-
-STRUCTURE_METHODS = ("fast", "slic", "sscolor")
-DEFAULT_METHOD = "fast"
-SEG_NUM = 200
-POWER = superpixel_sscolor.POWER  # used by "sscolor" only, as in white-box
-
-# On accelerators the range check costs a host sync; it runs on the first call and then once
-# every RANGE_CHECK_EVERY calls there (always on CPU, where it is free).
-RANGE_CHECK_EVERY = 100
-
-_range_warning_issued = False
-_range_calls = 0
+from losses.content import feature_l1
 
 
-def _check(images: torch.Tensor, method: str, seg_num: int) -> None:
-    if method not in STRUCTURE_METHODS:
-        raise ValueError(f"unknown structure method {method!r}; choose one of {', '.join(STRUCTURE_METHODS)}")
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"structure expects a tensor of shape (B, 3, H, W), got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"structure expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise ValueError(f"structure expects float images in [-1, 1] of shape (B, 3, H, W), got {images.dtype}")
-    if seg_num < 1:
-        raise ValueError(f"seg_num must be >= 1, got {seg_num}")
+def structure_loss(feat_structure: torch.Tensor, feat_output: torch.Tensor) -> torch.Tensor:
+    """VGG(structure(output)) vs VGG(output), (B, c, h, w) each; the superpixel side is constant."""
+    return feature_l1(feat_structure.detach(), feat_output)
 
 
-def _clamped(images: torch.Tensor) -> torch.Tensor:
-    """Detached images clamped to [-1, 1], with one warning per process if any value was out.
-
-    The generator has no output activation (DESIGN.md: --output-act none), so its output can
-    leave [-1, 1]; superpixels of it are still meaningful after clamping, but a caller that
-    feeds [0, 255] or [0, 1] data by mistake should hear about it once. When the check ran
-    and found every value inside (every CPU call until a warning), the clamp is skipped: it
-    would copy the whole batch for nothing.
-    """
-    global _range_warning_issued, _range_calls
-    x = images.detach()
-    check = not _range_warning_issued and (x.device.type == "cpu" or _range_calls % RANGE_CHECK_EVERY == 0)
-    _range_calls += 1
-    if not check:
-        return x.clamp(-1, 1)
-    lo, hi = torch.aminmax(x)  # one pass over the batch, one host sync
-    if bool((lo < -1) | (hi > 1)):
-        _range_warning_issued = True
-        warnings.warn(
-            "structure: input outside [-1, 1] clamped to [-1, 1] (warned once per process)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return x.clamp(-1, 1)
-    return x
-
-
-@torch.no_grad()
-def superpixel_labels(images: torch.Tensor, method: str = DEFAULT_METHOD, seg_num: int = SEG_NUM) -> torch.Tensor:
-    """Superpixel labels of a batch.
-
-    Args:
-        images: (B, 3, H, W) float in [-1, 1] (clamped).
-        method: one of STRUCTURE_METHODS.
-        seg_num: approximate number of superpixels per image.
-    Returns:
-        (B, H, W) int64 labels on the images' device; label ids are per image, >= 0, and
-        need not be consecutive (``fast`` may leave some seed ids unused).
-    """
-    _check(images, method, seg_num)
-    if method == "fast":
-        # the fast backend stretches every image to [0, 1] itself: [-1, 1] in is the same
-        return superpixel_fast.slic_fill(_clamped(images), seg_num)[1]
-    arr = ((_clamped(images).float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
-    fn = superpixel_slic.slic_labels if method == "slic" else superpixel_sscolor.sscolor_labels
-    labels = np.stack([fn(im, seg_num) for im in arr])
-    return torch.from_numpy(labels).to(images.device)
-
-
-@torch.no_grad()
-def structure(
-    images: torch.Tensor, method: str = DEFAULT_METHOD, seg_num: int = SEG_NUM, power: float = POWER
-) -> torch.Tensor:
-    """Structure representation: every superpixel filled with its colour.
-
-    Args:
-        images: (B, 3, H, W) float in [-1, 1]; values outside are clamped (one warning per
-            process). Gradients are not tracked: the result is a constant target.
-        method: "fast" (torch SLIC, any device), "slic" (skimage, faithful) or "sscolor"
-            (selective search + adaptive colouring).
-        seg_num: approximate number of superpixels (SLIC) / regions left after merging
-            (sscolor).
-        power: sscolor's final curve exponent, c ** power / max; ignored by the SLIC methods
-            (white-box's SLIC target has no curve).
-    Returns:
-        (B, 3, H, W) in [-1, 1], same dtype and device as ``images``, no grad.
-    """
-    _check(images, method, seg_num)
-    if method == "fast":
-        # slic_fill is range-agnostic (it stretches every image to [0, 1] for the Lab
-        # conversion, and a mean fill commutes with the affine map), so it runs on the
-        # [-1, 1] batch as it is: no full-size rescaling on the way in or out
-        out = superpixel_fast.slic_fill(_clamped(images), seg_num)[0]
-        return out.to(images.dtype).contiguous()
-    arr = ((_clamped(images).float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
-    if method == "slic":
-        filled = superpixel_slic.slic_fill(arr, seg_num)[0]
-    else:
-        filled = np.stack([superpixel_sscolor.sscolor_fill(im, seg_num, power)[0] for im in arr])
-    out01 = torch.from_numpy(filled).permute(0, 3, 1, 2)
-    return (out01 * 2 - 1).to(device=images.device, dtype=images.dtype).contiguous()
-
-
-class Structure(nn.Module):
-    """Module form of :func:`structure` (no parameters), for building losses from config."""
-
-    def __init__(self, method: str = DEFAULT_METHOD, seg_num: int = SEG_NUM, power: float = POWER):
-        super().__init__()
-        if method not in STRUCTURE_METHODS:
-            raise ValueError(f"unknown structure method {method!r}; choose one of {', '.join(STRUCTURE_METHODS)}")
-        self.method, self.seg_num, self.power = method, seg_num, power
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return structure(images, self.method, self.seg_num, self.power)
-
-    def extra_repr(self) -> str:
-        return f"method={self.method!r}, seg_num={self.seg_num}, power={self.power}"
+def term(state) -> torch.Tensor:
+    """The trainer's term (see losses/registry.py for ``state``)."""
+    return structure_loss(state.vgg_target("structure"), state.vgg_output())

@@ -1,28 +1,36 @@
-"""Surface representation: the image smoothed by a guided filter with itself (white-box
-``guided_filter(x, x, r=5, eps=2e-1)``), keeping edges and dropping texture; ``Ds`` judges it."""
+"""Surface term: the LSGAN loss of the surface discriminator ``Ds`` on the surface
+representation (representations/surface.py) of the output, and its discriminator counterpart
+(Wang & Yu, CVPR 2020, eq. 3)."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from losses.adversarial import lsgan_g_loss
-from models.guided_filter import guided_filter
-
-SURFACE_RADIUS = 5
-SURFACE_EPS = 0.2
-
-
-def surface(images: torch.Tensor, r: int = SURFACE_RADIUS, eps: float = SURFACE_EPS) -> torch.Tensor:
-    """(B, 3, H, W) in [-1, 1] -> (B, 3, H, W) surface representation."""
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"surface expects (B, 3, H, W), got shape {tuple(images.shape)}")
-    return guided_filter(images, images, r, eps)
+from losses.adversarial import judge, lsgan_g_loss
+from representations.surface import SURFACE_EPS, SURFACE_RADIUS, surface
 
 
 def surface_loss(disc: nn.Module, output: torch.Tensor, r: int = SURFACE_RADIUS,
                  eps: float = SURFACE_EPS) -> torch.Tensor:
-    """LSGAN generator loss of the surface discriminator on surface(output)."""
+    """Generator side: mean((Ds(surface(output)) - 1)^2). output: (B, 3, H, W) in [-1, 1]."""
     return lsgan_g_loss(disc(surface(output, r, eps)))
+
+
+def surface_disc_loss(disc: nn.Module, cartoon: torch.Tensor, fake: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Discriminator side on (B, 3, H, W) cartoons (real) and outputs (fake), both [-1, 1]:
+    (loss, real logits, fake logits); see :func:`losses.adversarial.judge`."""
+    return judge(disc, surface(torch.cat([cartoon, fake])), cartoon.shape[0])
+
+
+def term(state) -> torch.Tensor:
+    """The trainer's generator term (see losses/registry.py for ``state``)."""
+    return surface_loss(state.discriminator("surface"), state.output)
+
+
+def disc_term(state, disc: nn.Module):
+    """The trainer's discriminator term."""
+    return surface_disc_loss(disc, state.cartoon.float(), state.fake)
 
 
 class SurfaceLoss(nn.Module):

@@ -1,50 +1,38 @@
-"""Texture representation: a random colour shift to one channel (white-box ``color_shift``).
-
-One weight triple per call, shared by the fake and the cartoon batch so ``Dt`` compares like
-with like; drawn from a ``torch.Generator`` so a seeded run is reproducible. The ranges are the
-reference's (its BGR tensors relabelled for our RGB ones).
-"""
+"""Texture term: the LSGAN loss of the texture discriminator ``Dt`` on the texture
+representation (representations/texture.py: a random colour shift to grayscale) of the
+output, and its discriminator counterpart (Wang & Yu, CVPR 2020, eq. 5). The generator and
+the discriminator steps of one training step use the same weight triple."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from losses.adversarial import lsgan_g_loss
-
-# U(low, high) for the R, G and B weights.
-TEXTURE_WEIGHT_RANGES = ((0.199, 0.399), (0.487, 0.687), (0.014, 0.214))
+from losses.adversarial import judge, lsgan_g_loss
+from representations.texture import texture
 
 
-def texture_weights(generator: torch.Generator | None = None,
-                    ranges=TEXTURE_WEIGHT_RANGES) -> torch.Tensor:
-    """Draw one (R, G, B) weight triple (float32, CPU), before normalisation."""
-    low = torch.tensor([r[0] for r in ranges])
-    high = torch.tensor([r[1] for r in ranges])
-    return low + (high - low) * torch.rand(3, generator=generator)
+def texture_loss(disc: nn.Module, output: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Generator side: mean((Dt(texture(output)) - 1)^2). output: (B, 3, H, W) in [-1, 1];
+    weights: the step's (R, G, B) triple (representations.texture.texture_weights)."""
+    return lsgan_g_loss(disc(texture(output, weights=weights)[0]))
 
 
-def texture(*images: torch.Tensor, weights: torch.Tensor | None = None,
-            generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-    """Grayscale each (B, 3, H, W) image with the same random weights -> (B, 1, H, W) each.
-
-    ``sum_c w_c x_c / sum_c w_c``: a convex mix, so [-1, 1] stays [-1, 1].
-    """
-    if weights is None:
-        weights = texture_weights(generator)
-    out = []
-    for x in images:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"texture expects (B, 3, H, W) images, got shape {tuple(x.shape)}")
-        w = (weights / weights.sum()).to(device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        out.append((x * w).sum(dim=1, keepdim=True))
-    return tuple(out)
+def texture_disc_loss(disc: nn.Module, cartoon: torch.Tensor, fake: torch.Tensor,
+                      weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Discriminator side: (loss, real logits, fake logits), one weight triple for both."""
+    return judge(disc, torch.cat(texture(cartoon, fake, weights=weights)), cartoon.shape[0])
 
 
-def texture_loss(disc: nn.Module, gray_output: torch.Tensor) -> torch.Tensor:
-    """LSGAN generator loss of the texture discriminator on texture(output)."""
-    return lsgan_g_loss(disc(gray_output))
+def term(state) -> torch.Tensor:
+    """The trainer's generator term (see losses/registry.py for ``state``)."""
+    return texture_loss(state.discriminator("texture"), state.output, state.texture_weights)
+
+
+def disc_term(state, disc: nn.Module):
+    """The trainer's discriminator term."""
+    return texture_disc_loss(disc, state.cartoon.float(), state.fake, state.texture_weights)
 
 
 class TextureLoss(nn.Module):
-    def forward(self, disc: nn.Module, gray_output: torch.Tensor) -> torch.Tensor:
-        return texture_loss(disc, gray_output)
+    def forward(self, disc: nn.Module, output: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return texture_loss(disc, output, weights)

@@ -6,7 +6,7 @@ from torch import nn
 
 
 def total_variation_loss(image: torch.Tensor) -> torch.Tensor:
-    """image: (B, C, H, W) -> scalar.
+    """image: (B, C, H, W) -> scalar. ValueError for another number of dimensions.
 
     The division by 3HW (C = 3 in white-box) is the reference's normalisation, kept so the
     reference weight 1e4 means the same here. TV of a constant image is 0.
@@ -20,6 +20,11 @@ def total_variation_loss(image: torch.Tensor) -> torch.Tensor:
     tv_h = (image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2).mean()
     tv_w = (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2).mean()
     return (tv_h + tv_w) / (3 * h * w)
+
+
+def term(state) -> torch.Tensor:
+    """The trainer's term (see losses/registry.py for ``state``)."""
+    return total_variation_loss(state.output)
 
 
 class TotalVariationLoss(nn.Module):

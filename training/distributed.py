@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from utils.device import resolve_device
+
 
 @dataclass
 class DistInfo:
@@ -36,23 +38,6 @@ def init_distributed(device_spec: str) -> tuple[DistInfo, torch.device]:
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
     return info, device
-
-
-def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
-    from utils.errors import ToonFaceError
-
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ToonFaceError(f"--device {spec}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ToonFaceError(f"--device {spec}: CUDA is not available on this machine")
-        if device.index is None:
-            device = torch.device("cuda", local_rank or 0)
-    return device
 
 
 def barrier(info: DistInfo) -> None:

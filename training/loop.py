@@ -25,11 +25,13 @@ from datasets.folders import (ImageFolderDataset, InfiniteSampler, collect_image
                               resolve_cartoon_dir, split_holdout)
 from losses.adversarial import lsgan_d_loss, lsgan_g_loss
 from losses.content import feature_l1
-from losses.surface import surface
-from losses.texture import texture, texture_weights
+from representations.surface import surface
+from representations.texture import texture, texture_weights
 from losses.variation import total_variation_loss
 from models import Discriminator, Generator, build_vgg, guided_filter, resolve_vgg_weights
-from training import checkpoint as ckpt
+from models import checkpoint as ckpt
+from utils.io import atomic_save
+from utils.run_dir import RunDir
 from training.config import describe, weights as weights_of
 from training.distributed import DistInfo, barrier, broadcast_object, init_distributed, shutdown
 from training.stats import NonFiniteLoss, PhaseTimer, StatsAccumulator, StatsWriter
@@ -320,9 +322,9 @@ class Loop:
                  "generator_config": ckpt.generator_config(self.G_raw),
                  "face_size": self.face_size, "rng": rng_state(self.texture_gen)}
         name = f"step_{self.step:06d}.pt"
-        ckpt.atomic_save(self.folder / "ckpt" / name, lambda f: torch.save(state, f))
-        ckpt.atomic_save(self.folder / "ckpt" / "latest.pt", lambda f: torch.save(state, f))
-        ckpt.rotate(self.folder / "ckpt", self.cfg["keep_ckpt"])
+        atomic_save(self.folder / "ckpt" / name, lambda f: torch.save(state, f))
+        atomic_save(self.folder / "ckpt" / "latest.pt", lambda f: torch.save(state, f))
+        RunDir(self.folder).rotate_checkpoints(self.cfg["keep_ckpt"])
         meta = {"image_size": self.cfg["image_size"], "face_size": self.face_size,
                 "step": self.step, "run": self.cfg["name"], "kind": self.kind,
                 "gf_eps": self.cfg["gf_eps"]}
@@ -339,7 +341,7 @@ class Loop:
         path = self.folder / "samples" / f"step_{self.step:06d}.png"
         save_png(path, make_grid(cols))
         try:
-            from evaluation.curves import plot_loss_curves
+            from training.curves import plot_loss_curves
 
             if (self.folder / "stats.jsonl").exists():
                 plot_loss_curves(self.folder / "stats.jsonl", self.folder / "loss_curves.png")
@@ -586,7 +588,7 @@ class TrainLoop(Loop):
             targets = []
             if w["structure"] > 0:
                 with timer("structure"):
-                    from losses.structure import structure
+                    from representations.structure import structure
                     targets.append(structure(out.detach(), method=cfg["superpixel"],
                                              seg_num=cfg["seg_num"], power=cfg["sscolor_power"]))
             if w["content"] > 0:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from datasets.images import to_uint8
-from losses.surface import surface
-from losses.texture import TEXTURE_WEIGHT_RANGES, texture
+from representations.surface import surface
+from representations.texture import TEXTURE_WEIGHT_RANGES, texture
 from models.guided_filter import guided_filter
 
 COLUMNS = ("photo", "raw G", "output", "surface", "texture", "structure", "landmark map")
@@ -40,7 +40,7 @@ def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tenso
     if "texture" in columns:
         cols["texture"] = texture(out, weights=GRID_TEXTURE_WEIGHTS)[0].expand(-1, 3, -1, -1)
     if "structure" in columns:
-        from losses.structure import structure
+        from representations.structure import structure
 
         cols["structure"] = structure(out, method=superpixel, seg_num=seg_num)
     if "landmark map" in columns:

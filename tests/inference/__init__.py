@@ -26,7 +26,7 @@ def make_generator(seed: int = 0):
 
 
 def make_checkpoint(path: Path, seed: int = 0, face_size: float | None = 45.0, image_size: int = 128) -> Path:
-    from training.checkpoint import save_generator
+    from models.checkpoint import save_generator
 
     save_generator(path, make_generator(seed), image_size=image_size, face_size=face_size,
                    step=0, run="test", kind="train")

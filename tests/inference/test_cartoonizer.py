@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from datasets.images import to_tensor
-from inference.cartoonizer import Cartoonizer, feather_1d, resolve_checkpoint, tile_starts
+from inference.cartoonizer import Cartoonizer, feather_1d, tile_starts
 from models import guided_filter
 from tests.inference import make_checkpoint, make_generator, make_picture
 from utils.errors import ToonFaceError
+from utils.run_dir import resolve_generator
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +113,6 @@ def test_from_checkpoint_file_and_run_folder(tmp_path):
 
 def test_missing_checkpoint_names_what_was_looked_for(tmp_path):
     with pytest.raises(ToonFaceError, match="generator/latest.pt"):
-        resolve_checkpoint(tmp_path)
+        resolve_generator(tmp_path)
     with pytest.raises(ToonFaceError, match="checkpoint not found"):
-        resolve_checkpoint(tmp_path / "nope.pt")
+        resolve_generator(tmp_path / "nope.pt")

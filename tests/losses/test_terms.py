@@ -6,14 +6,15 @@ import torch
 from torch import nn
 
 from losses.adversarial import lsgan_d_loss, lsgan_g_loss
-from losses.content import ContentLoss, content_loss, feature_l1, structure_loss
-from losses.surface import SurfaceLoss, surface, surface_loss
-from losses.texture import TextureLoss, texture, texture_loss, texture_weights
+from losses.adversarial import judge
+from losses.content import ContentLoss, content_loss, feature_l1
+from losses.structure import structure_loss
+from losses.surface import SurfaceLoss, surface_disc_loss, surface_loss
+from losses.texture import TextureLoss, texture_disc_loss, texture_loss
 from losses.variation import TotalVariationLoss, total_variation_loss
-from models.guided_filter import guided_filter
 from models.vgg import VGG19Features
-
-RANGES = ((0.199, 0.399), (0.487, 0.687), (0.014, 0.214))  # R, G, B (DESIGN.md section 1)
+from representations.surface import surface
+from representations.texture import texture
 
 
 class FakeDisc(nn.Module):
@@ -137,89 +138,44 @@ def test_content_loss_zero_for_identical(vgg):
 
 # --------------------------------------------------------------------------------- texture
 
-def test_texture_weights_reproducible():
-    a = texture_weights(torch.Generator().manual_seed(123))
-    b = texture_weights(torch.Generator().manual_seed(123))
-    c = texture_weights(torch.Generator().manual_seed(124))
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert a.shape == (3,) and a.dtype == torch.float32
-
-
-def test_texture_weight_ranges():
-    g = torch.Generator().manual_seed(0)
-    w = torch.stack([texture_weights(g) for _ in range(2000)])
-    for ch, (lo, hi) in enumerate(RANGES):
-        assert w[:, ch].min() >= lo and w[:, ch].max() <= hi
-        # the whole range is used (not, e.g., a fixed or narrower draw)
-        assert w[:, ch].min() < lo + 0.01 and w[:, ch].max() > hi - 0.01
-        assert abs(w[:, ch].mean().item() - (lo + hi) / 2) < 0.01
-
-
-def test_texture_by_hand_and_shared_weights():
-    torch.manual_seed(0)
-    fake = torch.rand(2, 3, 4, 5) * 2 - 1
-    cartoon = torch.rand(2, 3, 4, 5) * 2 - 1
-    g_fake, g_cartoon = texture(fake, cartoon, generator=torch.Generator().manual_seed(7))
-    w = texture_weights(torch.Generator().manual_seed(7))  # the one triple drawn for that call
-    for x, got in ((fake, g_fake), (cartoon, g_cartoon)):
-        r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-        expected = (w[0] * r + w[1] * g + w[2] * b) / (w[0] + w[1] + w[2])
-        assert got.shape == (2, 1, 4, 5)
-        torch.testing.assert_close(got, expected)
-
-
-def test_texture_one_call_one_triple():
-    # pure red, green and blue images in one call: their outputs are w_R, w_G, w_B / sum(w),
-    # which sum to exactly 1 only if all three images used the same triple
-    eye = torch.eye(3).view(3, 3, 1, 1)
-    red, green, blue = (eye[i:i + 1].expand(1, 3, 2, 2) for i in range(3))
-    outs = texture(red, green, blue, generator=torch.Generator().manual_seed(3))
-    vals = torch.stack([o.flatten()[0] for o in outs])
-    torch.testing.assert_close(vals.sum(), torch.tensor(1.0))
-    # and the normalised red weight lies where the ranges put it (tightest bounds)
-    assert 0.199 / (0.199 + 0.687 + 0.214) <= vals[0] <= 0.399 / (0.399 + 0.487 + 0.014)
-    assert vals[1] > vals[0] > vals[2]  # green dominates, blue is smallest (ranges disjoint)
-
-
-def test_texture_explicit_weights_and_range():
-    x = torch.rand(1, 3, 3, 3) * 2 - 1
-    (y,) = texture(x, weights=torch.tensor([1.0, 1.0, 2.0]))
-    torch.testing.assert_close(y, (x[:, :1] + x[:, 1:2] + 2 * x[:, 2:]) / 4)
-    (z,) = texture(torch.full((1, 3, 2, 2), -1.0), generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(z, torch.full((1, 1, 2, 2), -1.0))
-
-
-def test_texture_errors():
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        texture(torch.zeros(1, 1, 4, 4))
-
-
 def test_texture_loss_with_fake_disc():
     logits = torch.tensor([0.0, 0.5, 2.0, -1.0]).view(1, 1, 2, 2)
     disc = FakeDisc(logits)
-    gray = torch.rand(1, 1, 8, 8, requires_grad=True)
-    loss = texture_loss(disc, gray)
+    out = torch.rand(1, 3, 8, 8, requires_grad=True)
+    w = torch.tensor([0.3, 0.6, 0.1])
+    loss = texture_loss(disc, out, w)
     torch.testing.assert_close(loss, torch.tensor(1.5625))
-    assert disc.seen is gray
-    torch.testing.assert_close(TextureLoss()(disc, gray), loss, rtol=0, atol=0)
+    # the discriminator saw the grayscale of the output with exactly these weights
+    torch.testing.assert_close(disc.seen, (0.3 * out[:, :1] + 0.6 * out[:, 1:2] + 0.1 * out[:, 2:]),
+                               rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(TextureLoss()(disc, out, w), loss, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------ discriminator side
+
+def test_judge_splits_one_forward():
+    disc = FakeDisc(torch.tensor([1.0, 0.0, 0.5, -0.5]).view(4, 1, 1, 1))
+    x = torch.rand(4, 3, 4, 4)
+    loss, real, fake = judge(disc, x, 2)
+    assert disc.seen is x  # one forward over both halves
+    # 0.5 * (mean((1, 0) - 1)^2 + mean(0.25, 0.25)) = 0.5 * (0.5 + 0.25)
+    torch.testing.assert_close(loss, torch.tensor(0.375))
+    assert real.shape == fake.shape == (2, 1, 1, 1)
+
+
+def test_disc_losses_judge_the_representations():
+    cartoon, fake = torch.rand(2, 3, 12, 12) * 2 - 1, torch.rand(3, 3, 12, 12) * 2 - 1
+    disc = FakeDisc(torch.zeros(5, 1, 1, 1))
+    loss, real_l, fake_l = surface_disc_loss(disc, cartoon, fake)
+    torch.testing.assert_close(disc.seen, surface(torch.cat([cartoon, fake])), rtol=0, atol=0)
+    torch.testing.assert_close(loss, torch.tensor(0.5))  # real logits 0 -> 1, fake 0 -> 0
+    assert real_l.shape[0] == 2 and fake_l.shape[0] == 3
+    w = torch.tensor([0.2, 0.5, 0.1])
+    texture_disc_loss(disc, cartoon, fake, w)
+    torch.testing.assert_close(disc.seen, torch.cat(texture(cartoon, fake, weights=w)), rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------------------- surface
-
-def test_surface_equals_guided_filter():
-    x = torch.rand(2, 3, 12, 14) * 2 - 1
-    torch.testing.assert_close(surface(x), guided_filter(x, x, 5, 0.2), rtol=0, atol=0)
-
-
-def test_surface_constant_stays_constant():
-    x = torch.full((1, 3, 16, 16), 0.42)
-    torch.testing.assert_close(surface(x), x, rtol=0, atol=1e-6)
-
-
-def test_surface_errors():
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        surface(torch.zeros(1, 1, 8, 8))
-
 
 def test_surface_loss_with_fake_disc():
     logits = torch.full((2, 1, 2, 2), 0.25)

@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from tests.conftest import ROOT
-from training import checkpoint as ckpt
+from models import checkpoint as ckpt
 from training.config import resolve
 
 TINY = {"image_size": 32, "batch_size": 2, "workers": 0, "progress": False, "holdout": 0,

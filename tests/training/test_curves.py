@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from evaluation.curves import _panel_keys, plot_loss_curves, read_stats
+from training.curves import _panel_keys, plot_loss_curves, read_stats
 from utils.errors import ToonFaceError
 
 

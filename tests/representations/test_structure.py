@@ -1,4 +1,4 @@
-"""Structure representation (losses/structure.py and its superpixel backends).
+"""Structure representation (representations/structure.py and its superpixel backends).
 
 Oracles: scikit-image (SLIC labels, rgb2lab, gaussian) and plain per-label np.mean; quality
 of the ``fast`` backend is measured against the faithful ``slic`` one on real faces.
@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from losses import structure as structure_mod
-from losses.structure import STRUCTURE_METHODS, Structure, structure, superpixel_labels
-from losses import superpixel_fast
-from losses.superpixel_fast import absorb_fragments, gaussian_blur, rgb_to_lab, slic_fill
-from losses.superpixel_sscolor import adaptive_colour
+from representations.structure import STRUCTURE_METHODS, Structure, structure, superpixel_labels
+from representations import superpixel_fast
+from representations.superpixel_fast import absorb_fragments, gaussian_blur, rgb_to_lab, slic_fill
+from representations.superpixel_sscolor import adaptive_colour
 
 FIXTURE_PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "ffhq-mini" / "photos"
 SIZE = 128
@@ -117,15 +116,21 @@ def test_unknown_method_lists_choices():
         Structure("watershed")
 
 
-def test_out_of_range_is_clamped_with_one_warning(monkeypatch):
-    monkeypatch.setattr(structure_mod, "_range_warning_issued", False)
+def test_out_of_range_is_clamped_with_one_warning():
     x = torch.linspace(-3, 3, 3 * 32 * 32).reshape(1, 3, 32, 32)
     with pytest.warns(RuntimeWarning, match=r"outside \[-1, 1\]"):
         y = structure(x, method="fast", seg_num=16)
     assert float(y.min()) >= -1 and float(y.max()) <= 1
+    op = Structure("fast", seg_num=16)  # the trainer's operator warns once, whatever the filters
+    with pytest.warns(RuntimeWarning, match=r"outside \[-1, 1\]"):
+        torch.testing.assert_close(op(x), y, rtol=0, atol=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second warning would fail here
-        structure(x, method="fast", seg_num=16)
+        op(x)
+    assert op.calls == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inputs inside [-1, 1]: no warning at all
+        structure(x.clamp(-1, 1), method="fast", seg_num=16)
     # clamping happens before the superpixels: same result as clamping by hand
     assert torch.allclose(y, structure(x.clamp(-1, 1), method="fast", seg_num=16))
 

@@ -1,0 +1,75 @@
+"""The registry of loss terms: one entry per term, read by the configuration (weight flags,
+defaults, presets), the objective (what to compute) and the trainer (checkpoint keys).
+
+A term is a function ``term(state) -> scalar tensor`` (unweighted) in its own file; an
+adversarial term also has ``disc_term(state, disc) -> (loss, real logits, fake logits)`` and
+gets a discriminator of its own. ``state`` is the training step
+(training/objective.py ``StepState``); a term reads from it only:
+
+    state.photo            (B, 3, H, W) photos in [-1, 1]
+    state.output           (B, 3, H, W) guided-filtered generator output (differentiable)
+    state.texture_weights  (3,) the step's colour-shift triple
+    state.lmap, state.valid  (B, 2, H, W) landmark maps in [0, 1] and (B,) bool "face found"
+    state.discriminator(name)  the term's discriminator (frozen during the generator step)
+    state.vgg_target(name) VGG19 conv4_4 features of "photo" or "structure" (constant targets)
+    state.vgg_output()     VGG19 conv4_4 features of the output
+    state.cartoon, state.fake  discriminator step: cartoons and a fresh output, [-1, 1]
+    state.log(key, value)  an extra number for stats.jsonl
+
+The order of TERMS is the order in which terms are computed and summed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from losses import content, landmark, structure, surface, texture, variation
+
+PRESET_NAMES = ("code", "paper")
+
+
+@dataclass(frozen=True)
+class Discriminated:
+    """The discriminator an adversarial term trains against."""
+
+    checkpoint_key: str        # its state_dict's key in a training checkpoint ("Ds", "Dt")
+    in_channels: int           # channels of the representation it judges
+    loss: Callable             # disc_term(state, disc) -> (loss, real logits, fake logits)
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str                  # the paper's name; the key of the weight and of G/<name> stats
+    flag: str                  # the seed's flag (w0..w5); --w-<name> is its alias
+    defaults: dict[str, float]  # weight per preset ("code": white-box's train.py, "paper")
+    help: str
+    loss: Callable[..., torch.Tensor]
+    phase: str | None = None   # stats timer phase around the term (None: it times its parts)
+    autocast: bool = False     # computed under the run's bf16 autocast
+    faces_only: bool = False   # skipped on scenery batches
+    adversarial: Discriminated | None = None
+
+
+# Weights: white-box's train.py ("code") and the paper's lambdas (lambda1..5 = surface,
+# texture, structure, content, tv = 1, 10, 2000, 2000, 1e4). The landmark weight 10 was
+# chosen by the w5 ablation in README.md.
+TERMS: tuple[Term, ...] = (
+    Term("tv", "w0", {"code": 1e4, "paper": 1e4}, "total variation weight", variation.term),
+    Term("surface", "w1", {"code": 1e-1, "paper": 1.0}, "surface (Ds) weight", surface.term,
+         phase="discriminators", autocast=True,
+         adversarial=Discriminated("Ds", 3, surface.disc_term)),
+    Term("texture", "w2", {"code": 1.0, "paper": 10.0}, "texture (Dt) weight", texture.term,
+         phase="discriminators", autocast=True,
+         adversarial=Discriminated("Dt", 1, texture.disc_term)),
+    Term("structure", "w4", {"code": 2e2, "paper": 2e3}, "structure (superpixel VGG) weight",
+         structure.term),
+    Term("content", "w3", {"code": 2e2, "paper": 2e3}, "content (VGG) weight", content.term),
+    Term("landmark", "w5", {"code": 10.0, "paper": 10.0},
+         "landmark weight (0 turns the landmark loss off)", landmark.term, phase="landmark",
+         faces_only=True),
+)
+TERM_BY_NAME = {t.name: t for t in TERMS}
+TERM_BY_FLAG = {t.flag: t for t in TERMS}
+TERMS_BY_FLAG = tuple(sorted(TERMS, key=lambda t: t.flag))  # CLI order: w0 .. w5
