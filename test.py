@@ -8,7 +8,7 @@ metrics.json (landmark NME, face-found rate, FID/KID, style statistics) and inde
 import click
 
 from evaluation.evaluate import DEFAULT_MAX_REAL, INFERENCE_GF_EPS
-from training.config import SUPERPIXEL_METHODS
+from representations.structure import STRUCTURE_METHODS as SUPERPIXEL_METHODS
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

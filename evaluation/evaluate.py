@@ -3,7 +3,7 @@
 
 Output folder (default ``<run>/test/step_XXXXXX``)::
 
-    grids/grid_NN.png          side-by-side rows (DESIGN.md section 4 columns), 8 faces each
+    grids/grid_NN.png          side-by-side rows (training/visuals.py columns), 8 faces each
     photos/NNNN_<stem>.png     the centre crop the generator saw
     outputs/NNNN_<stem>.png    the cartoon (guided-filtered output)
     metrics.json               landmark NME / found rate, FID / KID (when an Inception file is
@@ -60,10 +60,10 @@ def read_run_config(run: RunDir | None) -> dict:
 def heldout_photos(run: RunDir) -> list[Path]:
     """The photos a run held out of training (``heldout.txt``)."""
     f = run.heldout_file
-    if not f.is_file():
+    paths = run.read_heldout()
+    if paths is None:
         raise ToonFaceError(f"run {run} has no heldout.txt (it records the held-out photos): "
                             "pass --photo_dir")
-    paths = [Path(line.strip()) for line in f.read_text().splitlines() if line.strip()]
     if not paths:
         raise ToonFaceError(f"run {run} held out no photos ({f} is empty: its photo set was too "
                             "small for a split): pass --photo_dir")

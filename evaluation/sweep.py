@@ -214,7 +214,7 @@ def plan(name: str, grid: list[str], configs: str | None, base_args: list[str]) 
             cfg = resolve("train", params, explicit_params(ctx))
         except click.ClickException as exc:
             raise ToonFaceError(f"run {rid}: {exc.format_message()}") from None
-        except ValueError as exc:
+        except ToonFaceError as exc:
             raise ToonFaceError(f"run {rid}: {exc}") from None
         runs.append({"id": rid, "options": c, "args": args, "cfg": cfg})
     for k in ("name", "model_version", "resume"):
@@ -223,19 +223,22 @@ def plan(name: str, grid: list[str], configs: str | None, base_args: list[str]) 
     return runs
 
 
-def run_state(cfg: dict) -> str:
+def run_dir(cfg) -> RunDir:
+    return RunDir.of(cfg.run.checkpoints_dir, cfg.run.name)
+
+
+def run_state(cfg) -> str:
     """"done", "resume" or "new"."""
-    folder = Path(cfg["checkpoints_dir"]) / cfg["name"]
-    gen = folder / "generator" / "latest.pt"
-    if gen.is_file():
+    run = run_dir(cfg)
+    if run.latest_generator.is_file():
         from models.checkpoint import load_checkpoint_file
 
         try:
-            if int(load_checkpoint_file(gen).get("step", -1)) >= cfg["total_iter"]:
+            if int(load_checkpoint_file(run.latest_generator).get("step", -1)) >= cfg.optim.total_iter:
                 return "done"
         except ToonFaceError:
             pass
-    return "resume" if (folder / "ckpt" / "latest.pt").is_file() else "new"
+    return "resume" if run.latest_checkpoint.is_file() else "new"
 
 
 def command(run: dict, state: str) -> list[str]:
@@ -254,8 +257,8 @@ def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None
     if evaluate_runs and not eval_photo_dir and HOLDOUT_KEYS & set(swept):
         raise ToonFaceError(f"the sweep changes {', '.join(sorted(HOLDOUT_KEYS & set(swept)))}, so runs hold "
                             "out different photos: pass --eval-photo-dir with the evaluation faces")
-    sweep_dir = Path(runs[0]["cfg"]["checkpoints_dir"]) / name
-    if len({r["cfg"]["checkpoints_dir"] for r in runs}) > 1:
+    sweep_dir = Path(runs[0]["cfg"].run.checkpoints_dir) / name
+    if len({r["cfg"].run.checkpoints_dir for r in runs}) > 1:
         raise ToonFaceError("all runs of a sweep must share --checkpoints_dir")
     states = {r["id"]: run_state(r["cfg"]) for r in runs}
     if dry_run:
@@ -299,21 +302,18 @@ def evaluate_all(runs: list[dict], failed: list[str], eval_photo_dir: str | None
     from datasets.folders import collect_images
     from evaluation.evaluate import evaluate, heldout_photos
 
-    folders = [Path(r["cfg"]["checkpoints_dir"]) / r["cfg"]["name"] for r in runs]
+    folders = [run_dir(r["cfg"]) for r in runs]
     if eval_photo_dir:
         photos = collect_images(eval_photo_dir, "evaluation photo")
     else:
-        lists = {}
-        for r, f in zip(runs, folders):
-            if (f / "heldout.txt").is_file():
-                lists[r["id"]] = (f / "heldout.txt").read_text()
-        if len(set(lists.values())) > 1:
+        lists = {r["id"]: f.read_heldout() for r, f in zip(runs, folders) if f.heldout_file.is_file()}
+        if len({tuple(v) for v in lists.values()}) > 1:
             raise ToonFaceError("runs of this sweep hold out different photos (heldout.txt differs): "
                                 "pass --eval-photo-dir")
-        first = next((f for f in folders if (f / "heldout.txt").is_file()), None)
+        first = next((f for f in folders if f.heldout_file.is_file()), None)
         if first is None:
-            raise ToonFaceError(f"no run of the sweep wrote a heldout.txt under {folders[0].parent}")
-        photos = heldout_photos(RunDir(first))
+            raise ToonFaceError(f"no run of the sweep wrote a heldout.txt under {folders[0].checkpoints_dir}")
+        photos = heldout_photos(first)
     photos = photos[:num] if num else photos
     cache: dict = {}
     results: list[dict | None] = []
@@ -327,13 +327,13 @@ def evaluate_all(runs: list[dict], failed: list[str], eval_photo_dir: str | None
         echo(msg)
 
     for r, f in zip(runs, folders):
-        if r["id"] in failed or not (f / "generator" / "latest.pt").is_file():
+        if r["id"] in failed or not f.latest_generator.is_file():
             results.append(None)
             continue
         from models.checkpoint import load_checkpoint_file
 
-        step = int(load_checkpoint_file(f / "generator" / "latest.pt").get("step", 0))
-        out = f / "test" / f"step_{step:06d}"
+        step = int(load_checkpoint_file(f.latest_generator).get("step", 0))
+        out = f.test_dir(step)
         mfile = out / "metrics.json"
         if mfile.is_file():
             try:
@@ -344,9 +344,9 @@ def evaluate_all(runs: list[dict], failed: list[str], eval_photo_dir: str | None
                     continue
             except (OSError, json.JSONDecodeError):
                 pass
-        results.append(evaluate(checkpoint=str(f / "generator" / "latest.pt"), photos=photos, out=str(out),
+        results.append(evaluate(checkpoint=str(f.latest_generator), photos=photos, out=str(out),
                                 inception=inception, device=device, feature_cache=cache,
-                                checkpoints_dir=r["cfg"]["checkpoints_dir"], echo=echo_once))
+                                checkpoints_dir=r["cfg"].run.checkpoints_dir, echo=echo_once))
     return results
 
 
@@ -369,9 +369,8 @@ def summarise(name: str, sweep_dir: Path, runs: list[dict], results: list[dict |
         status = "failed" if r["id"] in failed else ("evaluated" if res else run_state(r["cfg"]))
         rows.append([r["id"], *[r["options"].get(k) for k in swept], status, m.get("step"),
                      *[s.get(k) for k in METRIC_COLUMNS]])
-        folder = Path(r["cfg"]["checkpoints_dir"]) / r["cfg"]["name"]
         links.append({"run": r["id"], "test_index": (res or {}).get("index"),
-                      "loss_curves": folder / "loss_curves.png"})
+                      "loss_curves": run_dir(r["cfg"]).loss_curves})
         labels.append(row_label(r, runs))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

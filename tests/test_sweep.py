@@ -60,7 +60,7 @@ def test_plan_rejects_bad_base_options_before_running(tmp_path):
     with pytest.raises(ToonFaceError, match="--name is set by the sweep"):
         plan("s", ["w5=0,1"], None, ["--name", "x"])
     runs = plan("s", ["w5=0,1"], None, ["--checkpoints_dir", str(tmp_path)])
-    assert [r["cfg"]["name"] for r in runs] == ["s/w5=0", "s/w5=1"]
+    assert [r["cfg"].run.name for r in runs] == ["s/w5=0", "s/w5=1"]
     assert not any(tmp_path.iterdir())  # nothing written
 
 

@@ -6,8 +6,8 @@ from typing import Any, Callable
 
 import click
 
-from training.config import describe, resolve
-from utils.errors import call_or_exit
+from training.config import Config, describe, resolve
+from utils.errors import ToonFaceError, call_or_exit
 
 
 def explicit_params(ctx: click.Context) -> set[str]:
@@ -17,16 +17,16 @@ def explicit_params(ctx: click.Context) -> set[str]:
 
 
 def run_command(kind: str, ctx: click.Context, params: dict[str, Any],
-                fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+                fn: Callable[[Config], dict[str, Any]]) -> None:
     dry_run = params.pop("dry_run", False)
     try:
         cfg = resolve(kind, params, explicit_params(ctx))
-    except ValueError as exc:
+    except ToonFaceError as exc:
         raise click.UsageError(str(exc)) from None
     if dry_run:
         click.echo(describe(cfg))
         return
-    result = call_or_exit(fn, cfg, interrupted="interrupted: continue with --resume (from the last checkpoint)")
+    result = call_or_exit(fn, cfg, interrupted="interrupted before training started; nothing was saved")
     for key in ("run_dir", "generator", "grid", "loss_curves"):
         if key in result:
             click.echo(f"{key}: {result[key]}")

@@ -1,6 +1,6 @@
 """Side-by-side grids: one row per face, one labelled column per representation.
 
-Columns (DESIGN.md section 4): photo | raw G | output | surface | texture | structure |
+Columns: photo | raw G | output | surface | texture | structure |
 landmark map. ``test.py`` writes the same layout for held-out photos.
 """
 from __future__ import annotations

@@ -10,6 +10,7 @@ class ToonFaceError(Exception):
     """A problem with the user's input, reported as one line; CLIs exit with code 2."""
 
     exit_code = 2
+    prefix = "error"  # what the CLI line starts with
 
 
 def call_or_exit(fn, *args, interrupted: str = "interrupted", **kwargs):
@@ -24,7 +25,7 @@ def call_or_exit(fn, *args, interrupted: str = "interrupted", **kwargs):
     try:
         return fn(*args, **kwargs)
     except ToonFaceError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"{exc.prefix}: {exc}", file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr, flush=True)

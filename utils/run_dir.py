@@ -102,6 +102,30 @@ class RunDir:
             return None
         return cfg.get("kind") if cfg else None
 
+    def write_heldout(self, paths: list[Path]) -> None:
+        """heldout.txt: one resolved path per line; a path that holds a line break (or starts
+        with a quote or a blank) is written as a JSON string, so any file name round-trips."""
+        from utils.io import atomic_write_text
+
+        def line(p: Path) -> str:
+            s = str(Path(p).resolve())
+            plain = s == s.strip() and not s.startswith('"') and not any(c in s for c in "\r\n")
+            return (s if plain else json.dumps(s)) + "\n"
+
+        atomic_write_text(self.heldout_file, "".join(line(p) for p in paths))
+
+    def read_heldout(self) -> list[Path] | None:
+        """The held-out photos (see :meth:`write_heldout`), None without a heldout.txt."""
+        if not self.heldout_file.is_file():
+            return None
+        out = []
+        for line in self.heldout_file.read_text(encoding="utf-8").splitlines():
+            if line.startswith('"'):
+                out.append(Path(json.loads(line)))
+            elif line.strip():
+                out.append(Path(line.strip()))
+        return out
+
     def steps(self, folder: str = "generator") -> list[tuple[int, Path]]:
         """(step, path) of the ``step_XXXXXX.pt`` files in ``ckpt`` or ``generator``, oldest first."""
         where = self.path / folder

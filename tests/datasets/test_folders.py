@@ -10,7 +10,7 @@ from PIL import Image
 from datasets.folders import (ImageFolderDataset, collect_images, resize_crop_flip,
                               resolve_cartoon_dir, split_holdout)
 from training.distributed import DistInfo
-from training.loop import make_loader
+from training.data import make_loader
 
 
 def test_animegan_layout_takes_style_folder(tmp_path):
@@ -55,13 +55,14 @@ def test_holdout_is_seeded_and_bounded(tmp_path):
 
 
 def test_scenery_schedule_matches_face_ratio():
-    from training.loop import TrainLoop
+    from training.data import FaceSchedule
 
-    loop = TrainLoop.__new__(TrainLoop)
-    loop.scenery, loop.cfg = True, {"face_ratio": 0.2, "scenery_photo_dir": "x"}
+    loop = FaceSchedule(0.2, scenery=True)
     faces = [s for s in range(100) if loop.is_face_step(s)]
     assert len(faces) == 20 and faces[:3] == [4, 9, 14]            # one face batch in five
     assert loop.face_batches_before(10) == 2 == sum(loop.is_face_step(s) for s in range(10))
+    plain = FaceSchedule(0.2, scenery=False)
+    assert all(plain.is_face_step(s) for s in range(10)) and plain.face_batches_before(7) == 7
 
 
 def test_loader_workers_survive_mediapipe_in_parent(demo_data):

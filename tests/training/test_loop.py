@@ -114,12 +114,13 @@ def test_pretrain_train_resume_export(tmp_path, demo_data):
 
 
 def test_zero_weight_removes_term(tmp_path, demo_data, monkeypatch):
+    from losses import variation
     from training import loop
 
     def boom(*a, **k):
         raise AssertionError("a term with weight 0 was computed")
 
-    monkeypatch.setattr(loop, "total_variation_loss", boom)
+    monkeypatch.setattr(variation, "total_variation_loss", boom)
     monkeypatch.setattr(loop, "build_vgg", boom)
     cfg = tiny_cfg("train", tmp_path, demo_data, name="ablate", total_iter=2, w0=0, w3=0, w4=0,
                    w5=0, w1=0, sample_every=100)
@@ -133,9 +134,10 @@ def test_zero_weight_removes_term(tmp_path, demo_data, monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, demo_data, monkeypatch):
+    from losses import variation
     from training import loop
 
-    real = loop.total_variation_loss
+    real = variation.total_variation_loss
     calls = {"n": 0}
 
     def tv_nan_at_step_3(x):
@@ -143,7 +145,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, demo_data, monk
         v = real(x)
         return v * float("nan") if calls["n"] == 3 else v
 
-    monkeypatch.setattr(loop, "total_variation_loss", tv_nan_at_step_3)
+    monkeypatch.setattr(variation, "total_variation_loss", tv_nan_at_step_3)
     cfg = tiny_cfg("train", tmp_path, demo_data, name="nan", total_iter=5, save_every=2,
                    sample_every=100, w3=0, w4=0, w5=0)
     with pytest.raises(loop.TrainingDiverged, match=r"G/tv .*nan.* step 3"):
@@ -267,11 +269,11 @@ DDP_SCRIPT = """
 import os, sys, torch
 sys.path.insert(0, {root!r})
 from training.config import resolve
-from training.loop import TrainLoop
-cfg = resolve("train", {params!r})
-loop = TrainLoop(cfg)
-loop.run()
-torch.save(loop.G_raw.state_dict(), os.path.join({out!r}, f"rank{{os.environ['RANK']}}.pt"))
+from training.loop import prepare_train
+if __name__ == "__main__":
+    run = prepare_train(resolve("train", {params!r}))
+    run.run()
+    torch.save(run.G.state_dict(), os.path.join({out!r}, f"rank{{os.environ['RANK']}}.pt"))
 """
 
 
@@ -282,8 +284,13 @@ def test_ddp_two_cpu_processes(tmp_path, demo_data):
               "total_iter": 2, "name": "ddp", "w5": 0.0, "sample_every": 100}
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_SCRIPT.format(root=str(ROOT), params=params, out=str(tmp_path)))
+    import socket
+
+    with socket.socket() as sock:  # a free port: other test runs may share the machine
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", str(script)], capture_output=True, text=True,
+                           "--master_port", str(port), str(script)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
@@ -302,6 +309,6 @@ def test_reuse_host_memory_flag(tmp_path, demo_data, monkeypatch, flag):
 
     calls = []
     monkeypatch.setattr(loop, "retain_freed_memory", lambda: calls.append(1) or True)
-    loop.Loop(tiny_cfg("pretrain", tmp_path, demo_data, name=f"mem{flag}", total_iter=1,
-                      reuse_host_memory=flag, device="cpu"))
+    loop.prepare_pretrain(tiny_cfg("pretrain", tmp_path, demo_data, name=f"mem{flag}", total_iter=1,
+                                   reuse_host_memory=flag, device="cpu"))
     assert calls == ([1] if flag else [])

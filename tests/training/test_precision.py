@@ -1,4 +1,4 @@
-"""--precision bf16 against fp32 through the real training step (TrainLoop.run_step).
+"""--precision bf16 against fp32 through the real training step (training.loop.prepare_train).
 
 Two loops with the same seed start from the same weights and read the same batches with the
 same texture weights, so step 1's G terms are computed on identical weights and data in both
@@ -20,7 +20,7 @@ STEPS = 4
 
 
 def run_steps(tmp_path, demo_data, precision: str, steps: int) -> list[dict[str, float]]:
-    from training.loop import TrainLoop
+    from training.loop import prepare_train
 
     photos, cartoons = demo_data
     cfg = resolve("train", {
@@ -28,12 +28,11 @@ def run_steps(tmp_path, demo_data, precision: str, steps: int) -> list[dict[str,
         "init": "none", "image_size": 32, "batch_size": 4, "workers": 0, "holdout": 0,
         "progress": False, "tensorboard": False, "checkpoints_dir": str(tmp_path / "ck"),
         "name": precision, "total_iter": 1000, "precision": precision, "w5": 1.0})
-    loop = TrainLoop(cfg)
-    seeded_generator(loop.G_raw, loop.to_device(loop.sample_batch()["image"]))
+    run = prepare_train(cfg)
+    seeded_generator(run.G, run.session.to_device(run.sample["image"]))
     curves = []
     for _ in range(steps):
-        values = loop.run_step()
-        loop.step += 1
+        values = run.run_step()
         curves.append({k: float(v) for k, v in values.items()})
     return curves
 

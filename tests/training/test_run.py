@@ -1,0 +1,314 @@
+"""Opening a run: --resume keeps the run's options and refuses typed changes, a run of the other
+kind is refused, the folder a checkpoint is in is the run's, one process per run, Ctrl-C and
+SIGTERM save, kill -9 leaves no worker behind, failed starts leave no folder, and config.json
+files written by the previous version still resume."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import checkpoint as ckpt
+from tests.conftest import ROOT
+from training.config import Config, resolve
+from utils.errors import ToonFaceError
+
+LEGACY = ROOT / "tests" / "data" / "legacy"
+TINY = {"image_size": 32, "batch_size": 2, "workers": 0, "progress": False, "holdout": 0,
+        "tensorboard": False, "log_every": 1, "sample_every": 100}
+
+
+def train_cfg(tmp_path, demo_data, explicit=None, **over):
+    photos, cartoons = demo_data
+    params = {**TINY, "photo_dir": str(photos), "cartoon_dir": str(cartoons), "vgg_weights": "random",
+              "init": "none", "checkpoints_dir": str(tmp_path / "ck"), "w5": 0.0, **over}
+    return resolve("train", params, explicit)
+
+
+def pretrain_cfg(tmp_path, demo_data, **over):
+    photos, _ = demo_data
+    return resolve("pretrain", {**TINY, "photo_dir": str(photos),
+                                "checkpoints_dir": str(tmp_path / "ck"), **over})
+
+
+def test_resume_refuses_a_typed_option_that_differs(tmp_path, demo_data):
+    from training.loop import train
+
+    train(train_cfg(tmp_path, demo_data, name="r", total_iter=1))
+    # runtime options may change: total_iter, logging ...
+    res = train(train_cfg(tmp_path, demo_data, name="r", total_iter=2, resume=True, log_every=2))
+    assert res["step"] == 2
+    cfg = json.loads((tmp_path / "ck" / "r" / "config.json").read_text())
+    assert cfg["total_iter"] == 2 and cfg["w5"] == 0.0
+    # a loss weight may not: one line naming the option, the saved and the typed value
+    with pytest.raises(ToonFaceError, match=r"--w5 differs: the run has 0\.0, the command line 20\.0"):
+        train(train_cfg(tmp_path, demo_data, name="r", total_iter=3, resume=True, w5=20.0))
+    # an option the user did not type keeps the run's value, whatever today's default
+    res = train(train_cfg(tmp_path, demo_data, explicit={"name", "resume", "total_iter"}, name="r",
+                          total_iter=3, resume=True, seg_num=50))
+    assert res["step"] == 3
+    assert json.loads((tmp_path / "ck" / "r" / "config.json").read_text())["seg_num"] == 200
+
+
+def test_resume_refusal_on_the_command_line(tmp_path, demo_data):
+    photos, cartoons = demo_data
+    base = [sys.executable, str(ROOT / "train.py"), "--checkpoints_dir", str(tmp_path / "ck"),
+            "--photo_dir", str(photos), "--cartoon_dir", str(cartoons), "--vgg-weights", "random",
+            "--init", "none", "--no-progress", "--workers", "0", "--image_size", "32",
+            "--batch_size", "2", "--w5", "0", "--name", "c"]
+    first = subprocess.run(base + ["--total_iter", "1"], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = subprocess.run(base + ["--total_iter", "2", "--resume", "--w-surface", "0.5"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines()[-1].startswith("error: --resume keeps the run's options, "
+                                                           "but --w1 differs")
+    assert "Traceback" not in again.stderr
+
+
+def test_a_run_of_the_other_kind_is_refused(tmp_path, demo_data):
+    from training.loop import pretrain, train
+
+    pretrain(pretrain_cfg(tmp_path, demo_data, name="pre", total_iter=1))
+    train(train_cfg(tmp_path, demo_data, name="tr", total_iter=1))
+    before = (tmp_path / "ck" / "tr" / "ckpt" / "latest.pt").read_bytes()
+    with pytest.raises(ToonFaceError, match="is a train run: resume it with train.py"):
+        pretrain(pretrain_cfg(tmp_path, demo_data, name="tr", total_iter=2, resume=True))
+    assert (tmp_path / "ck" / "tr" / "ckpt" / "latest.pt").read_bytes() == before
+    with pytest.raises(ToonFaceError, match="is a pretrain run: resume it with pretrain.py"):
+        train(train_cfg(tmp_path, demo_data, name="pre", total_iter=2, resume=True))
+
+
+def test_malformed_checkpoints_give_one_line(tmp_path, demo_data):
+    from training.loop import train
+
+    train(train_cfg(tmp_path, demo_data, name="m", total_iter=1))
+    latest = tmp_path / "ck" / "m" / "ckpt" / "latest.pt"
+    gen = tmp_path / "ck" / "m" / "generator" / "latest.pt"
+    shutil.copy(gen, latest)  # a generator-only file where the full state belongs
+    with pytest.raises(ToonFaceError, match="is a generator file, not a training checkpoint"):
+        train(train_cfg(tmp_path, demo_data, name="m", total_iter=2, resume=True))
+    for bad, msg in ((torch.zeros(3), "holds a Tensor"), ([1, 2], "holds a list"),
+                     ({"G": {}, "kind": "train"}, "not a complete train checkpoint")):
+        torch.save(bad, latest)
+        with pytest.raises(ToonFaceError, match=msg):
+            train(train_cfg(tmp_path, demo_data, name="m", total_iter=2, resume=True))
+        with pytest.raises(ToonFaceError):
+            ckpt.load_generator(latest)
+
+
+def test_the_folder_a_checkpoint_is_in_is_the_run(tmp_path, demo_data):
+    from training.loop import pretrain
+
+    pretrain(pretrain_cfg(tmp_path, demo_data, name="A", total_iter=1))
+    a_bytes = (tmp_path / "ck" / "A" / "ckpt" / "latest.pt").read_bytes()
+    shutil.copytree(tmp_path / "ck" / "A", tmp_path / "ck" / "B")
+    res = pretrain(pretrain_cfg(tmp_path, demo_data, name="B", total_iter=2, resume=True))
+    assert Path(res["run_dir"]) == tmp_path / "ck" / "B" and res["step"] == 2
+    assert (tmp_path / "ck" / "A" / "ckpt" / "latest.pt").read_bytes() == a_bytes  # A untouched
+    # a moved checkpoints folder: its log and stats are where it is now
+    shutil.move(str(tmp_path / "ck"), str(tmp_path / "moved"))
+    res = pretrain(resolve("pretrain", {**TINY, "photo_dir": str(demo_data[0]), "name": "B",
+                                        "checkpoints_dir": str(tmp_path / "moved"), "total_iter": 3,
+                                        "resume": True}))
+    assert res["step"] == 3
+    assert json.loads((tmp_path / "moved" / "B" / "config.json").read_text())["checkpoints_dir"] == \
+        str(tmp_path / "moved")
+
+
+def test_failed_start_leaves_no_run_folder(tmp_path, demo_data):
+    from training.loop import train
+
+    bad_init = tmp_path / "not_a_generator.pt"
+    torch.save({"hello": torch.zeros(1)}, bad_init)
+    with pytest.raises(ToonFaceError, match="not a ToonFace generator"):
+        train(train_cfg(tmp_path, demo_data, name="x", total_iter=1, init=str(bad_init)))
+    with pytest.raises(ToonFaceError, match="vgg19.pth"):
+        train(train_cfg(tmp_path, demo_data, name="x", total_iter=1,
+                        vgg_weights=str(tmp_path / "vgg19.pth")))
+    with pytest.raises(ToonFaceError, match="cartoon folder not found"):
+        train(train_cfg(tmp_path, demo_data, name="x", total_iter=1, cartoon_dir=str(tmp_path / "no")))
+    with pytest.raises(ToonFaceError, match="--device mps"):
+        train(train_cfg(tmp_path, demo_data, name="x", total_iter=1, device="mps"))
+    assert not (tmp_path / "ck" / "x").exists()
+
+
+def test_stale_temporaries_are_removed_and_divergence_names_no_missing_checkpoint(tmp_path, demo_data,
+                                                                                 monkeypatch):
+    from losses import variation
+    from training import loop
+
+    run = tmp_path / "ck" / "t"
+    (run / "ckpt").mkdir(parents=True)
+    stale = run / "ckpt" / ".latest.pt.1234abcd.tmp"
+    stale.write_bytes(b"x" * 100)
+    monkeypatch.setattr(variation, "total_variation_loss", lambda x: x.sum() * float("nan"))
+    with pytest.raises(loop.TrainingDiverged, match="G/tv .* step 1; stopped, no checkpoint was written"):
+        loop.train(train_cfg(tmp_path, demo_data, name="t", total_iter=3, w0=1.0))
+    assert not stale.exists()
+
+
+def test_heldout_list_survives_any_file_name(tmp_path, demo_data):
+    from PIL import Image
+
+    from training.loop import pretrain
+    from utils.run_dir import RunDir
+
+    photos = tmp_path / "odd"
+    photos.mkdir()
+    src = sorted(Path(demo_data[0]).glob("*.png"))
+    names = ["new\nline.png", "tab\tand space.png", "ünï.png"] + [f"{i}.png" for i in range(9)]
+    for name, s in zip(names, src):
+        Image.open(s).save(photos / name)
+    res = pretrain(resolve("pretrain", {**TINY, "photo_dir": str(photos), "holdout": 10, "seed": 1,
+                                        "checkpoints_dir": str(tmp_path / "ck"), "total_iter": 1}))
+    held = RunDir(res["run_dir"]).read_heldout()
+    assert len(held) == 1 and all(p.is_file() for p in held)
+    r = RunDir(tmp_path / "h")  # the odd names round-trip, however the split fell
+    (tmp_path / "h").mkdir()
+    r.write_heldout([photos / n for n in names[:3]])
+    assert [p.name for p in r.read_heldout()] == names[:3]
+    (tmp_path / "h" / "heldout.txt").write_text(f"{photos / '0.png'}\n")  # the earlier format
+    assert r.read_heldout() == [photos / "0.png"]
+
+
+def test_config_json_of_the_previous_version_resumes(tmp_path, demo_data):
+    """tests/data/legacy holds config.json files written by the version before the typed
+    config. A checkpoint whose config is such a dict resumes, and gives exactly the weights of
+    an uninterrupted run with the same options."""
+    from training.loop import train
+
+    photos, cartoons = demo_data
+    legacy = json.loads((LEGACY / "train_config.json").read_text())
+    legacy.update(photo_dir=str(photos), cartoon_dir=str(cartoons), init="none", init_resolved=None,
+                  checkpoints_dir=str(tmp_path / "ck"), holdout=0)
+    # read back into today's typed config: every option the old file has
+    cfg = Config.from_flat(legacy)
+    assert cfg.loss.weights == {"tv": 1e4, "surface": 0.1, "texture": 1.0, "structure": 200.0,
+                                "content": 200.0, "landmark": 1.0}
+    assert cfg.flat() == {k: legacy[k] for k in cfg.flat()}
+    assert Config.from_flat(json.loads((LEGACY / "pretrain_config.json").read_text())).kind == "pretrain"
+
+    straight = dict(legacy, name="straight", total_iter=3)
+    train(resolve("train", {k: v for k, v in straight.items() if k not in ("kind", "init_resolved")}))
+    part = dict(legacy, name="part", total_iter=2)
+    train(resolve("train", {k: v for k, v in part.items() if k not in ("kind", "init_resolved")}))
+    run = tmp_path / "ck" / "part"
+    state = ckpt.load_checkpoint_file(run / "ckpt" / "latest.pt")
+    state["config"] = dict(part)  # exactly what the previous version stored
+    torch.save(state, run / "ckpt" / "latest.pt")
+    (run / "config.json").write_text(json.dumps(part))
+    train(resolve("train", {"name": "part", "checkpoints_dir": str(tmp_path / "ck"), "resume": True,
+                            "total_iter": 3}, {"name", "checkpoints_dir", "resume", "total_iter"}))
+    a = ckpt.load_checkpoint_file(tmp_path / "ck" / "straight" / "ckpt" / "latest.pt")
+    b = ckpt.load_checkpoint_file(run / "ckpt" / "latest.pt")
+    for key in ("G", "Ds", "Dt"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"
+
+
+# ------------------------------------------------------------------ processes and signals
+def _start(tmp_path, demo_data, name, workers=0, extra=()):
+    photos, cartoons = demo_data
+    args = [sys.executable, str(ROOT / "train.py"), "--checkpoints_dir", str(tmp_path / "ck"),
+            "--photo_dir", str(photos), "--cartoon_dir", str(cartoons), "--vgg-weights", "random",
+            "--init", "none", "--no-progress", "--workers", str(workers), "--image_size", "32",
+            "--batch_size", "2", "--w5", "0", "--name", name, "--total_iter", "100000",
+            "--log_every", "1", "--save_every", "100000", "--sample_every", "100000", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_steps(run: Path, n: int, proc, timeout: float = 120.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        stats = run / "stats.jsonl"
+        if stats.is_file() and len(stats.read_text().splitlines()) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"trainer exited early: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    raise AssertionError("the trainer did not reach its steps in time")
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and prctl")
+def test_one_process_per_run_and_sigterm_saves(tmp_path, demo_data):
+    first = _start(tmp_path, demo_data, "busy")
+    run = tmp_path / "ck" / "busy"
+    try:
+        _wait_for_steps(run, 2, first)
+        second = _start(tmp_path, demo_data, "busy", extra=("--resume",))
+        out, err = second.communicate(timeout=300)
+        assert second.returncode == 2, err[-2000:]
+        assert f"run {run} is in use by another process (pid {first.pid})" in err.splitlines()[-1]
+        lines = len((run / "stats.jsonl").read_text().splitlines())
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 130, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: SIGTERM at step ") and "saved" in last and "--resume" in last
+    step = int(last.split("at step ")[1].split(":")[0])
+    assert step >= lines
+    state = ckpt.load_checkpoint_file(run / "ckpt" / "latest.pt")
+    assert state["step"] == step
+    # the lock went with the process: the run resumes
+    again = _start(tmp_path, demo_data, "busy", extra=("--resume",))
+    try:
+        _wait_for_steps(run, step + 1, again)
+    finally:
+        again.kill()
+        again.communicate()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and prctl")
+def test_kill_9_leaves_no_loader_worker(tmp_path, demo_data):
+    proc = _start(tmp_path, demo_data, "orphans", workers=2)
+    try:
+        _wait_for_steps(tmp_path / "ck" / "orphans", 2, proc)
+        children = _descendants(proc.pid)
+        assert len(children) >= 2  # the loader workers (and whatever multiprocessing started)
+        proc.kill()
+        proc.communicate()
+        t0 = time.time()
+        while time.time() - t0 < 30 and any(_alive(c) for c in children):
+            time.sleep(0.2)
+        assert not [c for c in children if _alive(c)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()

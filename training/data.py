@@ -1,0 +1,229 @@
+"""The data of a run: which photos train and which are held out, the landmark pass, and the
+persistent loaders of every data source with the face / scenery schedule.
+
+Loaders run one persistent iterator each over an endless seeded sampler
+(datasets.folders.InfiniteSampler), so a resumed run sees the batches the uninterrupted run
+would have seen. Workers are started with "spawn" (a fresh interpreter: they never inherit a
+mediapipe graph, which would crash a forked worker) and die with the trainer however it ends
+(kill -9 included: the kernel delivers SIGKILL to them when it goes, see
+utils.lifetime.die_with_parent); Ctrl-C is the trainer's business, not theirs.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from datasets.folders import ImageFolderDataset, InfiniteSampler, collect_images, resolve_cartoon_dir, split_holdout
+from training.config import Config
+from training.distributed import DistInfo, barrier, broadcast_object
+from utils.errors import ToonFaceError
+from utils.lifetime import die_with_parent
+
+log = logging.getLogger("toonface")
+
+# Loader workers run at a lower priority: they have spare time (prefetching keeps the queue
+# full), while the step's compute threads are what bounds a CPU step; at equal priority on a
+# 2-core machine their decoding steals those threads' time.
+WORKER_NICENESS = 10
+
+
+def _init_worker(trainer_pid: int, _worker_id: int) -> None:
+    die_with_parent(trainer_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer saves and stops; workers wait
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:  # not permitted here: run at normal priority
+        pass
+
+
+def make_loader(dataset, batch_size: int, seed: int, info: DistInfo, start: int, workers: int,
+                device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+    """One persistent iterator over ``dataset``, ``start`` batches into its seeded stream."""
+    sampler = InfiniteSampler(len(dataset), seed, info.rank, info.world_size, start * batch_size)
+    kwargs: dict[str, Any] = {}
+    if workers > 0:
+        kwargs = {"multiprocessing_context": "spawn", "persistent_workers": True,
+                  "prefetch_factor": 4,
+                  "worker_init_fn": functools.partial(_init_worker, os.getpid())}
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                        pin_memory=device.type == "cuda", drop_last=True, **kwargs)
+    return iter(loader)
+
+
+# ----------------------------------------------------------------------------- photo sets
+@dataclass
+class PhotoSplit:
+    train: list[Path]
+    held: list[Path]
+
+    @property
+    def sample(self) -> list[Path]:
+        """The photos of the fixed grid batch: held-out ones when there are any."""
+        return self.held or self.train
+
+
+def split_photos(cfg: Config) -> PhotoSplit:
+    """Scan the photo folder (bad files reported once) and hold out ``--holdout`` photos."""
+    paths = collect_images(cfg.data.photo_dir, "photo")
+    train, held = split_holdout(paths, cfg.data.holdout, cfg.run.seed)
+    return PhotoSplit(train, held)
+
+
+def load_landmarks(photo_dir: Path, paths: list[Path], cache_file: str | None, info: DistInfo,
+                   progress: bool) -> tuple[dict[Path, np.ndarray | None], dict]:
+    """Fill (rank 0) and read the landmark cache for ``paths``; detection runs here, before
+    any loader worker exists."""
+    from datasets.landmarks import MISSING, LandmarkCache
+
+    cache = LandmarkCache(photo_dir, cache_file)
+    summary = None
+    if info.is_main:
+        cache.load()
+        summary = cache.fill(paths=paths, progress=progress)
+    summary = broadcast_object(summary, info)
+    barrier(info)
+    if not info.is_main:
+        cache.load()
+    points = {}
+    for p in paths:
+        pts = cache.lookup(p)
+        points[p] = None if pts is MISSING else pts
+    return points, summary
+
+
+def face_size(points: dict[Path, np.ndarray | None], load_size: int, limit: int = 1000) -> float | None:
+    """Median inter-ocular distance (outer eye corners) at the training scale, px."""
+    from PIL import Image
+
+    from datasets.landmarks import inter_ocular_distance
+
+    sizes = []
+    for path, pts in list(points.items())[:limit]:
+        if pts is None:
+            continue
+        with Image.open(path) as im:
+            w, h = im.size
+        sizes.append(inter_ocular_distance(pts) * load_size / min(w, h))
+    return float(np.median(sizes)) if sizes else None
+
+
+@dataclass
+class Landmarks:
+    points: dict[Path, np.ndarray | None] | None   # per photo; None: no detector available
+    face_size: float | None                          # median inter-ocular distance, px
+
+
+def detect_landmarks(cfg: Config, split: PhotoSplit, info: DistInfo, needed: bool) -> Landmarks:
+    """The landmark pass over every photo (cached). ``needed``: the landmark term is on, so a
+    missing detector or a photo set without faces stops the run with one line."""
+    try:
+        points, summary = load_landmarks(Path(cfg.data.photo_dir), split.train + split.held,
+                                         cfg.data.landmark_cache, info, cfg.run.progress)
+    except ImportError as exc:  # mediapipe missing: only fatal when the loss needs it
+        if needed:
+            raise ToonFaceError(f"--w5 > 0 needs mediapipe==0.10.21 ({exc})") from None
+        return Landmarks(None, None)
+    found = sum(points[p] is not None for p in split.train)
+    rate = found / len(split.train)
+    log.info("landmarks: faces found in %d of %d training photos (%.1f%%)", found,
+             len(split.train), 100 * rate)
+    if found == 0 and needed:
+        raise ToonFaceError(f"no face found in any photo of {cfg.data.photo_dir} while --w5 > 0: "
+                            "use face photos, or --w5 0")
+    size = face_size({p: points[p] for p in split.train}, cfg.data.load_size or cfg.data.image_size)
+    return Landmarks(points, size)
+
+
+def sample_batch(paths: list[Path], cfg: Config, landmarks=None) -> dict[str, torch.Tensor]:
+    """The fixed grid batch: the first grid_size of ``paths``, centre crops."""
+    ds = ImageFolderDataset(paths[: cfg.run.grid_size], cfg.data.image_size, cfg.data.load_size,
+                            landmarks=landmarks, augment=False)
+    items = [ds[i] for i in range(len(ds))]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+# ------------------------------------------------------------------------------- sources
+class PhotoStream:
+    """Pretraining's only source: photo batches from step ``start`` on."""
+
+    def __init__(self, cfg: Config, split: PhotoSplit, info: DistInfo, device: torch.device, start: int):
+        ds = ImageFolderDataset(split.train, cfg.data.image_size, cfg.data.load_size)
+        self.photos = make_loader(ds, cfg.optim.batch_size, cfg.run.seed, info, start,
+                                  cfg.data.workers, device)
+
+    def next(self, step: int) -> dict[str, torch.Tensor]:
+        return next(self.photos)
+
+
+@dataclass(frozen=True)
+class FaceSchedule:
+    """Which steps take face batches when scenery is mixed in (white-box: 1 step in 5).
+
+    Step s is a face step when floor((s + 1) r) > floor(s r): exactly r of the steps, spread
+    evenly, the first at s = ceil(1 / r) - 1. Without scenery every step is a face step.
+    """
+
+    face_ratio: float
+    scenery: bool
+
+    def is_face_step(self, step: int) -> bool:
+        if not self.scenery:
+            return True
+        r = self.face_ratio
+        return math.floor((step + 1) * r) > math.floor(step * r)
+
+    def face_batches_before(self, step: int) -> int:
+        return math.floor(step * self.face_ratio) if self.scenery else step
+
+
+class TrainStreams:
+    """Training's sources: face photos and cartoons, plus scenery photos and cartoons when given.
+
+    With scenery, steps alternate by :class:`FaceSchedule`; each source's stream position is the number of its batches before the step, so a resumed
+    run continues every stream where it stopped.
+    """
+
+    def __init__(self, cfg: Config, split: PhotoSplit, cartoons: list[Path],
+                 scenery: tuple[list[Path], list[Path]] | None, landmarks: dict | None,
+                 info: DistInfo, device: torch.device, start: int):
+        d, bs, wk, seed = cfg.data, cfg.optim.batch_size, cfg.data.workers, cfg.run.seed
+        self.schedule = FaceSchedule(d.face_ratio, scenery is not None)
+        n_face = self.schedule.face_batches_before(start)
+
+        self.datasets: dict[str, ImageFolderDataset] = {}
+
+        def loader(key, paths, lm, offset, before):
+            ds = self.datasets[key] = ImageFolderDataset(paths, d.image_size, d.load_size, lm)
+            return make_loader(ds, bs, seed + offset, info, before, wk, device)
+
+        self.photos = loader("photos", split.train, landmarks, 0, n_face)
+        self.cartoons = loader("cartoons", cartoons, None, 1, n_face)
+        if scenery is not None:
+            self.scn_photos = loader("scenery photos", scenery[0], None, 2, start - n_face)
+            self.scn_cartoons = loader("scenery cartoons", scenery[1], None, 3, start - n_face)
+
+    def next(self, step: int) -> tuple[dict, dict, bool]:
+        """(photo batch, cartoon batch, is a face step) for ``step``."""
+        if self.schedule.is_face_step(step):
+            return next(self.photos), next(self.cartoons), True
+        return next(self.scn_photos), next(self.scn_cartoons), False
+
+
+def collect_cartoons(cfg: Config) -> tuple[list[Path], tuple[list[Path], list[Path]] | None]:
+    """Scan the cartoon folder and the scenery folders (each checked, bad files reported once)."""
+    cartoons = collect_images(resolve_cartoon_dir(cfg.data.cartoon_dir), "cartoon")
+    scenery = None
+    if cfg.data.scenery_photo_dir:
+        scenery = (collect_images(cfg.data.scenery_photo_dir, "scenery photo"),
+                   collect_images(resolve_cartoon_dir(cfg.data.scenery_cartoon_dir), "scenery cartoon"))
+    return cartoons, scenery
