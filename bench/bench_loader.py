@@ -1,10 +1,10 @@
-"""Does loading stall the step? TrainLoop.run_step with its real loader (image files, worker
+"""Does loading stall the step? The training step with its real loader (image files, worker
 processes) vs with the loader replaced by in-memory tensors, in one process.
 
-One TrainLoop; its photo/cartoon iterators are swapped between the real ones and endless
+One prepared training run; its photo/cartoon iterators are swapped between the real ones and endless
 cycles over batches collected from them beforehand. Blocks of ``--steps`` steps alternate
 between the two modes; steps/s and the data-wait share of the step (the ``data`` phase of
-the loop's PhaseTimer) are medians over blocks.
+the run's PhaseTimer) are medians over blocks.
 
     .venv/bin/python bench/bench_loader.py                     # bf16, batch 16, 128x128
     .venv/bin/python bench/bench_loader.py --precision fp32 --workers 0 --json out.json
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (machine, make_loop, median, prepare_data, set_threads, sync,  # noqa: E402
+from bench.common import (machine, make_run, median, prepare_data, set_threads, sync,  # noqa: E402
                           table, temp_root, write_json)
 
 DATA_SHARE_MAX = 0.05
@@ -41,17 +41,17 @@ def parse(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def block(loop, steps: int) -> tuple[float, float]:
+def block(run, steps: int) -> tuple[float, float]:
     """(steps/s, data-wait share) over ``steps`` calls of run_step."""
-    loop.timer.collect()
-    sync(loop.device)
+    s = run.session
+    s.timer.collect()
+    sync(s.device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        loop.run_step()
-        loop.step += 1
-    sync(loop.device)
+        run.run_step()
+    sync(s.device)
     wall = time.perf_counter() - t0
-    return steps / wall, loop.timer.collect().get("data", 0.0) / wall
+    return steps / wall, s.timer.collect().get("data", 0.0) / wall
 
 
 def main(argv=None) -> dict:
@@ -60,9 +60,10 @@ def main(argv=None) -> dict:
     tmp = temp_root("bench_loader_")
     root = Path(tmp.name)
     photos, cartoons = prepare_data(args.data, root, args.images, args.size)
-    loop = make_loop(photos, cartoons, root / "runs", "loader", batch=args.batch, size=args.size,
-                     precision=args.precision, device=args.device, workers=args.workers)
-    real = (loop.photo_iter, loop.cartoon_iter)
+    run = make_run(photos, cartoons, root / "runs", "loader", batch=args.batch, size=args.size,
+                   precision=args.precision, device=args.device, workers=args.workers)
+    streams = run.streams
+    real = (streams.photos, streams.cartoons)
     n_mem = 4
     mem_p = [next(real[0]) for _ in range(n_mem)]
     mem_c = [next(real[1]) for _ in range(n_mem)]
@@ -70,15 +71,15 @@ def main(argv=None) -> dict:
     print(f"batch {args.batch}, {args.size}x{args.size}, {args.precision}, {args.device}, "
           f"{threads} threads, {args.workers} workers; {args.repeats} x {args.steps} steps per mode",
           flush=True)
-    loop.photo_iter, loop.cartoon_iter = modes["files"]
-    block(loop, 1)   # warm-up
+    streams.photos, streams.cartoons = modes["files"]
+    block(run, 1)   # warm-up
     res: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
     for r in range(args.repeats):
         for m, its in modes.items():
-            loop.photo_iter, loop.cartoon_iter = its
-            res[m].append(block(loop, args.steps))
+            streams.photos, streams.cartoons = its
+            res[m].append(block(run, args.steps))
             print(f"  block {r + 1}: {m:<6} {res[m][-1][0]:.3f} steps/s", flush=True)
-    loop.photo_iter, loop.cartoon_iter = real
+    streams.photos, streams.cartoons = real
     med = {m: {"steps_per_s": median([x[0] for x in v]), "data_share": median([x[1] for x in v])}
            for m, v in res.items()}
     ratio = med["files"]["steps_per_s"] / med["memory"]["steps_per_s"]

@@ -1,8 +1,8 @@
-"""The training step, phase by phase: ToonFace's TrainLoop vs the seed's design, one process.
+"""The training step, phase by phase: ToonFace's step vs the seed's design, one process.
 
 Builds generated face data (or ../shared/fixtures/ffhq-mini with ``--data fixtures``), one
-real :class:`training.loop.TrainLoop` per precision (every loss term on, random VGG, random
-G), and :class:`bench.common.ReferenceStep` (the seed's per-step design on copies of the same
+real prepared training run (training.loop.prepare_train) per precision (every loss term on,
+random VGG, random G), and :class:`bench.reference.ReferenceStep` (the seed's per-step design on copies of the same
 models and the same datasets). Each repeat runs the reference step, then ours in each
 precision, interleaved, so machine noise hits all of them alike; medians are printed.
 
@@ -11,7 +11,7 @@ precision, interleaved, so machine noise hits all of them alike; medians are pri
     .venv/bin/python bench/bench_step.py --skip-reference --precision bf16 --device cuda
 
 The default run takes about 3 minutes on 2 cores, 5 repeats about 4 (the reference step
-takes 6-9 s there, and its first call starts joblib's worker pool). The loops turn on the
+takes 6-9 s there, and its first call starts joblib's worker pool). The runs turn on the
 trainer's malloc reuse, process-wide, so the reference runs with it too
 (``--no-reuse-host-memory``: both with glibc's default). After the timings, one more step of
 each design is counted in FLOPs, and the conv peak is measured, for the ceiling table.
@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (PHASES, ReferenceStep, counted_flops, machine, make_loop, median,  # noqa: E402
-                          peaks, prepare_data, set_threads, table, temp_root, time_loop_step,
-                          write_json)
+from bench.common import (PHASES, counted_flops, machine, make_run, median, peaks,  # noqa: E402
+                          prepare_data, set_threads, table, temp_root, time_run_step, write_json)
+from bench.reference import ReferenceStep  # noqa: E402
 
 TARGETS = {"fp32": 2.5, "bf16": 6.0}   # minimum speed-up over the reference step
 STRUCTURE_TARGET = 10.0
@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
     tmp = temp_root("bench_step_")
     root = Path(tmp.name)
     photos, cartoons = prepare_data(args.data, root, args.images, args.size)
-    loops = {p: make_loop(photos, cartoons, root / "runs", f"ours_{p}", batch=args.batch,
+    loops = {p: make_run(photos, cartoons, root / "runs", f"ours_{p}", batch=args.batch,
                           size=args.size, precision=p, device=args.device, workers=args.workers,
                           channels_last=not args.no_channels_last, superpixel=args.superpixel,
                           reuse_host_memory=not args.no_reuse_host_memory)
@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
         ref = ReferenceStep(next(iter(loops.values())), workers=args.workers)
         designs["reference"] = ref.step
     for p, loop in loops.items():
-        designs[f"ours_{p}"] = (lambda lp=loop: time_loop_step(lp))
+        designs[f"ours_{p}"] = (lambda lp=loop: time_run_step(lp))
 
     print(f"batch {args.batch}, {args.size}x{args.size}, {args.device}, {threads} threads, "
           f"data {args.data}; warm-up {args.warmup}, repeats {args.repeats} (interleaved)",
@@ -123,11 +123,11 @@ def main(argv=None) -> dict:
     if not args.no_flops:
         # FLOPs do not depend on the precision, and the counter cannot see through autocast:
         # count our step on an fp32 loop (a fresh one if fp32 was not timed).
-        fp32 = loops.get("fp32") or make_loop(photos, cartoons, root / "runs", "ours_flops",
+        fp32 = loops.get("fp32") or make_run(photos, cartoons, root / "runs", "ours_flops",
                                               batch=args.batch, size=args.size, device=args.device,
                                               workers=args.workers, superpixel=args.superpixel,
                                               reuse_host_memory=not args.no_reuse_host_memory)
-        flops = flop_ceiling(designs, med, lambda: time_loop_step(fp32), precisions, args, summary)
+        flops = flop_ceiling(designs, med, lambda: time_run_step(fp32), precisions, args, summary)
     print()
     print(table([[a, b, c, "met" if ok else "MISSED"] for a, b, c, ok in checks],
                 ["check", "measured", "target", ""]))
