@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from datasets.images import to_tensor, to_uint8
+from inference.portrait import PortraitProcessor
 from models.guided_filter import guided_filter
 from models.checkpoint import load_generator
 from utils.device import resolve_device
@@ -108,8 +109,6 @@ class Cartoonizer:
         self.notice = notice or (lambda msg: None)
         self.portrait = None
         if portrait:
-            from inference.portrait import PortraitProcessor
-
             self.portrait = PortraitProcessor(self, face_size=face_size, image_size=image_size)
 
     @classmethod

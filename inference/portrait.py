@@ -26,14 +26,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from utils.errors import ToonFaceError
 
-if TYPE_CHECKING:
-    from inference.cartoonizer import Cartoonizer
+
+class Stylizer(Protocol):
+    """What portrait mode needs of a cartoonizer (inference.cartoonizer.Cartoonizer is one)."""
+
+    def stylize(self, rgb: np.ndarray) -> np.ndarray: ...
+
+    def notice(self, message: str) -> Any: ...
 
 # Median FaceMesh outer-eye-corner distance / image width of the aligned FFHQ faces in
 # shared/fixtures/ffhq-mini/photos (49 of 49 found; 10th-90th percentile 0.334-0.370). Times the
@@ -181,9 +186,9 @@ def soft_mask(h: int, w: int, ramp: float, edges: tuple[bool, bool, bool, bool])
 
 
 class PortraitProcessor:
-    """Face-scale stylization around a :class:`~inference.cartoonizer.Cartoonizer`."""
+    """Face-scale stylization around a :class:`Stylizer` (the Cartoonizer)."""
 
-    def __init__(self, cartoonizer: "Cartoonizer", face_size: float | None = None,
+    def __init__(self, cartoonizer: Stylizer, face_size: float | None = None,
                  image_size: int | None = None, detector: FaceDetector | None = None):
         self.toon = cartoonizer
         self.face_size = float(face_size) if face_size else default_face_size(image_size)

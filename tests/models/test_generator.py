@@ -24,7 +24,7 @@ def test_param_count(gen):
 
 
 def test_param_count_by_hand():
-    # conv k*k*cin*cout + cout, the white-box layout from DESIGN.md section 1
+    # conv k*k*cin*cout + cout, the white-box unet_generator layout (models/generator.py)
     def conv(k, cin, cout):
         return k * k * cin * cout + cout
     expected = (conv(7, 3, 32) + conv(3, 32, 32) + conv(3, 32, 64) + conv(3, 64, 64)
