@@ -1,9 +1,11 @@
 """Reading and writing the user's images and videos for ``cartoonize.py``.
 
-Images are decoded with Pillow: EXIF orientation is applied, alpha is split off and kept,
-grayscale and 16-bit files are brought to 8-bit RGB for the generator (which was trained on
-8-bit photos) and remembered so the output can be written in the same kind (gray stays gray,
-alpha is re-attached). Every output image is a PNG (lossless; holds gray and alpha).
+Images are decoded by the project's one decoding path, :mod:`datasets.images` (the same RGB
+that training and evaluation see): EXIF orientation applied, embedded colour profiles converted
+to sRGB, 16-bit scaled to 8 bits, invisible pixels (alpha = 0) filled from their visible
+neighbours, alpha and the gray flag kept so the output is written in the same kind (gray stays
+gray, alpha is re-attached unchanged). Every output image is a PNG (lossless; holds gray and
+alpha).
 
 Videos go through OpenCV: frames are read one by one, the output keeps the frame size, the frame
 count and the fps. Audio is not carried over (OpenCV writes video streams only).
@@ -22,6 +24,8 @@ from typing import Iterator
 
 import numpy as np
 
+from datasets.images import (DecodedFrames, DecodedImage, ImageTooLarge, UnreadableImage,
+                             decode_frames, decode_image)
 from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes
 
@@ -33,10 +37,6 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # Video codecs by container; .webm falls back to .mp4 when the build has no VP8 encoder.
 VIDEO_CODECS = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-_GRAY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-
 
 def kind_of(path: str | os.PathLike) -> str | None:
     """"image", "video" or None, from the file extension."""
@@ -46,16 +46,6 @@ def kind_of(path: str | os.PathLike) -> str | None:
     if ext in VIDEO_EXTS:
         return "video"
     return None
-
-
-@dataclass
-class LoadedImage:
-    """A decoded image: ``rgb`` (H, W, 3) uint8, ``alpha`` (H, W) uint8 or None."""
-
-    rgb: np.ndarray
-    alpha: np.ndarray | None = None
-    gray: bool = False
-    bit_depth: int = 8
 
 
 def _check_bytes(path: Path, max_bytes: int | None) -> int:
@@ -82,47 +72,39 @@ def _check_pixels(path: Path, w: int, h: int, max_pixels: int | None) -> None:
             f"(~{side}x{side}; raise it with --max-pixels)")
 
 
+def _image_error(path: str | os.PathLike, exc: UnreadableImage) -> ToonFaceError:
+    msg = f"{path}: {exc}"
+    if isinstance(exc, ImageTooLarge):
+        msg += f"; raise it with --max-{exc.what}"
+    return ToonFaceError(msg)
+
+
 def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-               max_bytes: int | None = DEFAULT_MAX_BYTES) -> LoadedImage:
-    """Decode an image file, EXIF orientation applied; limits checked before decoding pixels."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+               max_bytes: int | None = DEFAULT_MAX_BYTES) -> DecodedImage:
+    """The first picture of an image file, by :func:`datasets.images.decode_image` (the one
+    decoding path: sRGB, invisible pixels filled, alpha and the gray flag kept).
 
-    path = Path(path)
-    _check_bytes(path, max_bytes)
+    ``max_pixels`` (None: Pillow's ``MAX_IMAGE_PIXELS``) and ``max_bytes`` (None: no limit) are
+    checked before any pixel is decoded. Raises ToonFaceError with one line naming the file and,
+    for a limit, the option that raises it.
+    """
     try:
-        with Image.open(path) as im:
-            w, h = im.size  # header only; orientation does not change the pixel count
-            _check_pixels(path, w, h, max_pixels)
-            im = ImageOps.exif_transpose(im)  # decodes
-            im.load()
-    except ToonFaceError:
-        raise
-    except UnidentifiedImageError:
-        raise ToonFaceError(f"{path}: not a readable image (unsupported or corrupt)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ToonFaceError(f"{path}: cannot decode image (corrupt or truncated: {exc})") from None
-    return _from_pil(im)
+        return decode_image(path, max_pixels=max_pixels, max_bytes=max_bytes)
+    except UnreadableImage as exc:
+        raise _image_error(path, exc) from None
 
 
-def _from_pil(im) -> LoadedImage:
-    mode = im.mode
-    gray = mode in _GRAY_MODES
-    if mode in _SIXTEEN_BIT_MODES:
-        # Pillow's convert("L") clips 16-bit values at 255; scale instead.
-        a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if mode != "I" or a.max() > 255 else 255.0
-        g = np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8)
-        return LoadedImage(np.repeat(g[..., None], 3, axis=2), None, True, 16 if top > 255 else 8)
-    if mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        scale = 255.0 if a.max() <= 1.0 else 1.0
-        g = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
-        return LoadedImage(np.repeat(g[..., None], 3, axis=2), None, True, 32)
-    has_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
-    if has_alpha:
-        rgba = np.asarray(im.convert("RGBA"))
-        return LoadedImage(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), gray)
-    return LoadedImage(np.asarray(im.convert("RGB")).copy(), None, gray)
+def read_frames(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                max_bytes: int | None = DEFAULT_MAX_BYTES) -> DecodedFrames:
+    """Every frame of an image file (one for a still), by :func:`datasets.images.decode_frames`.
+
+    Limits and errors as :func:`read_image` (``max_pixels`` per frame); several pictures that are
+    not an animation (a multi-page TIFF) are one ToonFaceError line naming the count.
+    """
+    try:
+        return decode_frames(path, max_pixels=max_pixels, max_bytes=max_bytes)
+    except UnreadableImage as exc:
+        raise _image_error(path, exc) from None
 
 
 def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, gray: bool = False) -> bytes:

@@ -8,6 +8,7 @@ from PIL import Image
 
 from cartoonize import main
 from inference.io import VideoReader
+from tests.imagefiles import CUTOUT_KINDS, big_png, cutout_alpha, cutout_files
 from tests.inference import make_checkpoint, make_picture, make_video
 
 
@@ -96,3 +97,39 @@ def test_reuse_host_memory_on_cpu_by_default(tmp_path, ckpt, monkeypatch, flag, 
                     "--device", "cpu", *flag)
     assert code == 0, log
     assert calls == want
+
+
+# ------------------------------------------------------------------------ input handling
+@pytest.mark.parametrize("kind", CUTOUT_KINDS)
+def test_colour_under_alpha_zero_does_not_change_visible_output(tmp_path, ckpt, kind):
+    """One cut-out stored with white, black and noise under alpha = 0: the cartoons agree on
+    every visible pixel, and the alpha comes back as stored."""
+    rgb, alpha = make_picture(48, 40, seed=3), cutout_alpha(48, 40)
+    (tmp_path / "in").mkdir()
+    paths = cutout_files(kind, rgb, alpha, tmp_path / "in")
+    code, log = run(*paths, "--checkpoint", ckpt, "--out", tmp_path / "o")
+    assert code == 0, log
+    outs = [np.asarray(Image.open(tmp_path / "o" / p.with_suffix(".png").name)) for p in paths]
+    stored_alpha = [np.asarray(Image.open(p).convert("RGBA"))[..., 3] for p in paths]
+    for out, a in zip(outs, stored_alpha):
+        assert out.shape[-1] in (2, 4)
+        np.testing.assert_array_equal(out[..., -1], a)  # alpha unchanged
+    visible = stored_alpha[0] > 0
+    for other in outs[1:]:
+        np.testing.assert_array_equal(other[visible], outs[0][visible])
+
+
+def test_oversize_image_says_so_and_max_pixels_governs_pillows_limit(tmp_path, ckpt, monkeypatch):
+    big_png(tmp_path / "huge.png", 20000, 20000)
+    code, log = run(tmp_path / "huge.png", "--checkpoint", ckpt, "--out", tmp_path / "o")
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1, log
+    assert "20000x20000 = 400,000,000 pixels" in errors[0] and "9,000,000" in errors[0]
+    assert "--max-pixels" in errors[0] and "corrupt" not in errors[0]
+    # Pillow's own limit (here lowered to 1000 pixels, so 2000 raise) gives way to --max-pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    Image.fromarray(make_picture(60, 50)).save(tmp_path / "p.png")
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path / "o2", "--max-pixels", 3000)
+    assert code == 0, log
+    monkeypatch.undo()
+    assert Image.open(tmp_path / "o2" / "p.png").size == (50, 60)
