@@ -4,8 +4,8 @@ Images are decoded by the project's one decoding path, :mod:`datasets.images` (t
 that training and evaluation see): EXIF orientation applied, embedded colour profiles converted
 to sRGB, 16-bit scaled to 8 bits, invisible pixels (alpha = 0) filled from their visible
 neighbours, alpha and the gray flag kept so the output is written in the same kind (gray stays
-gray, alpha is re-attached unchanged). Every output image is a PNG (lossless; holds gray and
-alpha).
+gray, alpha is re-attached unchanged). Every output image is an sRGB-tagged PNG (lossless;
+holds gray and alpha), so colour-managed viewers show it as the decoder saw it.
 
 Videos go through OpenCV: frames are read one by one, the output keeps the frame size, the frame
 count and the fps. Audio is not carried over (OpenCV writes video streams only).
@@ -107,17 +107,41 @@ def read_frames(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PI
         raise _image_error(path, exc) from None
 
 
-def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, gray: bool = False) -> bytes:
-    """PNG bytes of an (H, W, 3) uint8 image, written as L/LA when ``gray``, with ``alpha`` kept."""
+def srgb_profile() -> bytes:
+    """The ICC profile written into RGB outputs: LittleCMS's built-in sRGB (IEC 61966-2-1)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _output_image(rgb: np.ndarray, alpha: np.ndarray | None, gray: bool):
     from PIL import Image
 
-    im = Image.fromarray(rgb, "RGB")
+    im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if gray:
         im = im.convert("L")
     if alpha is not None:
-        im.putalpha(Image.fromarray(alpha, "L"))
+        im.putalpha(Image.fromarray(np.ascontiguousarray(alpha), "L"))
+    return im
+
+
+def _srgb_tag(gray: bool) -> dict:
+    """PNG save options declaring the pixels sRGB: an iCCP sRGB profile for RGB(A); for gray(A),
+    where PNG allows only a gray ICC profile (Pillow cannot build one), the sRGB chunk."""
+    if not gray:
+        return {"icc_profile": srgb_profile()}
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"sRGB", b"\x00")  # rendering intent 0 (perceptual), as the PNG spec suggests
+    return {"pnginfo": info}
+
+
+def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, gray: bool = False) -> bytes:
+    """sRGB-tagged PNG bytes of an (H, W, 3) uint8 image, written as L/LA when ``gray``, with
+    ``alpha`` ((H, W) uint8) kept."""
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    _output_image(rgb, alpha, gray).save(buf, format="PNG", **_srgb_tag(gray))
     return buf.getvalue()
 
 

@@ -1,6 +1,8 @@
 """cartoonize.py end to end: a mixed batch with bad files, videos, exit codes."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -8,6 +10,7 @@ from PIL import Image
 
 from cartoonize import main
 from inference.io import VideoReader
+from tests import icc
 from tests.imagefiles import CUTOUT_KINDS, big_png, cutout_alpha, cutout_files
 from tests.inference import make_checkpoint, make_picture, make_video
 
@@ -117,6 +120,32 @@ def test_colour_under_alpha_zero_does_not_change_visible_output(tmp_path, ckpt, 
     visible = stored_alpha[0] > 0
     for other in outs[1:]:
         np.testing.assert_array_equal(other[visible], outs[0][visible])
+
+
+def test_colour_profile_is_converted_and_outputs_are_srgb_tagged(tmp_path, ckpt):
+    from PIL import ImageCms
+
+    rgb = make_picture(32, 36, seed=5)
+    Image.fromarray(rgb).save(tmp_path / "adobe.png", icc_profile=icc.matrix_rgb_profile())
+    Image.fromarray(rgb[..., 0], "L").save(tmp_path / "gray.png")
+    code, log = run(tmp_path / "adobe.png", tmp_path / "gray.png", "--checkpoint", ckpt,
+                    "--out", tmp_path / "o", "--strength", 0)
+    assert code == 0, log
+    out = Image.open(tmp_path / "o" / "adobe.png")
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(out.info["icc_profile"]))
+    assert "sRGB" in ImageCms.getProfileDescription(profile)
+    # shown colour-managed, the output looks like the input shown colour-managed: the input's
+    # appearance by hand from the Adobe RGB (1998) and sRGB standards ...
+    shown_out = np.asarray(ImageCms.profileToProfile(out.convert("RGB"), profile, ImageCms.createProfile("sRGB")))
+    assert np.abs(shown_out.astype(int) - icc.adobe_rgb8_to_srgb8(rgb)).max() <= 2
+    # ... and by LittleCMS, called here on its own
+    shown_in = np.asarray(ImageCms.profileToProfile(
+        Image.open(tmp_path / "adobe.png"), ImageCms.ImageCmsProfile(io.BytesIO(icc.matrix_rgb_profile())),
+        ImageCms.createProfile("sRGB"), renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC))
+    assert np.abs(shown_out.astype(int) - shown_in).max() <= 1
+    gray = Image.open(tmp_path / "o" / "gray.png")
+    assert gray.mode == "L" and "srgb" in gray.info  # PNG sRGB chunk: gray PNGs take no RGB profile
+    np.testing.assert_array_equal(np.asarray(gray), rgb[..., 0])
 
 
 def test_oversize_image_says_so_and_max_pixels_governs_pillows_limit(tmp_path, ckpt, monkeypatch):
