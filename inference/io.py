@@ -5,7 +5,8 @@ that training and evaluation see): EXIF orientation applied, embedded colour pro
 to sRGB, 16-bit scaled to 8 bits, invisible pixels (alpha = 0) filled from their visible
 neighbours, alpha and the gray flag kept so the output is written in the same kind (gray stays
 gray, alpha is re-attached unchanged). Every output image is an sRGB-tagged PNG (lossless;
-holds gray and alpha), so colour-managed viewers show it as the decoder saw it.
+holds gray and alpha); animations (GIF, APNG, WebP) become animated PNGs with every frame, the
+frame times and the loop count kept.
 
 Videos go through OpenCV: frames are read one by one, the output keeps the frame size, the frame
 count and the fps. Audio is not carried over (OpenCV writes video streams only).
@@ -29,7 +30,7 @@ from datasets.images import (DecodedFrames, DecodedImage, ImageTooLarge, Unreada
 from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".mov", ".avi", ".webm")
 # The seed's limits; --max-pixels / --max-bytes raise them.
 DEFAULT_MAX_PIXELS = 3000 * 3000
@@ -145,10 +146,38 @@ def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, gray: bool = Fa
     return buf.getvalue()
 
 
+def encode_apng(frames: list[np.ndarray], alphas: list[np.ndarray | None], durations_ms: list[float],
+                loop: int, gray: bool = False) -> bytes:
+    """sRGB-tagged animated PNG of full (H, W, 3) uint8 frames.
+
+    alphas: per frame (H, W) uint8 or None (opaque; all frames get alpha when one has it).
+    durations_ms: display time per frame; loop: plays, 0 = forever. Each frame replaces the
+    previous one whole (dispose none, blend source), so transparency never shows an older
+    frame. Pillow merges identical consecutive frames into one longer frame (same timeline).
+    """
+    if not frames or len(alphas) != len(frames) or len(durations_ms) != len(frames):
+        raise ValueError("encode_apng needs as many alphas and durations as frames (>= 1)")
+    if any(a is not None for a in alphas):
+        opaque = np.full(frames[0].shape[:2], 255, np.uint8)
+        alphas = [opaque if a is None else a for a in alphas]
+    ims = [_output_image(f, a, gray) for f, a in zip(frames, alphas)]
+    buf = io.BytesIO()
+    ims[0].save(buf, format="PNG", save_all=True, append_images=ims[1:],
+                duration=[float(d) for d in durations_ms], loop=int(loop), disposal=0, blend=0,
+                **_srgb_tag(gray))
+    return buf.getvalue()
+
+
 def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None,
                 gray: bool = False) -> None:
     """Write a PNG atomically (see :func:`encode_png`)."""
     atomic_write_bytes(path, encode_png(rgb, alpha, gray))
+
+
+def write_animation(path: str | os.PathLike, frames: list[np.ndarray], alphas: list[np.ndarray | None],
+                    durations_ms: list[float], loop: int, gray: bool = False) -> None:
+    """Write an animated PNG atomically (see :func:`encode_apng`)."""
+    atomic_write_bytes(path, encode_apng(frames, alphas, durations_ms, loop, gray))
 
 
 # ----------------------------------------------------------------------------------- video

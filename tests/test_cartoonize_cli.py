@@ -148,6 +148,37 @@ def test_colour_profile_is_converted_and_outputs_are_srgb_tagged(tmp_path, ckpt)
     np.testing.assert_array_equal(np.asarray(gray), rgb[..., 0])
 
 
+@pytest.mark.parametrize("fmt,ext,kw,plays", [("WEBP", ".webp", {"loop": 0, "lossless": True}, 0),
+                                              ("GIF", ".gif", {"loop": 0}, 0),
+                                              ("PNG", ".png", {"loop": 3}, 3)])
+def test_animation_keeps_every_frame_its_time_and_loop(tmp_path, ckpt, fmt, ext, kw, plays):
+    from inference.cartoonizer import Cartoonizer
+    from inference.io import read_frames
+
+    frames = [Image.fromarray(make_picture(24, 28, seed=i)) for i in range(4)]
+    src = tmp_path / f"anim{ext}"
+    frames[0].save(src, format=fmt, save_all=True, append_images=frames[1:], duration=[50, 100, 150, 200], **kw)
+    code, log = run(src, "--checkpoint", ckpt, "--out", tmp_path / "o")
+    assert code == 0, log
+    assert "4-frame" in log and "animated PNG" in log
+    out = Image.open(tmp_path / "o" / "anim.png")
+    assert out.n_frames == 4 and out.info["loop"] == plays
+    toon = Cartoonizer.from_checkpoint(ckpt)
+    for i, frame in enumerate(read_frames(src).frames):
+        out.seek(i)
+        assert out.info["duration"] == 50 * (i + 1)
+        np.testing.assert_array_equal(np.asarray(out.convert("RGB")), toon(frame.rgb))
+
+
+def test_pages_that_are_not_an_animation_are_one_error_line(tmp_path, ckpt):
+    pages = [Image.fromarray(make_picture(20, 20, seed=i)) for i in range(3)]
+    pages[0].save(tmp_path / "doc.tif", save_all=True, append_images=pages[1:])
+    code, log = run(tmp_path / "doc.tif", "--checkpoint", ckpt, "--out", tmp_path / "o")
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "3 pages" in errors[0], log
+    assert not (tmp_path / "o" / "doc.png").exists()
+
+
 def test_oversize_image_says_so_and_max_pixels_governs_pillows_limit(tmp_path, ckpt, monkeypatch):
     big_png(tmp_path / "huge.png", 20000, 20000)
     code, log = run(tmp_path / "huge.png", "--checkpoint", ckpt, "--out", tmp_path / "o")
