@@ -14,8 +14,11 @@ from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDE
 from utils.errors import ToonFaceError
 from utils.memory import retain_freed_memory
 
-EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png (gray stays gray, alpha "
-          f"is kept, EXIF orientation applied, 16-bit read at full range). Videos: "
+EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png, sRGB-tagged (colour "
+          "profiles converted to sRGB, gray stays gray, alpha kept and the colour under alpha = 0 "
+          "ignored, EXIF orientation applied, 16-bit read at full range); animations (GIF, APNG, "
+          "WebP) -> animated PNG with every frame, frame times and loop count; multi-page TIFFs are "
+          "refused. Videos: "
           f"{' '.join(VIDEO_EXTS)} -> same name and container, same size, frame count and fps; "
           "audio is NOT kept. Folders are searched recursively (files already in --out are "
           "skipped); an output never overwrites an input. Exit status: 0 all done, 1 some "
@@ -47,7 +50,8 @@ def _err(msg: str) -> None:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video frames per forward pass.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
-              help="Refuse images (and video frames) with more pixels than this.")
+              help="Refuse images (each frame) and video frames with more pixels than this; it "
+                   "replaces Pillow's decompression-bomb limit.")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
               help="Refuse image files larger than this (videos are not limited by size).")
 @click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,

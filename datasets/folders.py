@@ -32,7 +32,8 @@ def resolve_cartoon_dir(folder: str | os.PathLike) -> Path:
 
 def collect_images(folder: str | os.PathLike, what: str, workers: int = 4
                    ) -> list[Path]:
-    """List and decode-check every image under ``folder``; bad files are reported once.
+    """List and decode-check every image under ``folder``; bad files are reported once, and so
+    are files read with a remark (several pictures: the first is used; an unusable colour profile).
 
     Raises ToonFaceError (one line) when the folder is missing or holds no readable image.
     """
@@ -42,11 +43,14 @@ def collect_images(folder: str | os.PathLike, what: str, workers: int = 4
     paths = list_images(folder)
     if not paths:
         raise ToonFaceError(f"{what} folder {folder} holds no images (.jpg .jpeg .png .webp .bmp)")
-    good, bad = scan_images(paths, workers)
+    good, bad, notes = scan_images(paths, workers)
     if bad:
         listing = "; ".join(f"{p.relative_to(folder)} ({why})" for p, why in bad)
         log.warning("%s folder %s: skipped %d unreadable file(s) of %d: %s",
                     what, folder, len(bad), len(paths), listing)
+    if notes:
+        listing = "; ".join(f"{p.relative_to(folder)} ({note})" for p, note in notes)
+        log.warning("%s folder %s: %d file(s) read with a remark: %s", what, folder, len(notes), listing)
     if not good:
         raise ToonFaceError(f"{what} folder {folder}: none of its {len(paths)} image files is readable")
     return good

@@ -242,15 +242,14 @@ def cartoonize_files(toon: Cartoonizer, jobs: list, *, max_pixels: int | None, m
     """
     from tqdm import tqdm
 
-    from inference.io import VideoReader, VideoWriter, read_image, write_image
+    from inference.io import VideoReader, VideoWriter
 
     errors: list[str] = []
     for job in tqdm(jobs, desc="files", unit="file", disable=not progress or len(jobs) < 2):
         toon.notice = lambda msg, src=job.src: report(f"notice: {src}: {msg}")
         try:
             if job.kind == "image":
-                img = read_image(job.src, max_pixels=max_pixels, max_bytes=max_bytes)
-                write_image(job.dst, toon(img.rgb), img.alpha, img.gray)
+                _cartoonize_image(toon, job, max_pixels, max_bytes, batch, report)
             else:
                 _cartoonize_video(toon, job, VideoReader(job.src, max_pixels=max_pixels),
                                   VideoWriter, batch, progress, report)
@@ -262,6 +261,32 @@ def cartoonize_files(toon: Cartoonizer, jobs: list, *, max_pixels: int | None, m
             errors.append(msg)
             report(f"error: {msg}")
     return errors
+
+
+def _cartoonize_image(toon: Cartoonizer, job, max_pixels: int | None, max_bytes: int | None,
+                      batch: int, report: Callable[[str], Any]) -> None:
+    """A still image -> PNG; an animation -> animated PNG, every frame, its times and loop kept.
+
+    The decoded RGB is sRGB with invisible pixels filled (``datasets.images``), so the cartoon
+    depends only on what is visible; the file's alpha is re-attached unchanged.
+    """
+    from inference.io import read_frames, write_animation, write_image
+
+    decoded = read_frames(job.src, max_pixels=max_pixels, max_bytes=max_bytes)
+    for note in decoded.notes:
+        report(f"notice: {job.src}: {note}")
+    frames = decoded.frames
+    outs: list[np.ndarray] = []
+    for i in range(0, len(frames), max(1, batch)):
+        outs += toon.stylize_batch([f.rgb for f in frames[i:i + batch]])
+    if len(frames) == 1:
+        write_image(job.dst, outs[0], frames[0].alpha, frames[0].gray)
+        return
+    write_animation(job.dst, outs, [f.alpha for f in frames], decoded.durations_ms, decoded.loop,
+                    gray=all(f.gray for f in frames))
+    loop = "forever" if decoded.loop == 0 else f"{decoded.loop} play(s)"
+    report(f"notice: {job.src}: {len(frames)}-frame {decoded.format} animation written as an "
+           f"animated PNG (frame times kept, loop {loop})")
 
 
 def _cartoonize_video(toon: Cartoonizer, job, reader, writer_cls, batch: int, progress: bool,

@@ -1,9 +1,12 @@
 """Reading and writing the user's images and videos for ``cartoonize.py``.
 
-Images are decoded with Pillow: EXIF orientation is applied, alpha is split off and kept,
-grayscale and 16-bit files are brought to 8-bit RGB for the generator (which was trained on
-8-bit photos) and remembered so the output can be written in the same kind (gray stays gray,
-alpha is re-attached). Every output image is a PNG (lossless; holds gray and alpha).
+Images are decoded by the project's one decoding path, :mod:`datasets.images` (the same RGB
+that training and evaluation see): EXIF orientation applied, embedded colour profiles converted
+to sRGB, 16-bit scaled to 8 bits, invisible pixels (alpha = 0) filled from their visible
+neighbours, alpha and the gray flag kept so the output is written in the same kind (gray stays
+gray, alpha is re-attached unchanged). Every output image is an sRGB-tagged PNG (lossless;
+holds gray and alpha); animations (GIF, APNG, WebP) become animated PNGs with every frame, the
+frame times and the loop count kept.
 
 Videos go through OpenCV: frames are read one by one, the output keeps the frame size, the frame
 count and the fps. Audio is not carried over (OpenCV writes video streams only).
@@ -22,20 +25,18 @@ from typing import Iterator
 
 import numpy as np
 
+from datasets.images import (DecodedFrames, DecodedImage, ImageTooLarge, UnreadableImage,
+                             decode_frames, decode_image)
 from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".mov", ".avi", ".webm")
 # The seed's limits; --max-pixels / --max-bytes raise them.
 DEFAULT_MAX_PIXELS = 3000 * 3000
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # Video codecs by container; .webm falls back to .mp4 when the build has no VP8 encoder.
 VIDEO_CODECS = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
-
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-_GRAY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
 def kind_of(path: str | os.PathLike) -> str | None:
@@ -46,16 +47,6 @@ def kind_of(path: str | os.PathLike) -> str | None:
     if ext in VIDEO_EXTS:
         return "video"
     return None
-
-
-@dataclass
-class LoadedImage:
-    """A decoded image: ``rgb`` (H, W, 3) uint8, ``alpha`` (H, W) uint8 or None."""
-
-    rgb: np.ndarray
-    alpha: np.ndarray | None = None
-    gray: bool = False
-    bit_depth: int = 8
 
 
 def _check_bytes(path: Path, max_bytes: int | None) -> int:
@@ -82,60 +73,98 @@ def _check_pixels(path: Path, w: int, h: int, max_pixels: int | None) -> None:
             f"(~{side}x{side}; raise it with --max-pixels)")
 
 
+def _image_error(path: str | os.PathLike, exc: UnreadableImage) -> ToonFaceError:
+    msg = f"{path}: {exc}"
+    if isinstance(exc, ImageTooLarge):
+        msg += f"; raise it with --max-{exc.what}"
+    return ToonFaceError(msg)
+
+
 def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-               max_bytes: int | None = DEFAULT_MAX_BYTES) -> LoadedImage:
-    """Decode an image file, EXIF orientation applied; limits checked before decoding pixels."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+               max_bytes: int | None = DEFAULT_MAX_BYTES) -> DecodedImage:
+    """The first picture of an image file, by :func:`datasets.images.decode_image` (the one
+    decoding path: sRGB, invisible pixels filled, alpha and the gray flag kept).
 
-    path = Path(path)
-    _check_bytes(path, max_bytes)
+    ``max_pixels`` (None: Pillow's ``MAX_IMAGE_PIXELS``) and ``max_bytes`` (None: no limit) are
+    checked before any pixel is decoded. Raises ToonFaceError with one line naming the file and,
+    for a limit, the option that raises it.
+    """
     try:
-        with Image.open(path) as im:
-            w, h = im.size  # header only; orientation does not change the pixel count
-            _check_pixels(path, w, h, max_pixels)
-            im = ImageOps.exif_transpose(im)  # decodes
-            im.load()
-    except ToonFaceError:
-        raise
-    except UnidentifiedImageError:
-        raise ToonFaceError(f"{path}: not a readable image (unsupported or corrupt)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ToonFaceError(f"{path}: cannot decode image (corrupt or truncated: {exc})") from None
-    return _from_pil(im)
+        return decode_image(path, max_pixels=max_pixels, max_bytes=max_bytes)
+    except UnreadableImage as exc:
+        raise _image_error(path, exc) from None
 
 
-def _from_pil(im) -> LoadedImage:
-    mode = im.mode
-    gray = mode in _GRAY_MODES
-    if mode in _SIXTEEN_BIT_MODES:
-        # Pillow's convert("L") clips 16-bit values at 255; scale instead.
-        a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if mode != "I" or a.max() > 255 else 255.0
-        g = np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8)
-        return LoadedImage(np.repeat(g[..., None], 3, axis=2), None, True, 16 if top > 255 else 8)
-    if mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        scale = 255.0 if a.max() <= 1.0 else 1.0
-        g = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
-        return LoadedImage(np.repeat(g[..., None], 3, axis=2), None, True, 32)
-    has_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
-    if has_alpha:
-        rgba = np.asarray(im.convert("RGBA"))
-        return LoadedImage(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), gray)
-    return LoadedImage(np.asarray(im.convert("RGB")).copy(), None, gray)
+def read_frames(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                max_bytes: int | None = DEFAULT_MAX_BYTES) -> DecodedFrames:
+    """Every frame of an image file (one for a still), by :func:`datasets.images.decode_frames`.
+
+    Limits and errors as :func:`read_image` (``max_pixels`` per frame); several pictures that are
+    not an animation (a multi-page TIFF) are one ToonFaceError line naming the count.
+    """
+    try:
+        return decode_frames(path, max_pixels=max_pixels, max_bytes=max_bytes)
+    except UnreadableImage as exc:
+        raise _image_error(path, exc) from None
 
 
-def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, gray: bool = False) -> bytes:
-    """PNG bytes of an (H, W, 3) uint8 image, written as L/LA when ``gray``, with ``alpha`` kept."""
+def srgb_profile() -> bytes:
+    """The ICC profile written into RGB outputs: LittleCMS's built-in sRGB (IEC 61966-2-1)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _output_image(rgb: np.ndarray, alpha: np.ndarray | None, gray: bool):
     from PIL import Image
 
-    im = Image.fromarray(rgb, "RGB")
+    im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if gray:
         im = im.convert("L")
     if alpha is not None:
-        im.putalpha(Image.fromarray(alpha, "L"))
+        im.putalpha(Image.fromarray(np.ascontiguousarray(alpha), "L"))
+    return im
+
+
+def _srgb_tag(gray: bool) -> dict:
+    """PNG save options declaring the pixels sRGB: an iCCP sRGB profile for RGB(A); for gray(A),
+    where PNG allows only a gray ICC profile (Pillow cannot build one), the sRGB chunk."""
+    if not gray:
+        return {"icc_profile": srgb_profile()}
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"sRGB", b"\x00")  # rendering intent 0 (perceptual), as the PNG spec suggests
+    return {"pnginfo": info}
+
+
+def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, gray: bool = False) -> bytes:
+    """sRGB-tagged PNG bytes of an (H, W, 3) uint8 image, written as L/LA when ``gray``, with
+    ``alpha`` ((H, W) uint8) kept."""
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    _output_image(rgb, alpha, gray).save(buf, format="PNG", **_srgb_tag(gray))
+    return buf.getvalue()
+
+
+def encode_apng(frames: list[np.ndarray], alphas: list[np.ndarray | None], durations_ms: list[float],
+                loop: int, gray: bool = False) -> bytes:
+    """sRGB-tagged animated PNG of full (H, W, 3) uint8 frames.
+
+    alphas: per frame (H, W) uint8 or None (opaque; all frames get alpha when one has it).
+    durations_ms: display time per frame; loop: plays, 0 = forever. Each frame replaces the
+    previous one whole (dispose none, blend source), so transparency never shows an older
+    frame. Pillow merges identical consecutive frames into one longer frame (same timeline).
+    """
+    if not frames or len(alphas) != len(frames) or len(durations_ms) != len(frames):
+        raise ValueError("encode_apng needs as many alphas and durations as frames (>= 1)")
+    if any(a is not None for a in alphas):
+        opaque = np.full(frames[0].shape[:2], 255, np.uint8)
+        alphas = [opaque if a is None else a for a in alphas]
+    ims = [_output_image(f, a, gray) for f, a in zip(frames, alphas)]
+    buf = io.BytesIO()
+    ims[0].save(buf, format="PNG", save_all=True, append_images=ims[1:],
+                duration=[float(d) for d in durations_ms], loop=int(loop), disposal=0, blend=0,
+                **_srgb_tag(gray))
     return buf.getvalue()
 
 
@@ -143,6 +172,12 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | No
                 gray: bool = False) -> None:
     """Write a PNG atomically (see :func:`encode_png`)."""
     atomic_write_bytes(path, encode_png(rgb, alpha, gray))
+
+
+def write_animation(path: str | os.PathLike, frames: list[np.ndarray], alphas: list[np.ndarray | None],
+                    durations_ms: list[float], loop: int, gray: bool = False) -> None:
+    """Write an animated PNG atomically (see :func:`encode_apng`)."""
+    atomic_write_bytes(path, encode_apng(frames, alphas, durations_ms, loop, gray))
 
 
 # ----------------------------------------------------------------------------------- video

@@ -1,6 +1,8 @@
 """cartoonize.py end to end: a mixed batch with bad files, videos, exit codes."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -8,6 +10,8 @@ from PIL import Image
 
 from cartoonize import main
 from inference.io import VideoReader
+from tests import icc
+from tests.imagefiles import CUTOUT_KINDS, big_png, cutout_alpha, cutout_files
 from tests.inference import make_checkpoint, make_picture, make_video
 
 
@@ -96,3 +100,96 @@ def test_reuse_host_memory_on_cpu_by_default(tmp_path, ckpt, monkeypatch, flag, 
                     "--device", "cpu", *flag)
     assert code == 0, log
     assert calls == want
+
+
+# ------------------------------------------------------------------------ input handling
+@pytest.mark.parametrize("kind", CUTOUT_KINDS)
+def test_colour_under_alpha_zero_does_not_change_visible_output(tmp_path, ckpt, kind):
+    """One cut-out stored with white, black and noise under alpha = 0: the cartoons agree on
+    every visible pixel, and the alpha comes back as stored."""
+    rgb, alpha = make_picture(48, 40, seed=3), cutout_alpha(48, 40)
+    (tmp_path / "in").mkdir()
+    paths = cutout_files(kind, rgb, alpha, tmp_path / "in")
+    code, log = run(*paths, "--checkpoint", ckpt, "--out", tmp_path / "o")
+    assert code == 0, log
+    outs = [np.asarray(Image.open(tmp_path / "o" / p.with_suffix(".png").name)) for p in paths]
+    stored_alpha = [np.asarray(Image.open(p).convert("RGBA"))[..., 3] for p in paths]
+    for out, a in zip(outs, stored_alpha):
+        assert out.shape[-1] in (2, 4)
+        np.testing.assert_array_equal(out[..., -1], a)  # alpha unchanged
+    visible = stored_alpha[0] > 0
+    for other in outs[1:]:
+        np.testing.assert_array_equal(other[visible], outs[0][visible])
+
+
+def test_colour_profile_is_converted_and_outputs_are_srgb_tagged(tmp_path, ckpt):
+    from PIL import ImageCms
+
+    rgb = make_picture(32, 36, seed=5)
+    Image.fromarray(rgb).save(tmp_path / "adobe.png", icc_profile=icc.matrix_rgb_profile())
+    Image.fromarray(rgb[..., 0], "L").save(tmp_path / "gray.png")
+    code, log = run(tmp_path / "adobe.png", tmp_path / "gray.png", "--checkpoint", ckpt,
+                    "--out", tmp_path / "o", "--strength", 0)
+    assert code == 0, log
+    out = Image.open(tmp_path / "o" / "adobe.png")
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(out.info["icc_profile"]))
+    assert "sRGB" in ImageCms.getProfileDescription(profile)
+    # shown colour-managed, the output looks like the input shown colour-managed: the input's
+    # appearance by hand from the Adobe RGB (1998) and sRGB standards ...
+    shown_out = np.asarray(ImageCms.profileToProfile(out.convert("RGB"), profile, ImageCms.createProfile("sRGB")))
+    assert np.abs(shown_out.astype(int) - icc.adobe_rgb8_to_srgb8(rgb)).max() <= 2
+    # ... and by LittleCMS, called here on its own
+    shown_in = np.asarray(ImageCms.profileToProfile(
+        Image.open(tmp_path / "adobe.png"), ImageCms.ImageCmsProfile(io.BytesIO(icc.matrix_rgb_profile())),
+        ImageCms.createProfile("sRGB"), renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC))
+    assert np.abs(shown_out.astype(int) - shown_in).max() <= 1
+    gray = Image.open(tmp_path / "o" / "gray.png")
+    assert gray.mode == "L" and "srgb" in gray.info  # PNG sRGB chunk: gray PNGs take no RGB profile
+    np.testing.assert_array_equal(np.asarray(gray), rgb[..., 0])
+
+
+@pytest.mark.parametrize("fmt,ext,kw,plays", [("WEBP", ".webp", {"loop": 0, "lossless": True}, 0),
+                                              ("GIF", ".gif", {"loop": 0}, 0),
+                                              ("PNG", ".png", {"loop": 3}, 3)])
+def test_animation_keeps_every_frame_its_time_and_loop(tmp_path, ckpt, fmt, ext, kw, plays):
+    from inference.cartoonizer import Cartoonizer
+    from inference.io import read_frames
+
+    frames = [Image.fromarray(make_picture(24, 28, seed=i)) for i in range(4)]
+    src = tmp_path / f"anim{ext}"
+    frames[0].save(src, format=fmt, save_all=True, append_images=frames[1:], duration=[50, 100, 150, 200], **kw)
+    code, log = run(src, "--checkpoint", ckpt, "--out", tmp_path / "o")
+    assert code == 0, log
+    assert "4-frame" in log and "animated PNG" in log
+    out = Image.open(tmp_path / "o" / "anim.png")
+    assert out.n_frames == 4 and out.info["loop"] == plays
+    toon = Cartoonizer.from_checkpoint(ckpt)
+    for i, frame in enumerate(read_frames(src).frames):
+        out.seek(i)
+        assert out.info["duration"] == 50 * (i + 1)
+        np.testing.assert_array_equal(np.asarray(out.convert("RGB")), toon(frame.rgb))
+
+
+def test_pages_that_are_not_an_animation_are_one_error_line(tmp_path, ckpt):
+    pages = [Image.fromarray(make_picture(20, 20, seed=i)) for i in range(3)]
+    pages[0].save(tmp_path / "doc.tif", save_all=True, append_images=pages[1:])
+    code, log = run(tmp_path / "doc.tif", "--checkpoint", ckpt, "--out", tmp_path / "o")
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "3 pages" in errors[0], log
+    assert not (tmp_path / "o" / "doc.png").exists()
+
+
+def test_oversize_image_says_so_and_max_pixels_governs_pillows_limit(tmp_path, ckpt, monkeypatch):
+    big_png(tmp_path / "huge.png", 20000, 20000)
+    code, log = run(tmp_path / "huge.png", "--checkpoint", ckpt, "--out", tmp_path / "o")
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1, log
+    assert "20000x20000 = 400,000,000 pixels" in errors[0] and "9,000,000" in errors[0]
+    assert "--max-pixels" in errors[0] and "corrupt" not in errors[0]
+    # Pillow's own limit (here lowered to 1000 pixels, so 2000 raise) gives way to --max-pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    Image.fromarray(make_picture(60, 50)).save(tmp_path / "p.png")
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path / "o2", "--max-pixels", 3000)
+    assert code == 0, log
+    monkeypatch.undo()
+    assert Image.open(tmp_path / "o2" / "p.png").size == (50, 60)

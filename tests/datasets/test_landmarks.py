@@ -80,7 +80,8 @@ def test_to_uint8_rgb_conversions():
     rgba = np.dstack([rgb, np.zeros((5, 7), np.uint8)])
     assert np.array_equal(to_uint8_rgb(rgba), rgb)
     v16 = np.array([[0x0000, 0x00FF, 0x1234, 0xFFFF]], dtype=np.uint16)
-    assert to_uint8_rgb(v16)[0, :, 0].tolist() == [0x00, 0x00, 0x12, 0xFF]
+    # rint(v * 255 / 65535), the rule of every 16-bit reader (datasets.images.sixteen_to_eight)
+    assert to_uint8_rgb(v16)[0, :, 0].tolist() == [0, 1, 18, 255]
     f = np.array([[0.0, 0.5, 1.0, 2.0, -1.0]], dtype=np.float64)
     assert to_uint8_rgb(f)[0, :, 1].tolist() == [0, 128, 255, 255, 0]
     assert to_uint8_rgb(np.array([[True, False]]))[0, :, 0].tolist() == [255, 0]
@@ -103,7 +104,8 @@ def test_read_image_16bit_gray_png(tmp_path):
     a = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60).astype(np.uint16)
     Image.fromarray(a).save(tmp_path / "g16.png")
     out = read_image_rgb(tmp_path / "g16.png")
-    assert out.shape == (32, 32, 3) and np.array_equal(out[:, :, 0], (a >> 8).astype(np.uint8))
+    want = np.rint(a.astype(np.float64) / 257.0).astype(np.uint8)  # 65535 / 255 = 257
+    assert out.shape == (32, 32, 3) and np.array_equal(out[:, :, 0], want)
 
 
 # --- detection --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Reading/writing images and videos, limits, and input collection."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,32 @@ def test_collect_jobs_layout_and_never_overwrite(tmp_path):
     assert all("toon" not in j.src.parts for j in jobs)
     jobs, errors = collect_jobs([tmp_path / "missing", root / "notes.txt"], out)
     assert not jobs and len(errors) == 2
+
+
+def test_outputs_are_srgb_tagged_and_animations_round_trip(tmp_path):
+    from PIL import ImageCms
+
+    from inference.io import encode_apng, encode_png
+
+    rgb = make_picture(12, 10)
+    alpha = np.tile(np.arange(10, dtype=np.uint8) * 25, (12, 1))
+    im = Image.open(io.BytesIO(encode_png(rgb, alpha)))
+    desc = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"])))
+    assert im.mode == "RGBA" and "sRGB" in desc
+    assert np.array_equal(np.asarray(im)[..., :3], rgb) and np.array_equal(np.asarray(im)[..., 3], alpha)
+    g = Image.open(io.BytesIO(encode_png(rgb, alpha, gray=True)))
+    assert g.mode == "LA" and "srgb" in g.info and "icc_profile" not in g.info
+
+    frames = [make_picture(12, 10, seed=i) for i in range(3)]
+    alphas = [alpha, None, alpha]  # a frame without alpha is opaque, not the previous frame
+    anim = Image.open(io.BytesIO(encode_apng(frames, alphas, [30, 60, 90.0], loop=5)))
+    assert anim.n_frames == 3 and anim.info["loop"] == 5 and anim.mode == "RGBA"
+    for i in range(3):
+        anim.seek(i)
+        a = np.asarray(anim.convert("RGBA"))
+        assert anim.info["duration"] == 30 * (i + 1)
+        np.testing.assert_array_equal(a[..., 3], 255 if alphas[i] is None else alpha)
+        visible = a[..., 3] > 0
+        np.testing.assert_array_equal(a[..., :3][visible], frames[i][visible])
+    with pytest.raises(ValueError):
+        encode_apng(frames, alphas[:2], [30, 60, 90], loop=0)
