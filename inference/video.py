@@ -227,27 +227,73 @@ _ISO_BMFF_TOP = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", 
                  b"pdin", b"moof", b"mfra", b"styp", b"sidx"}
 
 
-def _iso_bmff_end(path: Path) -> int | None:
-    """Where the top-level boxes of an MP4/MOV file say the file ends; None if not ISO BMFF.
+def _declared_end(path: Path) -> int | None:
+    """Where a file's own top-level structure says it ends, in bytes; None when it does not say.
 
-    Box header: 32-bit big-endian size, 4-byte type; size 1 means a 64-bit size follows, size 0
-    means "to the end of the file" (ISO/IEC 14496-12 section 4.2).
+    FFmpeg's demuxers read a file cut short as a shorter video, without an error, in three
+    common families, so this is checked before decoding (compare with the file size):
+
+    - MP4/MOV (ISO/IEC 14496-12 section 4.2): top-level boxes, each a 32-bit big-endian size
+      and a 4-byte type; size 1: a 64-bit size follows; size 0: "to the end of the file".
+    - Matroska/WebM (RFC 8794 EBML, RFC 9559): the Segment element's size after the EBML
+      header; all size bits set means "unknown" (live streams).
+    - RIFF (AVI, WAV): top-level chunks, a 4-byte id and a 32-bit little-endian size, padded
+      to even; OpenDML AVI files over 1 GB chain several RIFF chunks.
     """
     size = path.stat().st_size
     with open(path, "rb") as f:
-        if f.read(8)[4:8] not in _ISO_BMFF_TOP:
-            return None
-        pos = 0
-        while pos + 8 <= size:
-            f.seek(pos)
-            head = f.read(16)
-            box = int.from_bytes(head[:4], "big")
-            if box == 1 and len(head) == 16:
-                box = int.from_bytes(head[8:16], "big")
-            if box == 0 or box < 8:  # "to the end", or trailing bytes that are not a box
+        head = f.read(256)
+        if head[4:8] in _ISO_BMFF_TOP:
+            return _walk_chunks(f, size, big_endian=True)
+        if head[:4] == b"RIFF":
+            return _walk_chunks(f, size, big_endian=False)
+        if head[:4] == b"\x1a\x45\xdf\xa3":
+            return _matroska_end(head)
+    return None
+
+
+def _walk_chunks(f, size: int, big_endian: bool) -> int:
+    pos = 0
+    while pos + 8 <= size:
+        f.seek(pos)
+        head = f.read(16)
+        if big_endian:
+            n = int.from_bytes(head[:4], "big")
+            if n == 1 and len(head) == 16:
+                n = int.from_bytes(head[8:16], "big")
+            if n == 0 or n < 8:  # "to the end", or trailing bytes that are not a box
                 return size
-            pos += box
+        else:
+            n = 8 + int.from_bytes(head[4:8], "little")
+            n += n & 1
+        pos += n
     return pos
+
+
+def _ebml_vint(buf: bytes, i: int) -> tuple[int, int, bool] | None:
+    """(value, length, all value bits set) of the EBML variable-size integer at ``buf[i]``."""
+    if i >= len(buf) or buf[i] == 0:
+        return None
+    length = 9 - buf[i].bit_length()
+    if i + length > len(buf):
+        return None
+    value = buf[i] & (0xFF >> length)
+    for k in range(1, length):
+        value = (value << 8) | buf[i + k]
+    return value, length, value == (1 << (7 * length)) - 1
+
+
+def _matroska_end(head: bytes) -> int | None:
+    header_size = _ebml_vint(head, 4)  # after the 4-byte EBML header ID
+    if header_size is None:
+        return None
+    i = 4 + header_size[1] + header_size[0]
+    if head[i:i + 4] != b"\x18\x53\x80\x67":  # the Segment ID
+        return None
+    seg = _ebml_vint(head, i + 4)
+    if seg is None or seg[2]:
+        return None
+    return i + 4 + seg[1] + seg[0]
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
@@ -261,9 +307,10 @@ class VideoReader:
 
     Opening decodes the first frame, so a file that cannot give one (no video stream, 0 frames,
     unknown codec, corrupt data) fails here with a :class:`ToonFaceError` rather than later.
-    Iterate once over the reader for :class:`DecodedFrame` s; a truncated or corrupt packet met
-    during iteration also raises :class:`ToonFaceError`. Use as a context manager or call
-    :meth:`close`.
+    Iterate once over the reader for :class:`DecodedFrame` s; data that ends mid-frame or that
+    the decoder rejects also raises :class:`ToonFaceError` there. Damaged packets inside the
+    stream are concealed by the decoder and counted in ``damaged_packets``. Use as a context
+    manager or call :meth:`close`.
 
     ``max_pixels``: refuse frames with more pixels than this (``None``: no limit).
     """
@@ -273,6 +320,11 @@ class VideoReader:
 
         self.path = Path(path)
         _check_input_path(self.path)
+        # Before FFmpeg: a cut file also fails as "invalid data" or shows missing streams.
+        size, declared = self.path.stat().st_size, _declared_end(self.path)
+        if declared is not None and declared > size:
+            raise ToonFaceError(f"{self.path}: truncated: its structure declares {declared} bytes, "
+                                f"the file has {size} (the file is damaged or incomplete)")
         try:
             self._container = av.open(str(self.path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -307,9 +359,11 @@ class VideoReader:
         self._check_complete((vs, *self.audio_streams))
         self._packets = c.demux(vs, *self.audio_streams)
         self._pending_audio: deque = deque()  # audio packets demuxed ahead of the video
+        self.damaged_packets = 0
         self._frames = self._decoded_frames()
         self._index = 0
         self._last_pts: int | None = None
+        self._pts_shift = 0
         first = next(self._frames, None)
         if first is None:
             raise ToonFaceError(f"{self.path}: the video stream has no frames")
@@ -345,56 +399,64 @@ class VideoReader:
             color_primaries=int(cc.color_primaries), color_trc=int(cc.color_trc))
 
     def _check_complete(self, streams) -> None:
-        """Refuse a file cut short where FFmpeg's demuxer would stop quietly.
-
-        Two cases read as a shorter video without any error: an MP4/MOV whose sample index
-        (moov) comes first and whose media data is cut (the demuxer ends at the last complete
-        sample), and one whose moov comes last and is itself cut (the tracks it still lists are
-        read). The index entries' byte ranges catch the first, the top-level box sizes the second.
-        """
+        """Refuse a file whose sample index points past its end (see :func:`_declared_end`
+        for the other check): an MP4 with its index (moov) first and its media data cut reads,
+        in FFmpeg, as a shorter video without any error."""
         size = self.path.stat().st_size
         end = max((e.pos + e.size for st in streams for e in st.index_entries if e.pos >= 0),
                   default=0)
-        box_end = _iso_bmff_end(self.path)
-        if box_end is not None:
-            end = max(end, box_end)
         if end > size:
-            raise ToonFaceError(f"{self.path}: truncated: its structure refers to {end} bytes, "
-                                f"the file has {size} (the file is damaged or incomplete)")
+            raise ToonFaceError(f"{self.path}: truncated: its index refers to {end} bytes, the "
+                                f"file has {size} (the file is damaged or incomplete)")
 
     def _decoded_frames(self) -> Iterator:
-        """av.VideoFrame s in output order; audio packets are set aside in _pending_audio."""
+        """av.VideoFrame s in output order; audio packets are set aside in _pending_audio.
+
+        A packet the demuxer flags corrupt is fatal only when the data ends with it (a file cut
+        in the middle of a frame). Earlier ones (an MPEG-TS continuity error, a spliced
+        recording) are decoded with FFmpeg's error concealment and counted in
+        ``damaged_packets``, as FFmpeg's command line does.
+        """
         import av
 
         vs = self._video
         n = 0
+        tail_corrupt = False
         try:
             for packet in self._packets:
                 if packet.stream.index != vs.index:
                     if packet.size:  # the final empty packet is a flush signal, not data
                         self._pending_audio.append(packet)
                     continue
-                if packet.is_corrupt:
-                    raise ToonFaceError(f"{self.path}: truncated or corrupt video data at frame "
-                                        f"{n + 1} (the file is damaged or incomplete)")
+                if packet.size:
+                    self.damaged_packets += tail_corrupt
+                    tail_corrupt = packet.is_corrupt
                 for frame in packet.decode():
                     n += 1
                     yield frame
         except av.error.FFmpegError as exc:
-            raise ToonFaceError(f"{self.path}: cannot decode frame {n + 1} "
-                                f"({_ffmpeg_reason(exc)}; the file is damaged or incomplete)") from None
+            raise ToonFaceError(f"{self.path}: cannot decode frame {n + 1} ({_ffmpeg_reason(exc)}; "
+                                "the file is damaged or incomplete)") from None
+        if tail_corrupt:
+            raise ToonFaceError(f"{self.path}: truncated: the video data ends in the middle of "
+                                f"frame {n + 1} (the file is damaged or incomplete)")
 
     def _to_decoded(self, frame) -> DecodedFrame:
         tb = self.info.time_base
-        pts = frame.pts
-        # The encoder needs strictly increasing time stamps; broken files repeat or omit them.
-        if pts is None:
-            step = 1
-            if self.info.average_fps:
-                step = max(1, round(1 / (self.info.average_fps * tb)))
+        # The encoder needs strictly increasing time stamps. Broken files omit them (the frame
+        # then follows the previous one by one nominal frame) or jump back (a spliced
+        # recording: the rest of the stream is shifted to continue after the jump, keeping its
+        # own spacing). Audio is not shifted: its packets are copied as they are.
+        step = 1
+        if self.info.average_rate:
+            step = max(1, round(1 / (self.info.average_rate * tb)))
+        if frame.pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + step
-        elif self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1
+        else:
+            pts = frame.pts + self._pts_shift
+            if self._last_pts is not None and pts <= self._last_pts:
+                self._pts_shift += self._last_pts + step - pts
+                pts = self._last_pts + step
         self._last_pts = pts
         # A stream that changes size mid-way (screen recordings, spliced clips) is scaled to its
         # first frame's size, as FFmpeg's command line does; the writer needs one size.
@@ -506,6 +568,7 @@ class VideoWriter:
 
     def _setup(self, av, time_base, frame_rate, crf, preset, display_matrix, primaries, trc,
                audio_from, fmt) -> None:
+        ext = self.path.suffix.lower()
         # The nominal rate only feeds x264's rate control and the stream header; 25 when unknown.
         rate = Fraction(frame_rate).limit_denominator(1_001_000) if frame_rate else Fraction(25)
         vs = self._out.add_stream("libx264", rate=rate,
@@ -542,8 +605,10 @@ class VideoWriter:
             out.layout = src.codec_context.layout
             out.bit_rate = _AAC_BIT_RATE
             self._audio[src.index] = (out, src.codec_context)
-            self.notices.append(f"audio {name} cannot be copied into {self.path.suffix}; "
-                                f"re-encoded to AAC {_AAC_BIT_RATE // 1000} kb/s")
+            why = ("browsers do not play PCM in MP4" if name.startswith("pcm_")
+                   else f"{ext} cannot hold it")
+            self.notices.append(f"audio {name} re-encoded to AAC {_AAC_BIT_RATE // 1000} kb/s "
+                                f"({why})")
         self._out.start_encoding()
 
     def write(self, rgb: np.ndarray, pts: int, duration: int = 0) -> None:
@@ -651,6 +716,7 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike,
     Raises :class:`ToonFaceError` for an unusable input or output (nothing is left at ``dst``),
     ``ValueError`` when ``process`` returns the wrong number or size of frames.
     """
+    import av
     from tqdm import tqdm
 
     src, dst = Path(src), Path(dst)
@@ -710,11 +776,17 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike,
                 flush()
         finally:
             bar.close()
+        if reader.damaged_packets:
+            remark(f"{reader.damaged_packets} damaged video packet(s) in the input (stream "
+                   "errors); decoded with FFmpeg's error concealment")
         frames = writer.frames
         path = writer.close()
-    except BaseException:
+    except BaseException as exc:
         if writer is not None:
             writer.abort()
         reader.close()
+        if isinstance(exc, av.error.FFmpegError):  # muxing the input's streams failed
+            raise ToonFaceError(f"{src}: cannot convert to {dst.name} ({_ffmpeg_reason(exc)}; "
+                                "the input's streams may be damaged)") from None
         raise
     return TranscodeResult(path, frames, info, writer.coded_size, notices)

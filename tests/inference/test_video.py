@@ -79,7 +79,9 @@ def decode_all(path: Path) -> list:
         return [(f.to_ndarray(format="rgb24"), float(f.time), f) for f in c.decode(video=0)]
 
 
-def opencv_frames(path: Path) -> tuple[int, list[np.ndarray]]:
+def opencv_frames(path: Path, times: list[float] | None = None) -> tuple[int, list[np.ndarray]]:
+    """(container frame count, RGB frames) as OpenCV decodes them; each frame's time (s) is
+    appended to ``times`` when given."""
     import cv2
 
     cap = cv2.VideoCapture(str(path))
@@ -90,6 +92,8 @@ def opencv_frames(path: Path) -> tuple[int, list[np.ndarray]]:
         if not ok:
             break
         frames.append(bgr[..., ::-1])
+        if times is not None:
+            times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000)
     cap.release()
     return count, frames
 
@@ -138,9 +142,11 @@ def test_audio_is_copied_unchanged_and_output_is_web_h264(tmp_path):
     assert leftovers(tmp_path / "out", {"a.mp4"}) == []
 
 
-def test_frame_count_fps_timestamps_and_colours_are_kept(tmp_path):
+@pytest.mark.parametrize("name,codec,pix_fmt", [("c.mp4", "libx264", "yuv420p"),
+                                                 ("c.avi", "mjpeg", "yuvj420p")])  # full range
+def test_frame_count_fps_timestamps_and_colours_are_kept(tmp_path, name, codec, pix_fmt):
     frames = [scene(48, 64, i) for i in range(30)]
-    src = write_clip(tmp_path / "c.mp4", frames, rate=25)
+    src = write_clip(tmp_path / name, frames, rate=25, codec=codec, pix_fmt=pix_fmt)
     res = transcode(src, tmp_path / "c_out.mp4", identity, progress=False)
     ins, outs = decode_all(src), decode_all(res.path)
     assert len(outs) == len(ins) == 30
@@ -168,6 +174,10 @@ def test_variable_frame_rate_keeps_every_frame_time(tmp_path):
     np.testing.assert_allclose(times, [t for _, t, _ in ins], atol=0.5 / 30)
     np.testing.assert_allclose(times, [p / 90 for p in pts], atol=0.5 / 30)
     assert abs(times[30] - 3.0) < 1e-3 and abs(times[29] - 2.9) < 1e-3
+    cv_times: list[float] = []
+    cv_count, _ = opencv_frames(res.path, cv_times)
+    assert cv_count == 60 and len(cv_times) == 60
+    np.testing.assert_allclose(cv_times, [p / 90 for p in pts], atol=0.5 / 30)
     end_in = ins[-1][1] + float(ins[-1][2].duration * ins[-1][2].time_base)
     end_out = outs[-1][1] + float(outs[-1][2].duration * outs[-1][2].time_base)
     assert abs(end_out - end_in) <= 1 / 30 and abs(end_out - 4.0) <= 1 / 30
@@ -210,6 +220,35 @@ def test_display_matrix_is_applied_like_ffmpeg(tmp_path, degrees, hflip):
                          check=True, capture_output=True).stdout
     ref = np.frombuffer(raw, np.uint8).reshape(*upright, 3)
     assert np.abs(first.astype(int) - ref.astype(int)).mean() < 2
+
+
+def test_spliced_stream_is_decoded_at_one_size_with_a_notice(tmp_path):
+    # Two MPEG-TS recordings joined byte-wise (as `cat a.ts b.ts` does): the second is larger,
+    # and the join breaks the continuity counters, so the demuxer flags a packet corrupt.
+    a = write_clip(tmp_path / "a.ts", [scene(48, 64, i) for i in range(5)])
+    b = write_clip(tmp_path / "b.ts", [scene(60, 80, i) for i in range(5)])
+    src = tmp_path / "ab.ts"
+    src.write_bytes(a.read_bytes() + b.read_bytes())
+    res = transcode(src, tmp_path / "ab_out.mp4", identity, progress=False)
+    outs = decode_all(res.path)
+    assert res.size == (64, 48) and {o[0].shape for o in outs} == {(48, 64, 3)}
+    assert res.frames == len(outs) >= 9  # the damaged packet may cost a frame
+    assert any("damaged" in n for n in res.notices)
+    # b.ts starts where a.ts does: its frames are moved to follow a.ts, 10 fps spacing kept
+    np.testing.assert_allclose(np.diff([o[1] for o in outs]), 0.1, atol=1e-3)
+
+
+def test_rotation_set_by_the_ffmpeg_command_line_is_applied(tmp_path):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    plain = write_clip(tmp_path / "plain.mp4", [scene(32, 48, i) for i in range(3)],
+                       audio_seconds=0.3)
+    src = tmp_path / "cli.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-display_rotation", "90",
+                    "-i", str(plain), "-c", "copy", str(src)], check=True)
+    res = transcode(src, tmp_path / "cli_out.mp4", identity, progress=False)
+    assert res.info.orientation == ("transpose=cclock",) and res.size == (32, 48)
+    out = decode_all(res.path)[0][0]
+    assert np.abs(out.astype(int) - np.rot90(scene(32, 48, 0), 1).astype(int)).mean() < 6
 
 
 def test_phone_rotation_comes_out_upright_and_stored_upright(tmp_path):
@@ -303,12 +342,12 @@ def _zero_frame_avi(path: Path) -> Path:
     return path
 
 
-def _truncated(path: Path, keep: float = 0.75) -> Path:
-    clip = write_clip(path.with_name("whole.mp4"), [scene(48, 64, i) for i in range(30)],
-                      audio_seconds=3.0)
-    data = clip.read_bytes()
-    clip.unlink()
-    path.write_bytes(data[: int(len(data) * keep)])  # moov is at the end: cut off or cut short
+def _truncated(path: Path, keep: float = 0.75, **clip) -> Path:
+    whole = write_clip(path.with_name("whole" + path.suffix),
+                       [scene(48, 64, i) for i in range(30)], audio_seconds=3.0, **clip)
+    data = whole.read_bytes()
+    whole.unlink()
+    path.write_bytes(data[: int(len(data) * keep)])
     return path
 
 
@@ -347,7 +386,11 @@ def _audio_only(path: Path) -> Path:
 
 BAD_INPUTS = {
     "zero_frames.avi": (_zero_frame_avi, "no frames"),
-    "truncated.mp4": (_truncated, "incomplete"),
+    "truncated.mp4": (_truncated, "truncated"),  # moov is at the end: cut off
+    # Matroska and AVI cut short read as shorter videos in FFmpeg, without an error
+    "truncated.mkv": (_truncated, "truncated"),
+    "truncated.avi": (lambda p: _truncated(p, codec="mjpeg", pix_fmt="yuvj420p",
+                                           audio_codec="mp3"), "truncated"),
     "truncated_faststart.mp4": (_truncated_faststart, "truncated"),
     # FFmpeg reads a moov that lost its end without complaint (here: the audio track is gone)
     "truncated_moov.mp4": (lambda p: _truncated(p, keep=0.96), "truncated"),
