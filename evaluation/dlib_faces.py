@@ -22,9 +22,9 @@ whose licence excludes commercial use (research use; see the dlib-models README)
 
 Choices that the metrics depend on:
 
-- Several faces in one image: the largest box (area, then detector score) is *the* face, on
-  the photo and on the output alike; aligned portraits have one, a group photo is scored on
-  its most prominent face.
+- Several faces in one image: the largest box (area, then detector score) is *the* face of
+  a photo; aligned portraits have one, a group photo is scored on its most prominent face.
+  (On an output, ``face_metrics`` takes the box that matches the photo's face instead.)
 - Input is uint8 RGB (H, W, 3): dlib's detectors and ResNet take RGB, as PIL decodes.
 - Models load on first use, once per :class:`DlibFaceAnalyser` (about 1 s: the 68-point
   predictor is a 100 MB file), never at import time.
@@ -90,8 +90,8 @@ def model_path(filename: str) -> Path:
 class FaceBox:
     """A face box in pixels, dlib's convention: right and bottom are inclusive.
 
-    ``score``: the detector's confidence (HOG: SVM margin; CNN: MMOD confidence), or NaN for a
-    box not found by a detector on this image (see :meth:`DlibFaceAnalyser.analyse`).
+    ``score``: the detector's confidence on the image the box was found in (HOG: SVM margin;
+    CNN: MMOD confidence); NaN for a box given by hand.
     """
 
     left: int
@@ -111,6 +111,13 @@ class FaceBox:
     @property
     def area(self) -> int:
         return self.width * self.height
+
+    def iou(self, other: "FaceBox") -> float:
+        """Intersection over union of two boxes, in [0, 1]."""
+        w = min(self.right, other.right) - max(self.left, other.left) + 1
+        h = min(self.bottom, other.bottom) - max(self.top, other.top) + 1
+        inter = max(w, 0) * max(h, 0)
+        return inter / (self.area + other.area - inter)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from skimage import data
 
 from evaluation import dlib_faces
 from evaluation.dlib_faces import DlibFaceAnalyser, FaceBox
-from evaluation.face_metrics import (IDENTITY_THRESHOLD, SUMMARY_KEYS, identity_cosine,
-                                     identity_distance, inter_ocular_distance68, nme68,
-                                     same_person, score_face_files, score_face_pairs)
+from evaluation.face_metrics import (IDENTITY_THRESHOLD, MATCH_IOU, SUMMARY_KEYS,
+                                     identity_cosine, identity_distance, inter_ocular_distance68,
+                                     match_box, nme68, same_person, score_face_files,
+                                     score_face_pairs)
 from evaluation.rgb import read_rgb
 from tests.conftest import ROOT, fixtures_dir
 from utils.errors import ToonFaceError
@@ -64,6 +65,17 @@ def test_identity_hand_values():
     assert math.isnan(identity_cosine(a, np.zeros(128)))
     assert IDENTITY_THRESHOLD == 0.6
     assert same_person(0.59) and not same_person(0.6)
+
+
+def test_box_iou_and_matching_hand_values():
+    a = FaceBox(0, 0, 9, 9)                           # 10 x 10 (inclusive corners)
+    assert a.area == 100 and a.iou(a) == 1.0
+    assert a.iou(FaceBox(5, 0, 14, 9)) == pytest.approx(50 / 150)
+    assert a.iou(FaceBox(20, 20, 29, 29)) == 0.0
+    near, far = FaceBox(1, 1, 10, 10), FaceBox(50, 50, 99, 99)
+    assert a.iou(near) == pytest.approx(81 / 119) and MATCH_IOU == 0.5
+    assert match_box([far, near], a) == near          # not the largest: the overlapping one
+    assert match_box([far], a) is None and match_box([], a) is None
 
 
 # ----------------------------------------------------------------------------- dlib oracles
@@ -121,6 +133,16 @@ def test_found_rate_counts_faceless_outputs_and_excludes_faceless_photos(analyse
     none = score_face_pairs([faceless], [face], analyser)["summary"]
     assert none["pairs_scored"] == 0 and none["nme68_mean"] is None
     assert none["face_found_rate_dlib"] is None and none["identity_same_rate"] is None
+
+
+def test_a_face_elsewhere_on_the_output_is_not_the_photos_face(analyser, face, faceless):
+    out = faceless.copy()
+    out[136:256, 56:196] = face[36:156, 56:196]      # the face, 100 px lower
+    (photo_box,), (out_box,) = analyser.detect(face), analyser.detect(out)
+    assert out_box.top - photo_box.top == pytest.approx(100, abs=4) and photo_box.iou(out_box) == 0
+    rec = score_face_pairs([face], [out], analyser)["per_pair"][0]
+    assert rec["output_faces"] == 1 and rec["output_face_found"] is False
+    assert rec["output_box"] == "photo_box" and rec["nme68"] > 0.1
 
 
 def test_largest_face_is_the_face(analyser, astronaut):
