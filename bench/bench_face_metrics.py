@@ -133,7 +133,8 @@ def run(args) -> dict:
                                           "min": float(np.min(d)),
                                           "below_0.6": float(np.mean(np.array(d) < 0.6))}
             print(f"\n[different people] {len(d)} photo pairs: identity distance mean "
-                  f"{np.mean(d):.3f}, min {np.min(d):.3f}, below 0.6: {np.mean(np.array(d) < 0.6):.4f}")
+                  f"{np.mean(d):.3f}, min {np.min(d):.3f}, "
+                  f"below 0.6: {np.mean(np.array(d) < 0.6):.4f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

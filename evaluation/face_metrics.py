@@ -119,9 +119,10 @@ def score_pair(photo: np.ndarray, output: np.ndarray, analyser: DlibFaceAnalyser
     one photo without detecting it again). Returns the pair's record: ``status`` is
     ``"scored"``, ``"no_photo_face"`` or ``"error"`` (``error``: the one-line reason);
     ``photo_faces`` / ``output_faces``: faces detected; ``output_face_found``: the detector
-    found the photo's face on the output (a box with IoU >= 0.5); ``output_box``: ``"detected"`` or ``"photo_box"`` (the
-    fallback, see the module docstring); ``nme68``, ``identity_distance``, ``identity_cosine``
-    (floats) and ``identity_same`` (bool) when scored.
+    found the photo's face on the output (a box with IoU >= 0.5); ``output_box``:
+    ``"detected"`` or ``"photo_box"`` (the fallback, see the module docstring); ``nme68``,
+    ``identity_distance``, ``identity_cosine`` (floats) and ``identity_same`` (bool) when
+    scored.
     """
     rec = _record(name)
     try:
