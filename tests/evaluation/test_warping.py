@@ -6,7 +6,7 @@ import pytest
 from skimage import data
 
 from evaluation.warping import (CONSISTENCY_ALPHA, CONSISTENCY_BETA, WarpingErrorAccumulator,
-                                consistency_mask, warping_error)
+                                consistency_mask, farneback_flow, warping_error)
 from tests.conftest import fixtures_dir
 from utils.errors import ToonFaceError
 
@@ -75,6 +75,22 @@ def test_flow_comes_from_the_input_only(photo):
     assert b["summary"]["warping_error_mean"] > 0.25       # uniform noise: E|U - U'| = 1/3
 
 
+@pytest.mark.parametrize("max_side", [None, 64])
+def test_flow_of_a_translation_is_the_translation(photo, max_side):
+    import cv2
+
+    k = 4
+    prev, nxt = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in translated_clip(photo, k, n=2))
+    back = farneback_flow(nxt, prev, max_side=max_side)     # frame t -> t-1: content at x + k
+    assert back.shape == (H, W, 2)
+    inner = back[16:-16, 16:-16]
+    assert np.median(inner[..., 0]) == pytest.approx(k, abs=0.2)
+    assert np.median(inner[..., 1]) == pytest.approx(0, abs=0.2)
+    s = warping_error(translated_clip(photo, k), translated_clip(photo, k),
+                      flow_max_side=max_side)["summary"]
+    assert s["warping_error_mean"] < 0.01
+
+
 def test_consistency_mask_hand_values():
     h, w = 6, 10
     back = np.zeros((h, w, 2), np.float32)
@@ -123,6 +139,8 @@ def test_bad_input(photo):
         warping_error([clip[0], clip[1][:64]], clip[:2])
     with pytest.raises(ToonFaceError, match="uint8"):
         warping_error(clip, [f.astype(np.float32) for f in clip])
+    with pytest.raises(ToonFaceError, match="flow_max_side"):
+        WarpingErrorAccumulator(flow_max_side=4)
     one = warping_error(clip[:1], clip[:1])["summary"]
     assert one["frame_pairs"] == 0 and one["warping_error_mean"] is None
 
