@@ -1,6 +1,6 @@
 """Evaluation: metrics, loss curves, reports and ablation sweeps.
 
-- ``nme``      landmark NME and face-found rate (mediapipe, nothing downloaded)
+- ``nme``      landmark NME and face-found rate (the landmark detector: mediapipe or dlib, nothing downloaded)
 - ``fid``      FID / KID from a local Inception TorchScript file
 - ``style``    style statistics (distinct colours, edge density, flatness)
 - ``curves``   loss-curve plots from a run's ``stats.jsonl``
