@@ -88,10 +88,9 @@ def format_summary(summary: dict, cache: LandmarkCache) -> list[str]:
 
 def _run(photo_dir, cache_file, recursive, progress, landmark_detector, landmark_model):
     spec = resolve_detector(landmark_detector, landmark_model)
-    if spec.note:
-        click.echo(f"note: {spec.note}", err=True)
     cache, paths = open_cache(photo_dir, cache_file, recursive, spec)
-    for note in cache_notes(cache):
+    # Notes only once every check has passed: bad input stays a single error line.
+    for note in ([spec.note] if spec.note else []) + cache_notes(cache):
         click.echo(f"note: {note}", err=True)
     return cache.fill(paths=paths, progress=progress), cache
 
@@ -101,9 +100,9 @@ def _run(photo_dir, cache_file, recursive, progress, landmark_detector, landmark
 @click.option("--cache-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Cache file [default: PHOTO_DIR/.toonface_landmarks.<detector>.npz, or under "
                    "~/.cache/toonface/landmarks/ if the folder is read-only]")
-@click.option("--landmark-detector", "--landmark_detector", "landmark_detector", default=None,
+@click.option("--landmark-detector", "landmark_detector", default=None,
               metavar="NAME", help=DETECTOR_HELP)
-@click.option("--landmark-model", "--landmark_model", "landmark_model", default=None,
+@click.option("--landmark-model", "landmark_model", default=None,
               type=click.Path(path_type=Path), metavar="PATH", help=MODEL_HELP)
 @click.option("--recursive/--no-recursive", default=True, show_default=True,
               help="Include images in subfolders.")
