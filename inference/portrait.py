@@ -78,15 +78,20 @@ class FaceDetector:
     """
 
     def __init__(self, min_confidence: float = MIN_CONFIDENCE):
-        from datasets.landmarks.detectors import LEGACY_MEDIAPIPE, mediapipe_legacy_problem
+        from datasets.landmarks.detectors import (LEGACY_MEDIAPIPE, DetectorUnavailable,
+                                                  mediapipe_legacy_problem)
 
         problem = mediapipe_legacy_problem()
         if problem:
-            raise ToonFaceError(f"--portrait with --landmark-detector mediapipe needs "
-                                f"{LEGACY_MEDIAPIPE} but {problem}: use --landmark-detector dlib")
+            raise DetectorUnavailable(f"--portrait with --landmark-detector mediapipe needs "
+                                      f"{LEGACY_MEDIAPIPE} but {problem}: use --landmark-detector dlib")
         import mediapipe as mp
 
-        self._fd = mp.solutions.face_detection
+        solutions = getattr(mp, "solutions", None)
+        if solutions is None:
+            raise DetectorUnavailable(f"--portrait with --landmark-detector mediapipe needs "
+                                      f"{LEGACY_MEDIAPIPE}: this mediapipe has no mp.solutions")
+        self._fd = solutions.face_detection
         self.min_confidence = min_confidence
         self._models = {1: self._fd.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)}
 

