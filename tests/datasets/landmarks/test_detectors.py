@@ -215,7 +215,7 @@ def test_tasks_model_checks_are_one_line(tmp_path):
 
 def test_tasks_model_that_mediapipe_cannot_load_is_one_line(tmp_path):
     if D.mediapipe_tasks_problem():
-        pytest.skip(D.mediapipe_tasks_problem())
+        pytest.skip(f"needs mediapipe's Tasks API ({D.mediapipe_tasks_problem()})")
     fake = _zip(tmp_path / "fake.task", {m: b"1234TFL3" + bytes(64) for m in D.TASKS_BUNDLE_MEMBERS})
     spec = resolve_detector("mediapipe-tasks", fake)      # passes the cheap checks
     with pytest.raises(ToonFaceError, match="mediapipe cannot load the landmark model") as e:
