@@ -1,19 +1,36 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - install, then pretrain + train on the embedded demo data (CPU, ~3 min)
 #   make test   - install, then run the test suite
+# and a second test environment:
+#   make test-numpy2 - the suite in .venv-numpy2: numpy 2, no mediapipe (landmarks from dlib;
+#                      tests that need mediapipe skip with the reason)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt | cksum | cut -d' ' -f1)
+REQS := requirements.txt requirements-core.txt requirements-test.txt requirements-test-core.txt
+STAMP := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
+VENV_NUMPY2 ?= .venv-numpy2
+PY2 := $(VENV_NUMPY2)/bin/python
+REQS2 := requirements-core.txt requirements-test-core.txt
+STAMP2 := $(VENV_NUMPY2)/.installed-$(shell cat $(REQS2) | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test bench clean
+.PHONY: install install-numpy2 demo test test-numpy2 bench clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-test.txt
+$(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-test.txt
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+install-numpy2: $(STAMP2)
+
+$(STAMP2): $(REQS2)
+	test -x $(PY2) || $(PYTHON) -m venv $(VENV_NUMPY2)
+	$(PY2) -m pip install -q -r requirements-test-core.txt "numpy>=2"
+	$(PY2) -c "import numpy, importlib.util as u; assert int(numpy.__version__.split('.')[0]) >= 2, numpy.__version__; assert u.find_spec('mediapipe') is None, 'mediapipe in the numpy-2 env'"
+	rm -f $(VENV_NUMPY2)/.installed-*
 	touch $@
 
 demo: $(STAMP)
@@ -22,9 +39,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+test-numpy2: $(STAMP2)
+	$(PY2) -m pytest -q $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(PY) bench/bench_structure.py
 	$(PY) bench/bench_step.py
 
 clean:
-	rm -rf $(VENV) demo_data checkpoints/demo-*
+	rm -rf $(VENV) $(VENV_NUMPY2) demo_data checkpoints/demo-*

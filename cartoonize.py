@@ -36,8 +36,13 @@ def _err(msg: str) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Output folder (created).")
 @click.option("--portrait", is_flag=True,
-              help="Detect faces (mediapipe) and stylize them at the face size the generator was "
-                   "trained at; several faces are each re-done at that scale and blended in.")
+              help="Detect faces (--landmark-detector) and stylize them at the face size the generator "
+                   "was trained at; several faces are each re-done at that scale and blended in.")
+@click.option("--landmark-detector", "landmark_detector", default=None,
+              help="Face detector of --portrait: mediapipe, mediapipe-tasks or dlib  [default: "
+                   "mediapipe where installed, else dlib]")
+@click.option("--landmark-model", "landmark_model", type=click.Path(), default=None,
+              help="FaceLandmarker .task file for --landmark-detector mediapipe-tasks.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="0 = the photo, 1 = the cartoon; linear blend in between.")
 @click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), default=INFERENCE_EPS,
@@ -57,12 +62,14 @@ def _err(msg: str) -> None:
 @click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
               help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.5-1.8x faster.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def main(inputs, checkpoint, out_dir, portrait, strength, eps, tile, overlap, device, batch,
-         max_pixels, max_bytes, reuse_host_memory, no_progress):
+def main(inputs, checkpoint, out_dir, portrait, landmark_detector, landmark_model, strength, eps,
+         tile, overlap, device, batch, max_pixels, max_bytes, reuse_host_memory, no_progress):
     """Cartoonize INPUT files, folders (recursive) and videos into --out."""
     try:
         toon = Cartoonizer.from_checkpoint(checkpoint, device=device, eps=eps, strength=strength,
                                            tile=tile, overlap=overlap, portrait=portrait,
+                                           landmark_detector=landmark_detector,
+                                           landmark_model=landmark_model,
                                            notice=lambda m: _err(f"notice: {m}"))
     except ToonFaceError as exc:
         _err(f"error: {exc}")

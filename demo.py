@@ -40,13 +40,19 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
                        err=True)
             sys.exit(2)
         photos, cartoons = FIXTURES / "photos", FIXTURES / "cartoons"
+        from datasets.landmarks import default_detector_name, user_cache_file
+
+        # The shared fixtures are read-only by contract: their landmark cache lives in the
+        # user cache folder, whatever the folder's permission bits say.
+        landmark_cache = str(user_cache_file(photos, default_detector_name()))
     else:
         from datasets.demo import build_demo_data
 
         photos, cartoons = build_demo_data(ROOT / "demo_data", 48, 48, size=128)
+        landmark_cache = None
     common = {"photo_dir": str(photos), "image_size": image_size, "batch_size": batch_size,
               "checkpoints_dir": checkpoints_dir, "device": device, "workers": 1,
-              "log_every": 10, "holdout": 4}
+              "log_every": 10, "holdout": 4, "landmark_cache": landmark_cache}
     for name in ("demo-pretrain", "demo"):  # the demo starts fresh every time
         shutil.rmtree(Path(checkpoints_dir) / name, ignore_errors=True)
     click.echo(f"== pretraining {pretrain_iter} steps on {photos}")

@@ -44,6 +44,11 @@ from representations.structure import STRUCTURE_METHODS as SUPERPIXEL_METHODS
               show_default=True, help="eps of the guided filter after G (inference value)")
 @click.option("--max_real", "--max-real", type=click.IntRange(min=2), default=DEFAULT_MAX_REAL,
               show_default=True, help="cartoon images in the FID reference set (fixed random subset)")
+@click.option("--landmark-detector", "--landmark_detector", "landmark_detector", default=None,
+              help="landmark detector of the map column and the NME: mediapipe, mediapipe-tasks or "
+                   "dlib  [default: the run's, else mediapipe where installed, else dlib]")
+@click.option("--landmark-model", "--landmark_model", "landmark_model", type=click.Path(), default=None,
+              help="FaceLandmarker .task file for --landmark-detector mediapipe-tasks")
 @click.option("--metrics/--no-metrics", default=True, show_default=True,
               help="compute metrics (off: grids and images only)")
 def main(**opts):

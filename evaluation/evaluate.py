@@ -90,13 +90,14 @@ def load_crops(paths: list[Path], image_size: int, load_size: int | None = None)
 
 
 class CachedDetector:
-    """FaceMesh with a memory of images it has seen (photos are detected once, for the
-    landmark map column and for the NME)."""
+    """A landmark detector with a memory of images it has seen (photos are detected once, for
+    the landmark map column and for the NME). ``spec``: a validated DetectorSpec (default: the
+    default detector)."""
 
-    def __init__(self):
-        from datasets.landmarks import FaceMeshDetector
+    def __init__(self, spec=None):
+        from datasets.landmarks import resolve_detector
 
-        self.detector = FaceMeshDetector()
+        self.detector = resolve_detector(spec).build()
         self.cache: dict[bytes, Any] = {}
 
     def detect(self, image: np.ndarray):
@@ -131,11 +132,14 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
              superpixel: str | None = None, seg_num: int | None = None,
              gf_eps: float = INFERENCE_GF_EPS, metrics: bool = True,
              max_real: int = DEFAULT_MAX_REAL, kid_subsets: int = 100,
-             feature_cache: dict | None = None, echo: Callable[[str], None] = _echo) -> dict:
+             feature_cache: dict | None = None, landmark_detector=None,
+             landmark_model: str | None = None, echo: Callable[[str], None] = _echo) -> dict:
     """Evaluate one generator; returns ``{"out_dir", "index", "metrics_path", "metrics", "grids"}``.
 
     Photos: ``photos`` (a list), else ``photo_dir``, else the run's ``heldout.txt``; the first
-    ``num``. Raises ToonFaceError for anything the user can fix.
+    ``num``. landmark_detector / landmark_model: the detector of the landmark map column and
+    the NME (a name or DetectorSpec; default: the run's, else the default detector). Raises
+    ToonFaceError for anything the user can fix.
     """
     import torch
 
@@ -148,8 +152,15 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     from training.visuals import COLUMNS, make_grid, representations, save_png
     from utils.io import atomic_write_bytes
 
+    from datasets.landmarks import resolve_detector
+
     gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
     cfg = read_run_config(run)
+    if landmark_detector is None and landmark_model is None:
+        landmark_detector, landmark_model = cfg.get("landmark_detector"), cfg.get("landmark_model")
+    spec = resolve_detector(landmark_detector, landmark_model)
+    if spec.note:
+        echo(f"note: {spec.note}")
     dev = resolve_device(str(device))
     G, meta = load_generator(gen_path, dev)
     gstep = meta.get("step")
@@ -179,7 +190,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     echo(f"evaluating {gen_path} (step {gstep}) on {len(paths)} photos from {source} -> {out_dir}")
 
-    detector = CachedDetector()
+    detector = CachedDetector(spec)
     try:
         photo_u8 = load_crops(paths, size, cfg.get("load_size") if size == cfg.get("image_size") else None)
         names = [f"{i:04d}_{p.stem}" for i, p in enumerate(paths)]
@@ -226,6 +237,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
 
             lm = landmark_nme(photo_u8, output_u8, detector=detector)
             result["landmark"] = {k: v for k, v in lm.items() if k != "per_image"}
+            result["landmark"]["detector"] = spec.key
             for r, v in zip(rows, lm["per_image"]):
                 r["nme"] = v
             summary.update(nme=lm["nme"], found_rate=lm["found_rate"])

@@ -1,12 +1,14 @@
 """Landmark NME: does the cartoon keep the photo's face geometry?
 
-mediapipe FaceMesh runs on the photo and on its output (the cartoon). For an image where both
-have a face,
+The training landmark detector (mediapipe FaceMesh by default; any backend of
+datasets/landmarks/detectors.py) runs on the photo and on its output (the cartoon). For an
+image where both have a face,
 
-    NME_i = mean over the 468 points k of || p_photo[k] - p_output[k] || / d_io,
-    d_io  = || p_photo[33] - p_photo[263] ||   (outer eye corners of the photo)
+    NME_i = mean over the N points k of || p_photo[k] - p_output[k] || / d_io,
+    d_io  = || p_photo[a] - p_photo[b] ||   (outer eye corners of the photo)
 
-with output points rescaled to the photo's pixel frame if the sizes differ. Reported:
+with N = 468 and (a, b) = (33, 263) for the mediapipe backends, N = 68 and (a, b) = (36, 45)
+for dlib (the usual 300-W outer-corner normalisation), and output points rescaled to the photo's pixel frame if the sizes differ. Reported:
 
 - ``nme``: mean of NME_i over the images where a face is found in BOTH the photo and the
   output; ``None`` when there is no such image (never NaN).
@@ -24,7 +26,8 @@ import math
 
 import numpy as np
 
-from datasets.landmarks import FaceMeshDetector, inter_ocular_distance, to_uint8_rgb
+from datasets.images import to_uint8_rgb
+from datasets.landmarks import inter_ocular_distance, resolve_detector
 
 
 def _as_uint8_list(images) -> list[np.ndarray]:
@@ -40,8 +43,8 @@ def _as_uint8_list(images) -> list[np.ndarray]:
 
 
 def nme_of_points(photo_pts: np.ndarray, output_pts: np.ndarray) -> float:
-    """NME of two (468, 2) point sets in the same pixel frame, normalised by the photo's
-    inter-ocular distance (points 33 and 263). NaN if that distance is 0."""
+    """NME of two (N, 2) point sets (N = 468 or 68) in the same pixel frame, normalised by the
+    photo's inter-ocular distance (points 33/263 or 36/45). NaN if that distance is 0."""
     p = np.asarray(photo_pts, dtype=np.float64)
     o = np.asarray(output_pts, dtype=np.float64)
     d_io = inter_ocular_distance(p)
@@ -55,8 +58,8 @@ def landmark_nme(photos, outputs, detector=None) -> dict:
 
     photos, outputs: equally long sequences of uint8 RGB arrays (or anything ``to_uint8_rgb``
         accepts), or (B, 3, H, W) tensors in [-1, 1].
-    detector: ``detect(rgb) -> (468, 2) | None``; default: a FaceMeshDetector built and closed
-        here (build one yourself to reuse it across calls).
+    detector: ``detect(rgb) -> (N, 2) | None``; default: the default landmark detector
+        (``resolve_detector()``), built and closed here (build one yourself to reuse it).
     """
     photos = _as_uint8_list(photos)
     outputs = _as_uint8_list(outputs)
@@ -64,7 +67,7 @@ def landmark_nme(photos, outputs, detector=None) -> dict:
         raise ValueError(f"{len(photos)} photos but {len(outputs)} outputs")
     own = detector is None
     if own:
-        detector = FaceMeshDetector()
+        detector = resolve_detector().build()
     try:
         per_image: list[float | None] = []
         photo_found = both_found = 0

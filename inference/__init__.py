@@ -6,5 +6,5 @@
 - :mod:`inference.io`: image/video reading and writing, input collection, size limits.
 - :mod:`inference.export`: ONNX / TorchScript export (``export.py``).
 
-Nothing heavy happens at import: mediapipe is imported when a portrait detector is built.
+Nothing heavy happens at import: mediapipe or dlib is imported when a portrait detector is built.
 """

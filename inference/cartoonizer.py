@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from datasets.images import to_tensor, to_uint8
+from datasets.landmarks import resolve_detector
 from inference.portrait import PortraitProcessor
 from models.guided_filter import guided_filter
 from models.checkpoint import load_generator
@@ -84,7 +85,10 @@ class Cartoonizer:
         tile: tile side in pixels (a multiple of 4); 0 = never tile.
         overlap: tile overlap in pixels (a multiple of 4, < tile).
         image_size, face_size: the checkpoint's training crop size and face size (px).
-        portrait: scale faces to ``face_size`` (mediapipe face detection).
+        portrait: scale faces to ``face_size`` (see :mod:`inference.portrait`).
+        landmark_detector, landmark_model: the face detector of portrait mode (a name of
+            datasets.landmarks.DETECTOR_NAMES or a DetectorSpec; default: mediapipe where its
+            legacy API is installed, else dlib) and the Tasks model file.
         notice: callback for one-line notices (e.g. "no face found").
     """
 
@@ -92,6 +96,7 @@ class Cartoonizer:
                  eps: float = INFERENCE_EPS, strength: float = 1.0, tile: int = DEFAULT_TILE,
                  overlap: int = DEFAULT_OVERLAP, image_size: int | None = None,
                  face_size: float | None = None, portrait: bool = False,
+                 landmark_detector=None, landmark_model=None,
                  notice: Callable[[str], Any] | None = None):
         if not 0.0 <= strength <= 1.0:
             raise ToonFaceError(f"strength must be in [0, 1], got {strength}")
@@ -109,7 +114,11 @@ class Cartoonizer:
         self.notice = notice or (lambda msg: None)
         self.portrait = None
         if portrait:
-            self.portrait = PortraitProcessor(self, face_size=face_size, image_size=image_size)
+            spec = resolve_detector(landmark_detector, landmark_model)
+            if spec.note:
+                self.notice(spec.note)
+            self.portrait = PortraitProcessor(self, face_size=face_size, image_size=image_size,
+                                              landmark_detector=spec)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",

@@ -5,8 +5,11 @@ inter-ocular distance (mediapipe FaceMesh outer eye corners, points 33 and 263) 
 photos at the training crop size. A face much larger or smaller than that comes out with the
 wrong amount of abstraction, so:
 
-1. faces are found with mediapipe FaceDetection, full-range model (``model_selection=1``: finds
-   small and group faces; the short-range model is tried when it finds none);
+1. faces are found by the detector ``--landmark-detector`` names (:func:`face_detector_for`):
+   ``mediapipe``: mediapipe FaceDetection, full-range model (``model_selection=1``: finds
+   small and group faces; the short-range model is tried when it finds none); ``dlib``: dlib's
+   HOG detector and 68-point predictor (the default where mediapipe's legacy API is missing);
+   ``mediapipe-tasks``: the Tasks FaceLandmarker of a local ``face_landmarker.task``;
 2. the image is scaled so the *largest* face matches ``face_size``, stylized, scaled back;
 3. every other face whose own scale differs by more than ``SCALE_TOLERANCE`` (several faces,
    or a scale limit hit in step 2) is cropped with context, stylized at its own training scale,
@@ -21,6 +24,10 @@ crop each). Both constants below were measured on the 49 aligned FFHQ photos of
 FaceMesh(static_image_mode=True) outer-corner distance / FaceDetection(model_selection=1)
 eye-keypoint distance, median over the 46 faces it found = 1.39 (10th-90th percentile
 1.28-1.51; the short-range model gives 1.43), so the face scale is known to about +-8%.
+The landmark backends measure outer corners directly: mediapipe-tasks the same points 33/263;
+dlib its points 36/45, which lie a little inside FaceMesh's: FaceMesh 33-263 / dlib 36-45
+distance on the same 49 photos, median 1.033 (10th-90th percentile 0.996-1.077), applied by
+``Topology.face_size`` (datasets/landmarks/topology.py).
 """
 from __future__ import annotations
 
@@ -68,14 +75,27 @@ def default_face_size(image_size: int | None) -> float:
 
 
 class FaceDetector:
-    """mediapipe FaceDetection (full range first, then short range); mediapipe imported here."""
+    """mediapipe FaceDetection (full range first, then short range); mediapipe imported here.
+
+    Raises ToonFaceError (one line) where mediapipe or its legacy ``mp.solutions`` API
+    (removed in mediapipe 0.10.30) is missing.
+    """
 
     def __init__(self, min_confidence: float = MIN_CONFIDENCE):
-        try:
-            import mediapipe as mp
-        except ImportError as exc:  # pragma: no cover - it is a requirement
-            raise ToonFaceError(f"--portrait needs mediapipe ({exc})") from None
-        self._fd = mp.solutions.face_detection
+        from datasets.landmarks.detectors import (LEGACY_MEDIAPIPE, DetectorUnavailable,
+                                                  mediapipe_legacy_problem)
+
+        problem = mediapipe_legacy_problem()
+        if problem:
+            raise DetectorUnavailable(f"--portrait with --landmark-detector mediapipe needs "
+                                      f"{LEGACY_MEDIAPIPE} but {problem}: use --landmark-detector dlib")
+        import mediapipe as mp
+
+        solutions = getattr(mp, "solutions", None)
+        if solutions is None:
+            raise DetectorUnavailable(f"--portrait with --landmark-detector mediapipe needs "
+                                      f"{LEGACY_MEDIAPIPE}: this mediapipe has no mp.solutions")
+        self._fd = solutions.face_detection
         self.min_confidence = min_confidence
         self._models = {1: self._fd.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)}
 
@@ -123,6 +143,57 @@ class FaceDetector:
         for m in self._models.values():
             m.close()
         self._models.clear()
+
+
+class LandmarkFaceDetector:
+    """Faces from a landmark detector of datasets/landmarks (dlib or mediapipe-tasks).
+
+    dlib: the HOG box and its score; the inter-ocular distance is that of points 36/45 in
+    FaceMesh units (``Topology.face_size``). mediapipe-tasks: the box around the 468 mesh points, score 1
+    (the landmarker has already dropped faces below its presence threshold), the inter-ocular
+    distance of points 33/263. Its built-in detector is the short-range one: faces smaller
+    than about a tenth of the image may be missed.
+    """
+
+    MAX_FACES = 16
+
+    def __init__(self, spec):
+        self.spec = spec
+        if spec.name == "dlib":
+            self._det = spec.build()
+        else:
+            self._det = spec.build(num_faces=self.MAX_FACES)
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in an (H, W, 3) uint8 RGB image, largest first."""
+        faces = []
+        if self.spec.name == "dlib":
+            for box, score in self._det.face_boxes(rgb):
+                pts = self._det.points_in_box(rgb, box)
+                iod = self._det.topology.face_size(pts)
+                faces.append(Face(box, iod, score))
+        else:
+            for pts in self._det.detect_faces(rgb):
+                x0, y0 = pts.min(axis=0)
+                x1, y1 = pts.max(axis=0)
+                faces.append(Face((float(x0), float(y0), float(x1), float(y1)),
+                                  self._det.topology.inter_ocular_distance(pts), 1.0))
+        return sorted((f for f in faces if f.interocular > 0), key=lambda f: -f.interocular)
+
+    def close(self) -> None:
+        self._det.close()
+
+
+def face_detector_for(landmark_detector=None, landmark_model=None):
+    """The portrait face detector of a landmark detector choice (a name, a DetectorSpec or None
+    for the default, see ``datasets.landmarks.resolve_detector``). Raises ToonFaceError (one
+    line) for a choice that cannot work here."""
+    from datasets.landmarks import resolve_detector
+
+    spec = resolve_detector(landmark_detector, landmark_model)
+    if spec.name == "mediapipe":
+        return FaceDetector()
+    return LandmarkFaceDetector(spec)
 
 
 def _windows(w: int, h: int) -> list[tuple[int, int, int, int]]:
@@ -186,16 +257,21 @@ def soft_mask(h: int, w: int, ramp: float, edges: tuple[bool, bool, bool, bool])
 
 
 class PortraitProcessor:
-    """Face-scale stylization around a :class:`Stylizer` (the Cartoonizer)."""
+    """Face-scale stylization around a :class:`Stylizer` (the Cartoonizer).
+
+    detector: anything with ``detect(rgb) -> list[Face]``; default: :func:`face_detector_for`
+    of ``landmark_detector`` / ``landmark_model``.
+    """
 
     def __init__(self, cartoonizer: Stylizer, face_size: float | None = None,
-                 image_size: int | None = None, detector: FaceDetector | None = None):
+                 image_size: int | None = None, detector=None, landmark_detector=None,
+                 landmark_model=None):
         self.toon = cartoonizer
         self.face_size = float(face_size) if face_size else default_face_size(image_size)
         if not face_size:
             cartoonizer.notice(f"the checkpoint records no face_size; using {self.face_size:.1f} px "
                                "(aligned FFHQ faces at its image_size)")
-        self.detector = detector or FaceDetector()
+        self.detector = detector or face_detector_for(landmark_detector, landmark_model)
         self.last_faces: list[Face] = []
 
     def _stylize_scaled(self, rgb: np.ndarray, scale: float) -> np.ndarray:

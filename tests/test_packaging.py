@@ -20,6 +20,7 @@ def test_requirements_and_pyproject_pin_the_same_packages():
         return {re.split(r"[<>=!;\[ ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
                 for line in lines if line.strip() and not line.strip().startswith(("#", "-r"))}
 
-    req = names((ROOT / "requirements.txt").read_text().splitlines())
+    req = names((ROOT / "requirements.txt").read_text().splitlines()
+                + (ROOT / "requirements-core.txt").read_text().splitlines())
     proj = names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
     assert req == proj

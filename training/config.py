@@ -68,7 +68,17 @@ class DataConfig:
     load_size: int = option(0, "shorter side before the random crop (0: image_size)",
                             type=click.IntRange(min=0))
     holdout: int = option(32, "photos held out for evaluation (at most 10%)", type=click.IntRange(min=0))
-    landmark_cache: str | None = option(None, "landmark cache file (default: beside the photo folder)")
+    heldout_people: str | None = option(None, "people held out on both sides instead of --holdout: "
+                                        "comma-separated file stems (or @FILE, one per line); their "
+                                        "photos are the held-out set and cartoons of the same stem "
+                                        "are left out", aliases=("heldout-people",))
+    landmark_cache: str | None = option(None, "landmark cache file (default: beside the photo folder, "
+                                        "or the user cache folder when that is read-only)")
+    landmark_detector: str | None = option(None, "landmark detector: mediapipe, mediapipe-tasks or dlib "
+                                           "(default: mediapipe where its legacy API is installed, "
+                                           "else dlib)", kinds=TRAIN, aliases=("landmark-detector",))
+    landmark_model: str | None = option(None, "FaceLandmarker .task file for --landmark-detector "
+                                        "mediapipe-tasks", kinds=TRAIN, aliases=("landmark-model",))
     workers: int = option(2, "data loader worker processes (0: in-process)",
                           type=click.IntRange(min=0), runtime=True)
 

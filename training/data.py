@@ -72,20 +72,54 @@ class PhotoSplit:
         return self.held or self.train
 
 
+def heldout_people(spec: str | None) -> list[str]:
+    """The stems of ``--heldout_people``: "a,b,c" or "@file" (one per line, # comments)."""
+    if not spec:
+        return []
+    if spec.startswith("@"):
+        path = Path(spec[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ToonFaceError(f"--heldout_people {spec}: cannot read {path} ({exc.strerror})") from None
+        items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    else:
+        items = [x.strip() for x in spec.split(",")]
+    stems = [x for x in items if x]
+    if not stems:
+        raise ToonFaceError(f"--heldout_people {spec!r}: no names in it")
+    return stems
+
+
 def split_photos(cfg: Config) -> PhotoSplit:
-    """Scan the photo folder (bad files reported once) and hold out ``--holdout`` photos."""
+    """Scan the photo folder (bad files reported once) and hold out ``--holdout`` photos, or
+    the photos of ``--heldout_people`` (each stem must name exactly one photo)."""
     paths = collect_images(cfg.data.photo_dir, "photo")
-    train, held = split_holdout(paths, cfg.data.holdout, cfg.run.seed)
-    return PhotoSplit(train, held)
+    stems = heldout_people(cfg.data.heldout_people)
+    if not stems:
+        train, held = split_holdout(paths, cfg.data.holdout, cfg.run.seed)
+        return PhotoSplit(train, held)
+    by_stem: dict[str, list[Path]] = {}
+    for p in paths:
+        by_stem.setdefault(p.stem, []).append(p)
+    for stem in stems:
+        found = by_stem.get(stem, [])
+        if len(found) != 1:
+            what = "no photo" if not found else f"{len(found)} photos ({', '.join(map(str, found))})"
+            raise ToonFaceError(f"--heldout_people: {what} named {stem}.* in {cfg.data.photo_dir}; "
+                                "each held-out person needs exactly one photo")
+    held_set = set(stems)
+    return PhotoSplit([p for p in paths if p.stem not in held_set],
+                      [by_stem[s][0] for s in stems])
 
 
-def load_landmarks(photo_dir: Path, paths: list[Path], cache_file: str | None, info: DistInfo,
-                   progress: bool) -> tuple[dict[Path, np.ndarray | None], dict]:
-    """Fill (rank 0) and read the landmark cache for ``paths``; detection runs here, before
-    any loader worker exists."""
+def load_landmarks(photo_dir: Path, paths: list[Path], cache_file: str | None, detector,
+                   info: DistInfo, progress: bool) -> tuple[dict[Path, np.ndarray | None], dict]:
+    """Fill (rank 0) and read the landmark cache of ``detector`` (a DetectorSpec) for
+    ``paths``; detection runs here, before any loader worker exists."""
     from datasets.landmarks import MISSING, LandmarkCache
 
-    cache = LandmarkCache(photo_dir, cache_file)
+    cache = LandmarkCache(photo_dir, cache_file, detector)
     summary = None
     if info.is_main:
         cache.load()
@@ -102,10 +136,11 @@ def load_landmarks(photo_dir: Path, paths: list[Path], cache_file: str | None, i
 
 
 def face_size(points: dict[Path, np.ndarray | None], load_size: int, limit: int = 1000) -> float | None:
-    """Median inter-ocular distance (outer eye corners) at the training scale, px."""
+    """Median inter-ocular distance (FaceMesh outer eye corners, whatever the detector's
+    layout: Topology.face_size) at the training scale, px."""
     from PIL import Image
 
-    from datasets.landmarks import inter_ocular_distance
+    from datasets.landmarks import topology_of
 
     sizes = []
     for path, pts in list(points.items())[:limit]:
@@ -113,7 +148,7 @@ def face_size(points: dict[Path, np.ndarray | None], load_size: int, limit: int 
             continue
         with Image.open(path) as im:
             w, h = im.size
-        sizes.append(inter_ocular_distance(pts) * load_size / min(w, h))
+        sizes.append(topology_of(pts).face_size(pts) * load_size / min(w, h))
     return float(np.median(sizes)) if sizes else None
 
 
@@ -123,16 +158,26 @@ class Landmarks:
     face_size: float | None                          # median inter-ocular distance, px
 
 
-def detect_landmarks(cfg: Config, split: PhotoSplit, info: DistInfo, needed: bool) -> Landmarks:
-    """The landmark pass over every photo (cached). ``needed``: the landmark term is on, so a
-    missing detector or a photo set without faces stops the run with one line."""
+def landmark_detector(cfg: Config, needed: bool):
+    """The run's landmark detector (a DetectorSpec), checked before any work; None when none
+    is available and the landmark term is off (the grid then shows no map)."""
+    from datasets.landmarks import DetectorUnavailable, resolve_detector
+
     try:
-        points, summary = load_landmarks(Path(cfg.data.photo_dir), split.train + split.held,
-                                         cfg.data.landmark_cache, info, cfg.run.progress)
-    except ImportError as exc:  # mediapipe missing: only fatal when the loss needs it
-        if needed:
-            raise ToonFaceError(f"--w5 > 0 needs mediapipe==0.10.21 ({exc})") from None
+        return resolve_detector(cfg.data.landmark_detector, cfg.data.landmark_model)
+    except DetectorUnavailable:
+        if needed or cfg.data.landmark_detector is not None:
+            raise
+        return None
+
+
+def detect_landmarks(cfg: Config, split: PhotoSplit, detector, info: DistInfo, needed: bool) -> Landmarks:
+    """The landmark pass over every photo (cached). ``needed``: the landmark term is on, so a
+    photo set without faces stops the run with one line."""
+    if detector is None:
         return Landmarks(None, None)
+    points, summary = load_landmarks(Path(cfg.data.photo_dir), split.train + split.held,
+                                     cfg.data.landmark_cache, detector, info, cfg.run.progress)
     found = sum(points[p] is not None for p in split.train)
     rate = found / len(split.train)
     log.info("landmarks: faces found in %d of %d training photos (%.1f%%)", found,
@@ -222,6 +267,14 @@ class TrainStreams:
 def collect_cartoons(cfg: Config) -> tuple[list[Path], tuple[list[Path], list[Path]] | None]:
     """Scan the cartoon folder and the scenery folders (each checked, bad files reported once)."""
     cartoons = collect_images(resolve_cartoon_dir(cfg.data.cartoon_dir), "cartoon")
+    held = set(heldout_people(cfg.data.heldout_people))
+    if held:  # same name = same person: the held-out people's cartoons stay out of training too
+        kept = [p for p in cartoons if p.stem not in held]
+        log.info("--heldout_people: %d of %d cartoons left out", len(cartoons) - len(kept), len(cartoons))
+        if not kept:
+            raise ToonFaceError(f"cartoon folder {cfg.data.cartoon_dir}: every cartoon belongs to a "
+                                "held-out person")
+        cartoons = kept
     scenery = None
     if cfg.data.scenery_photo_dir:
         scenery = (collect_images(cfg.data.scenery_photo_dir, "scenery photo"),

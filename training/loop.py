@@ -359,9 +359,12 @@ def _prepare_train(s: Session) -> Prepared:
         vgg_path = resolve_vgg_weights(cfg.loss.vgg_weights, cfg.run.checkpoints_dir)
     if s.step == 0:
         cfg.model.init_resolved = resolve_init(cfg)
+    detector = D.landmark_detector(cfg, "landmark" in weights)
+    if detector is not None and cfg.data.landmark_detector is None and s.step == 0:
+        cfg.data.landmark_detector = detector.name  # config.json says which maps it trained on
     split = D.split_photos(cfg)
     cartoons, scenery = D.collect_cartoons(cfg)
-    landmarks = D.detect_landmarks(cfg, split, s.info, "landmark" in weights)
+    landmarks = D.detect_landmarks(cfg, split, detector, s.info, "landmark" in weights)
     s.face_size = landmarks.face_size
     s.create()
     if s.info.is_main:

@@ -11,6 +11,7 @@ from datasets.folders import (ImageFolderDataset, collect_images, resize_crop_fl
                               resolve_cartoon_dir, split_holdout)
 from training.distributed import DistInfo
 from training.data import make_loader
+from tests.conftest import requires_mediapipe
 
 
 def test_animegan_layout_takes_style_folder(tmp_path):
@@ -65,6 +66,7 @@ def test_scenery_schedule_matches_face_ratio():
     assert all(plain.is_face_step(s) for s in range(10)) and plain.face_batches_before(7) == 7
 
 
+@requires_mediapipe
 def test_loader_workers_survive_mediapipe_in_parent(demo_data):
     from datasets.landmarks import FaceMeshDetector
     from skimage import data

@@ -10,7 +10,8 @@ import pytest
 import torch
 from skimage import data
 
-from datasets.landmarks import NUM_LANDMARKS, FaceMeshDetector, read_image_rgb
+from datasets.images import read_image_rgb
+from datasets.landmarks import resolve_detector
 from evaluation.nme import landmark_nme, nme_of_points
 
 FIXTURES = (Path(__file__).resolve().parents[2] / "../shared/fixtures").resolve()
@@ -19,7 +20,9 @@ FFHQ = FIXTURES / "ffhq-mini"
 
 @pytest.fixture(scope="module")
 def detector():
-    with FaceMeshDetector() as det:
+    """The default detector: mediapipe FaceMesh where installed, else dlib (the metric's
+    properties below hold for both)."""
+    with resolve_detector().build() as det:
         yield det
 
 
@@ -35,9 +38,10 @@ def sheared(img, amount):
     return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
 
 
-def test_nme_of_points_hand_value():
-    p = np.zeros((NUM_LANDMARKS, 2))
-    p[33], p[263] = (0, 0), (10, 0)                # inter-ocular distance 10
+@pytest.mark.parametrize("n,corners", [(468, (33, 263)), (68, (36, 45))])
+def test_nme_of_points_hand_value(n, corners):
+    p = np.zeros((n, 2))
+    p[corners[0]], p[corners[1]] = (0, 0), (10, 0)  # inter-ocular distance 10
     assert nme_of_points(p, p + [3, 4]) == pytest.approx(0.5)   # every point moved by 5
 
 

@@ -6,17 +6,17 @@ import pytest
 from PIL import Image, ImageOps
 
 from inference.cartoonizer import Cartoonizer
-from inference.portrait import (FFHQ_INTEROCULAR_PER_WIDTH, Face, PortraitProcessor,
-                                default_face_size, soft_mask)
-from tests.conftest import fixtures_dir
+from inference.portrait import (FFHQ_INTEROCULAR_PER_WIDTH, Face, LandmarkFaceDetector,
+                                PortraitProcessor, default_face_size,
+                                face_detector_for, soft_mask)
+from tests.conftest import fixtures_dir, requires_dlib, requires_mediapipe
 from tests.inference import make_generator, make_picture
 
 
-@pytest.fixture(scope="module")
-def detector():
-    from inference.portrait import FaceDetector
-
-    d = FaceDetector()
+@pytest.fixture(scope="module", params=[pytest.param("mediapipe", marks=requires_mediapipe),
+                                        pytest.param("dlib", marks=requires_dlib)])
+def detector(request):
+    d = face_detector_for(request.param)
     yield d
     d.close()
 
@@ -29,7 +29,7 @@ def load(name: str) -> np.ndarray:
 @pytest.mark.parametrize("name,low,high", [
     ("wb_actress2.jpg", 1, 1), ("wb_liuyifei4.jpg", 1, 1), ("dct_input.png", 1, 1),
     ("wb_party5.jpg", 1, 1),  # a small face in a room
-    # a group of five: the detector finds 4 of them (the fifth is turned away / occluded)
+    # a group of five: mediapipe finds 4 of them, dlib's HOG 3 (the others are turned away)
     ("wb_party7.jpg", 3, 5),
     ("wb_london1.jpg", 0, 0), ("wb_mountain4.jpg", 0, 0), ("wb_food6.jpg", 0, 0),
 ])
@@ -92,7 +92,8 @@ def test_portrait_on_group_photo_keeps_size():
     toon = Cartoonizer(make_generator(), tile=512, overlap=64, face_size=35.0, portrait=True,
                        notice=notes.append)
     out = toon(img)
-    assert out.shape == img.shape and len(toon.portrait.last_faces) >= 3 and not notes
+    assert out.shape == img.shape and len(toon.portrait.last_faces) >= 3
+    assert not [n for n in notes if "dlib's 68-point detector is used" not in n]
 
 
 def test_portrait_without_face_is_whole_image_with_notice():
@@ -102,3 +103,39 @@ def test_portrait_without_face_is_whole_image_with_notice():
     out = toon(img)
     np.testing.assert_array_equal(out, toon.stylize(img))
     assert any("no face" in n for n in notes)
+
+
+@requires_dlib
+def test_dlib_and_mediapipe_agree_on_face_scale():
+    """The dlib face's inter-ocular estimate (corners 36/45 in FaceMesh units, Topology.face_size) is
+    within 10% of mediapipe FaceMesh's outer-corner distance on the same portrait."""
+    from datasets.landmarks import resolve_detector
+
+    img = load("wb_actress2.jpg")
+    d = face_detector_for("dlib")
+    (face,) = d.detect(img)
+    d.close()
+    if resolve_detector().name != "mediapipe":
+        pytest.skip("needs mediapipe FaceMesh as the reference")
+    with resolve_detector("mediapipe").build() as mesh:
+        ref = mesh.topology.inter_ocular_distance(mesh.detect(img))
+    assert abs(face.interocular / ref - 1) < 0.1
+
+
+def test_portrait_detector_follows_the_landmark_detector(monkeypatch):
+    from datasets.landmarks import detectors as D
+    from utils.errors import ToonFaceError
+
+    real = D._package_dir
+    monkeypatch.setattr(D, "_package_dir", lambda name: None if name == "mediapipe" else real(name))
+    with pytest.raises(ToonFaceError, match="mediapipe is not installed") as e:
+        face_detector_for("mediapipe")
+    assert "\n" not in str(e.value)
+    if D.dlib_problem() is None:
+        notes = []
+        toon = Cartoonizer(make_generator(), tile=0, portrait=True, face_size=35.0,
+                           notice=notes.append)
+        assert isinstance(toon.portrait.detector, LandmarkFaceDetector)
+        assert len(notes) == 1 and "dlib" in notes[0]
+    with pytest.raises(ToonFaceError, match="unknown landmark detector"):
+        Cartoonizer(make_generator(), tile=0, portrait=True, landmark_detector="opencv")

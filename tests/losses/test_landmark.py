@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage import data
 
-from datasets.landmarks import FaceMeshDetector, render_landmark_map
+from datasets.landmarks import render_landmark_map, resolve_detector
 from losses.landmark import LandmarkLoss, landmark_loss, landmark_loss_per_image, sobel
 
 SIZE = 128
@@ -17,10 +17,11 @@ SIZE = 128
 
 @pytest.fixture(scope="module")
 def face():
-    """The astronaut's face at SIZE x SIZE: uint8 image and its landmark map (2, H, W)."""
+    """The astronaut's face at SIZE x SIZE: uint8 image and its landmark map (2, H, W), from
+    the default detector (mediapipe where installed, else dlib: the loss is the same)."""
     img = data.astronaut()[20:276, 100:356]                   # a 256x256 face crop
     img = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    with FaceMeshDetector() as det:
+    with resolve_detector().build() as det:
         pts = det.detect(img)
     assert pts is not None
     return img, render_landmark_map(pts, SIZE, SIZE)
@@ -176,7 +177,7 @@ def test_reference_cartoons_cost_less_than_blur_and_flattening():
     from skimage.color import label2rgb
     from skimage.segmentation import slic
 
-    from datasets.landmarks import read_image_rgb
+    from datasets.images import read_image_rgb
 
     names = sorted(p.name for p in (FFHQ / "photos").glob("*.jpg"))[:4]
     photos = [read_image_rgb(FFHQ / "photos" / n) for n in names]
@@ -184,7 +185,7 @@ def test_reference_cartoons_cost_less_than_blur_and_flattening():
                 for i, n in enumerate(names)]
     flat = [label2rgb(slic(p, n_segments=200, compactness=10, sigma=1, start_label=0), p,
                       kind="avg", bg_label=-1).astype(np.uint8) for p in photos]
-    with FaceMeshDetector() as det:
+    with resolve_detector().build() as det:
         maps = [render_landmark_map(det.detect(p), *p.shape[:2]) for p in photos]
     photo, m = torch.cat([to_tensor(p) for p in photos]), torch.from_numpy(np.stack(maps))
 

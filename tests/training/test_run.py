@@ -194,7 +194,10 @@ def test_config_json_of_the_previous_version_resumes(tmp_path, demo_data):
     cfg = Config.from_flat(legacy)
     assert cfg.loss.weights == {"tv": 1e4, "surface": 0.1, "texture": 1.0, "structure": 200.0,
                                 "content": 200.0, "landmark": 1.0}
-    assert cfg.flat() == {k: legacy[k] for k in cfg.flat()}
+    flat = cfg.flat()
+    assert {k: flat[k] for k in legacy} == legacy  # every old option read back as it was
+    assert {k: v for k, v in flat.items() if k not in legacy} == {
+        "landmark_detector": None, "landmark_model": None, "heldout_people": None}  # later ones: defaults
     assert Config.from_flat(json.loads((LEGACY / "pretrain_config.json").read_text())).kind == "pretrain"
 
     straight = dict(legacy, name="straight", total_iter=3)
@@ -312,3 +315,30 @@ def test_kill_9_leaves_no_loader_worker(tmp_path, demo_data):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_heldout_people_are_left_out_on_both_sides(tmp_path):
+    from datasets.demo import build_demo_data
+    from training.loop import prepare_train
+    from utils.run_dir import RunDir
+
+    photos, cartoons = build_demo_data(tmp_path / "data", 10, 10, size=48)
+    stems = sorted(p.stem for p in Path(photos).glob("*.png"))[:3]
+    (tmp_path / "held.txt").write_text("# the study's people\n" + "\n".join(stems) + "\n")
+    for spec in (",".join(stems), f"@{tmp_path / 'held.txt'}"):
+        run = prepare_train(resolve("train", {**TINY, "photo_dir": str(photos), "cartoon_dir": str(cartoons),
+                                              "vgg_weights": "random", "init": "none", "w5": 0.0,
+                                              "checkpoints_dir": str(tmp_path / "ck"), "name": f"h{len(spec)}",
+                                              "heldout_people": spec}))
+        run.session.close()
+        held = RunDir(tmp_path / "ck" / f"h{len(spec)}").read_heldout()
+        assert [p.stem for p in held] == stems
+        used = {Path(p).stem for p in run.streams.datasets["photos"].paths}
+        used_c = {Path(p).stem for p in run.streams.datasets["cartoons"].paths}
+        assert used.isdisjoint(stems) and used_c.isdisjoint(stems) and len(used) == len(used_c) == 7
+    with pytest.raises(ToonFaceError, match="no photo named nobody"):
+        prepare_train(resolve("train", {**TINY, "photo_dir": str(photos), "cartoon_dir": str(cartoons),
+                                        "vgg_weights": "random", "init": "none", "w5": 0.0,
+                                        "checkpoints_dir": str(tmp_path / "ck"), "name": "bad",
+                                        "heldout_people": "nobody"}))
+    assert not (tmp_path / "ck" / "bad").exists()
