@@ -10,7 +10,9 @@ import click
 
 from inference.cartoonizer import (DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS, Cartoonizer,
                                    cartoonize_files)
+from inference.cli import generator_options
 from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
+from inference.styles import format_styles, scan_styles
 from utils.errors import ToonFaceError
 from utils.memory import retain_freed_memory
 
@@ -30,11 +32,12 @@ def _err(msg: str) -> None:
 
 
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--checkpoint", required=True, type=click.Path(path_type=str),
-              help="Generator file, full training checkpoint, or run folder (checkpoints/<name>/).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Output folder (created).")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
+@generator_options
+@click.option("--list-styles", is_flag=True,
+              help="List the styles in --styles-dir (name, steps, image size, metrics, path) and exit.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str),
+              help="Output folder (created).  [required with INPUTS]")
 @click.option("--portrait", is_flag=True,
               help="Detect faces (--landmark-detector) and stylize them at the face size the generator "
                    "was trained at; several faces are each re-done at that scale and blended in.")
@@ -62,11 +65,23 @@ def _err(msg: str) -> None:
 @click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
               help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.5-1.8x faster.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def main(inputs, checkpoint, out_dir, portrait, landmark_detector, landmark_model, strength, eps,
-         tile, overlap, device, batch, max_pixels, max_bytes, reuse_host_memory, no_progress):
+def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, landmark_detector,
+         landmark_model, strength, eps, tile, overlap, device, batch, max_pixels, max_bytes,
+         reuse_host_memory, no_progress):
     """Cartoonize INPUT files, folders (recursive) and videos into --out."""
+    if list_styles:
+        try:
+            click.echo(format_styles(scan_styles(styles_dir, warn=lambda m: _err(f"warning: {m}")),
+                                     styles_dir))
+        except ToonFaceError as exc:
+            _err(f"error: {exc}")
+            sys.exit(exc.exit_code)
+        return
+    if not inputs or not out_dir:
+        raise click.UsageError("give INPUTS and --out (or --list-styles)")
     try:
-        toon = Cartoonizer.from_checkpoint(checkpoint, device=device, eps=eps, strength=strength,
+        toon = Cartoonizer.from_checkpoint(checkpoint, device=device, style=style,
+                                           styles_dir=styles_dir, eps=eps, strength=strength,
                                            tile=tile, overlap=overlap, portrait=portrait,
                                            landmark_detector=landmark_detector,
                                            landmark_model=landmark_model,

@@ -53,24 +53,38 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
     common = {"photo_dir": str(photos), "image_size": image_size, "batch_size": batch_size,
               "checkpoints_dir": checkpoints_dir, "device": device, "workers": 1,
               "log_every": 10, "holdout": 4, "landmark_cache": landmark_cache}
-    for name in ("demo-pretrain", "demo"):  # the demo starts fresh every time
+    for name in ("demo-pretrain", "demo", "demo-noir"):  # the demo starts fresh every time
         shutil.rmtree(Path(checkpoints_dir) / name, ignore_errors=True)
     click.echo(f"== pretraining {pretrain_iter} steps on {photos}")
     p = call_or_exit(pretrain, resolve("pretrain", {**common, "name": "demo-pretrain",
                                                     "total_iter": pretrain_iter,
                                                     "sample_every": pretrain_iter,
                                                     "save_every": pretrain_iter}))
-    click.echo(f"== training {train_iter} steps against {cartoons} (random VGG features)")
+    first = "whitebox" if data == "fixtures" else "pastel"
+    click.echo(f"== training style '{first}': {train_iter} steps against {cartoons} (random VGG features)")
     t = call_or_exit(train, resolve("train", {**common, "name": "demo", "cartoon_dir": str(cartoons),
-                                              "total_iter": train_iter, "init": p["generator"],
-                                              "vgg_weights": "random",
+                                              "style": first, "total_iter": train_iter,
+                                              "init": p["generator"], "vgg_weights": "random",
                                               "sample_every": max(1, train_iter // 3),
                                               "save_every": train_iter}))
+    # The second style is fine-tuned briefly from the first, so both descend from the same
+    # pretrained generator and can be blended.
+    from datasets.demo import build_demo_cartoons
+
+    noir = build_demo_cartoons(ROOT / "demo_data" / "noir", "noir", 48, size=128)
+    steps2 = max(1, train_iter // 2)
+    click.echo(f"== training style 'noir': {steps2} steps from '{first}' against {noir}")
+    call_or_exit(train, resolve("train", {**common, "name": "demo-noir", "cartoon_dir": str(noir),
+                                          "style": "noir", "total_iter": steps2,
+                                          "init": t["generator"], "vgg_weights": "random",
+                                          "sample_every": steps2, "save_every": steps2}))
+    dir_opt = "" if checkpoints_dir == "checkpoints" else f" --styles-dir {checkpoints_dir}"
     click.echo("\nDemo finished.")
     click.echo(f"comparison grid (photo | raw G | output | surface | texture | structure | landmark map): {t['grid']}")
     click.echo(f"loss curves: {t['loss_curves']}")
-    click.echo(f"generator: {t['generator']}")
-    click.echo(f"cartoonize your own photo: python cartoonize.py PHOTO --checkpoint {t['generator']} --out outputs/")
+    click.echo(f"list the styles:     python cartoonize.py --list-styles{dir_opt}")
+    click.echo(f"cartoonize a photo:  python cartoonize.py PHOTO --style {first}{dir_opt} --out outputs/")
+    click.echo(f"blend two styles:    python cartoonize.py PHOTO --style {first}=0.5,noir=0.5{dir_opt} --out outputs/")
 
 
 if __name__ == "__main__":

@@ -1,31 +1,31 @@
 """Export a trained generator (+ final guided filter) to ONNX and/or TorchScript.
 
     python export.py --checkpoint checkpoints/v1 --onnx toon.onnx --torchscript toon.pt
+    python export.py --style hayao=0.7,shinkai=0.3 --onnx blend.onnx
 
 Both files take a photo (N, 3, H, W) in [-1, 1] (x / 127.5 - 1) with H and W multiples of 4
 (pad, then crop the result) and return the cartoon in [-1, 1], guided filter and clamp included.
 """
 from __future__ import annotations
 
-
 import click
 
 from inference.cartoonizer import INFERENCE_EPS
+from inference.cli import choose_generator, generator_options
 from utils.device import resolve_device
 from utils.errors import ToonFaceError, call_or_exit
 
 
-def run_export(checkpoint: str, onnx_path: str | None, torchscript_path: str | None,
-               eps: float = INFERENCE_EPS, size: tuple[int, int] = (256, 256)) -> list[str]:
+def run_export(checkpoint: str | None, onnx_path: str | None, torchscript_path: str | None,
+               eps: float = INFERENCE_EPS, size: tuple[int, int] = (256, 256), style: str | None = None,
+               styles_dir: str = "checkpoints") -> list[str]:
     """Write the requested files; returns their paths. Raises ToonFaceError on user errors."""
     from inference.export import ExportableCartoonizer, check_size, export_onnx, export_torchscript
-    from models.checkpoint import load_generator
-    from utils.run_dir import resolve_generator
 
     if not onnx_path and not torchscript_path:
         raise ToonFaceError("nothing to do: give --onnx OUT and/or --torchscript OUT")
     check_size(*size)
-    G, _ = load_generator(resolve_generator(checkpoint), device=resolve_device("cpu"))
+    G, _ = choose_generator(checkpoint, style, styles_dir, resolve_device("cpu"))
     module = ExportableCartoonizer(G, eps=eps)
     written = []
     if onnx_path:
@@ -36,8 +36,7 @@ def run_export(checkpoint: str, onnx_path: str | None, torchscript_path: str | N
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--checkpoint", required=True, type=click.Path(path_type=str),
-              help="Generator file, full training checkpoint, or run folder (checkpoints/<name>/).")
+@generator_options
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write an ONNX file (opset 17; dynamic batch, height and width).")
 @click.option("--torchscript", "torchscript_path", type=click.Path(dir_okay=False, path_type=str),
@@ -48,9 +47,10 @@ def run_export(checkpoint: str, onnx_path: str | None, torchscript_path: str | N
               help="Height of the example input used for tracing (multiple of 4; the files accept any).")
 @click.option("--width", type=click.IntRange(min=4), default=256, show_default=True,
               help="Width of the example input used for tracing (multiple of 4).")
-def main(checkpoint, onnx_path, torchscript_path, eps, height, width):
+def main(checkpoint, style, styles_dir, onnx_path, torchscript_path, eps, height, width):
     """Export generator + guided filter: input/output (N, 3, H, W) in [-1, 1], H and W multiples of 4."""
-    for path in call_or_exit(run_export, checkpoint, onnx_path, torchscript_path, eps, (height, width)):
+    for path in call_or_exit(run_export, checkpoint, onnx_path, torchscript_path, eps, (height, width),
+                             style, styles_dir):
         click.echo(f"wrote {path}")
 
 

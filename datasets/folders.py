@@ -30,6 +30,15 @@ def resolve_cartoon_dir(folder: str | os.PathLike) -> Path:
     return style if style.is_dir() else folder
 
 
+def style_name_of(folder: str | os.PathLike) -> str:
+    """The style a cartoon folder holds, by name: ``Hayao`` for the AnimeGAN layout
+    ``<root>/Hayao`` or ``<root>/Hayao/style``, else the folder's own name."""
+    folder = Path(os.path.abspath(folder))
+    if folder.name == "style" and folder.parent.name:
+        return folder.parent.name
+    return folder.name or "cartoon"
+
+
 def collect_images(folder: str | os.PathLike, what: str, workers: int = 4
                    ) -> list[Path]:
     """List and decode-check every image under ``folder``; bad files are reported once, and so

@@ -28,12 +28,11 @@ import torch.nn.functional as F
 
 from datasets.images import to_tensor, to_uint8
 from datasets.landmarks import resolve_detector
+from inference.cli import choose_generator
 from inference.portrait import PortraitProcessor
 from models.guided_filter import guided_filter
-from models.checkpoint import load_generator
 from utils.device import resolve_device
 from utils.errors import ToonFaceError
-from utils.run_dir import resolve_generator
 
 INFERENCE_EPS = 5e-3  # white-box's final guided filter at inference (r=1)
 GUIDED_FILTER_R = 1
@@ -121,11 +120,15 @@ class Cartoonizer:
                                               landmark_detector=spec)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                        *, style: str | None = None, styles_dir: str | os.PathLike = "checkpoints",
                         **kwargs: Any) -> "Cartoonizer":
-        """Load a generator file, training checkpoint or run folder (see :func:`utils.run_dir.resolve_generator`)."""
+        """Load a generator file, training checkpoint or run folder (see
+        :func:`utils.run_dir.resolve_generator`), or a style / blend of styles by name
+        (``style``, see inference/styles.py) found in ``styles_dir``."""
         dev = resolve_device(str(device))
-        G, meta = load_generator(resolve_generator(path), device=dev)
+        G, meta = choose_generator(path, style, styles_dir, dev,
+                                   warn=kwargs.get("notice"))
         kwargs.setdefault("image_size", meta.get("image_size"))
         kwargs.setdefault("face_size", meta.get("face_size"))
         toon = cls(G, dev, **kwargs)

@@ -13,7 +13,11 @@ exported copy)::
      "face_size": float | None,   # median inter-ocular distance (px) of training faces
      "step": int, "run": str, "kind": "pretrain" | "train",
      "gf_eps": float,             # guided-filter eps used in training
-     ...}                         # further metadata (style, sources; see training/)
+     "style": str | None,         # the style's name (training runs; None for pretraining)
+     "cartoon_dir": str | None,   # the cartoons it was trained on
+     "pretrained_hash": str | None,  # weights_hash of the pretrained generator it started from
+     "saved_at": str,             # UTC time of writing (ISO 8601)
+     "metrics": dict | None}      # test.py's summary, once it has scored this file
 
 A full training checkpoint (``<run>/ckpt/*.pt``) holds ``G``, ``opt_G``, ``step``, ``config``,
 ``kind``, ``generator_config``, ``rng`` and, for training runs, the discriminators and
@@ -21,6 +25,7 @@ A full training checkpoint (``<run>/ckpt/*.pt``) holds ``G``, ``opt_G``, ``step`
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,18 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The module inside DDP / torch.compile wrappers."""
     model = getattr(model, "module", model)
     return getattr(model, "_orig_mod", model)
+
+
+def weights_hash(state: dict[str, torch.Tensor]) -> str:
+    """Content hash of a generator's weights: sha256 over every tensor's name, dtype, shape and
+    bytes, in name order (hex, 16 characters). The identity of a pretrained parent: styles
+    fine-tuned from weights with the same hash can be blended (inference/styles.py)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def save_generator(path: str | os.PathLike, G: torch.nn.Module, **meta: Any) -> None:

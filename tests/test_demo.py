@@ -32,7 +32,7 @@ def test_fixtures_demo_keeps_its_landmark_cache_in_the_user_cache(monkeypatch, t
     assert res.exit_code == 0, res.output
     expected = str(user_cache_file(photos, default_detector_name()))
     assert expected.startswith(str(tmp_path / "xdg" / "toonface"))
-    assert [cfg.data.landmark_cache for _, cfg in seen] == [expected, expected]
+    assert [cfg.data.landmark_cache for _, cfg in seen] == [expected] * 3
 
 
 def test_generated_demo_uses_the_default_cache_place(monkeypatch, tmp_path):
@@ -40,4 +40,4 @@ def test_generated_demo_uses_the_default_cache_place(monkeypatch, tmp_path):
     seen = _capture(monkeypatch, tmp_path)
     res = CliRunner().invoke(demo.main, ["--checkpoints-dir", str(tmp_path / "ck")])
     assert res.exit_code == 0, res.output
-    assert [cfg.data.landmark_cache for _, cfg in seen] == [None, None]
+    assert [cfg.data.landmark_cache for _, cfg in seen] == [None] * 3

@@ -93,8 +93,11 @@ class ModelConfig:
                            type=NONNEG)
     init: str | None = option(None, "generator to start from (default: the latest pretrained one)",
                               kinds=TRAIN)
-    # Derived, not an option: the generator file a new training run starts from (None: random).
+    # Derived, not options: the generator file a new training run starts from (None: random),
+    # and the identity of the pretrained generator at the root of its lineage (styles with the
+    # same one can be blended).
     init_resolved: str | None = field(default=None, metadata={"kinds": TRAIN})
+    pretrained_hash: str | None = field(default=None, metadata={"kinds": TRAIN})
 
 
 @dataclass
@@ -134,6 +137,9 @@ class OptimConfig:
 @dataclass
 class RunConfig:
     name: str | None = option(None, "run name (default: pretrain / train)")
+    style: str | None = option(None, "style name recorded in the generator files (cartoonize.py "
+                               "--style NAME); default: the cartoon folder's name (Hayao for "
+                               "<root>/Hayao/style)", kinds=TRAIN)
     model_version: int | None = option(None, "the seed's run number: name v<N>",
                                        type=click.IntRange(min=0), kinds=TRAIN)
     checkpoints_dir: str = option("checkpoints", "folder holding run folders")
@@ -254,7 +260,8 @@ def _option_fields() -> Iterator[tuple[str, Any]]:
                 yield group, f
 
 
-_GROUP_OF = {f.name: g for g, f in _option_fields()} | {"init_resolved": "model"}
+_GROUP_OF = {f.name: g for g, f in _option_fields()} | {"init_resolved": "model",
+                                                        "pretrained_hash": "model"}
 
 
 # ------------------------------------------------------------------------------ the CLI table

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from datasets.folders import style_name_of
 from models import Discriminator, Generator, build_vgg, resolve_vgg_weights
 from models.checkpoint import load_generator
 from representations.structure import Structure
@@ -327,11 +328,18 @@ def pretrain(cfg: Config) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- training
-def resolve_init(cfg: Config) -> str | None:
-    """The generator file a new training run starts from (checked loadable), or None."""
+def resolve_init(cfg: Config) -> tuple[str | None, str | None]:
+    """(the generator file a new training run starts from, the hash of its pretrained root),
+    the file checked loadable; (None, None) for --init none.
+
+    The root is the file itself when it is a pretrained generator, and the root recorded in
+    it when it is a trained style (a style fine-tuned from another shares its parent's root).
+    """
+    from models.checkpoint import weights_hash
+
     init = cfg.model.init
     if init == "none":
-        return None
+        return None, None
     path = Path(init) if init else find_latest_pretrained(cfg.run.checkpoints_dir)
     if path is None:
         raise ToonFaceError(
@@ -339,8 +347,9 @@ def resolve_init(cfg: Config) -> str | None:
             "latest.pt: run pretrain.py first, or pass --init PATH (or --init none)")
     if not path.is_file():
         raise ToonFaceError(f"--init {path}: file not found")
-    load_generator(path)  # a file that is not a generator stops us here, before any work
-    return str(path)
+    G, meta = load_generator(path)  # a file that is not a generator stops us here
+    root = meta.get("pretrained_hash") if meta.get("kind") == "train" else None
+    return str(path), root or weights_hash(G.state_dict())
 
 
 def prepare_train(cfg: Config) -> Prepared:
@@ -358,7 +367,9 @@ def _prepare_train(s: Session) -> Prepared:
     if "content" in weights or "structure" in weights:
         vgg_path = resolve_vgg_weights(cfg.loss.vgg_weights, cfg.run.checkpoints_dir)
     if s.step == 0:
-        cfg.model.init_resolved = resolve_init(cfg)
+        cfg.model.init_resolved, cfg.model.pretrained_hash = resolve_init(cfg)
+        if not cfg.run.style:
+            cfg.run.style = style_name_of(cfg.data.cartoon_dir)
     detector = D.landmark_detector(cfg, "landmark" in weights)
     if detector is not None and cfg.data.landmark_detector is None and s.step == 0:
         cfg.data.landmark_detector = detector.name  # config.json says which maps it trained on

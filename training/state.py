@@ -11,6 +11,8 @@ function of (seed, step). Small generator files for inference are written beside
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -61,10 +63,20 @@ def save_checkpoint(run: RunDir, cfg: Config, step: int, modules: dict[str, nn.M
     atomic_save(run.checkpoint(step), lambda f: torch.save(state, f))
     atomic_save(run.latest_checkpoint, lambda f: torch.save(state, f))
     run.rotate_checkpoints(cfg.run.keep_ckpt)
-    meta = {"image_size": cfg.data.image_size, "face_size": face_size, "step": step,
-            "run": cfg.run.name, "kind": cfg.kind, "gf_eps": cfg.model.gf_eps}
+    meta = generator_meta(cfg, step, face_size)
     for path in (run.generator(step), run.latest_generator):
         save_generator(path, G, **meta)
+
+
+def generator_meta(cfg: Config, step: int, face_size: float | None) -> dict[str, Any]:
+    """What a generator file records besides its weights (models/checkpoint.py lists the keys)."""
+    train = cfg.kind == "train"
+    return {"image_size": cfg.data.image_size, "face_size": face_size, "step": step,
+            "run": cfg.run.name, "kind": cfg.kind, "gf_eps": cfg.model.gf_eps,
+            "style": cfg.run.style if train else None,
+            "cartoon_dir": str(Path(cfg.data.cartoon_dir).resolve()) if train else None,
+            "pretrained_hash": cfg.model.pretrained_hash if train else None,
+            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def load_checkpoint(state: dict[str, Any], modules: dict[str, nn.Module],

@@ -1,0 +1,211 @@
+"""Named styles: the registry, --style everywhere a checkpoint is accepted, and blends."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inference.cartoonizer import Cartoonizer
+from inference.styles import format_styles, load_style, parse_style_spec, scan_styles
+from models.checkpoint import load_checkpoint_file, save_generator, weights_hash
+from tests.conftest import ROOT
+from tests.inference import make_generator, make_picture
+from utils.errors import ToonFaceError
+
+
+def child(parent: torch.nn.Module, out_scale: float) -> torch.nn.Module:
+    """A "fine-tuned" child of ``parent``: its last conv scaled (more or less contrast)."""
+    import copy
+
+    G = copy.deepcopy(parent)
+    with torch.no_grad():
+        G.out.weight.mul_(out_scale)
+    return G
+
+
+def write_style(path: Path, G, name: str, parent_hash: str | None, image_size: int = 128,
+                saved_at: str | None = None, **extra) -> Path:
+    meta = {"image_size": image_size, "face_size": 45.0, "step": 100, "run": name, "kind": "train",
+            "gf_eps": 1e-2, "style": name, "cartoon_dir": f"/data/{name}", "pretrained_hash": parent_hash,
+            "saved_at": saved_at or "2026-11-29T10:00:00+00:00", **extra}
+    save_generator(path, G, **meta)
+    return path
+
+
+@pytest.fixture()
+def styles_dir(tmp_path):
+    parent = make_generator(3)
+    h = weights_hash(parent.state_dict())
+    d = tmp_path / "styles"
+    d.mkdir()
+    write_style(d / "soft.pt", child(parent, 0.6), "Soft", h)
+    write_style(d / "hard.pt", child(parent, 1.4), "Hard", h)
+    # a run folder holding a style, found through its generator/latest.pt
+    run = d / "runA"
+    (run / "generator").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"kind": "train", "name": "runA"}))
+    write_style(run / "generator" / "latest.pt", child(parent, 1.0), "Middle", h)
+    # another parent, another size
+    write_style(d / "other.pt", make_generator(9), "Other", weights_hash(make_generator(9).state_dict()))
+    write_style(d / "small.pt", child(parent, 1.0), "Small", h, image_size=64)
+    return d, parent
+
+
+def test_registry_lists_runs_and_files(styles_dir):
+    d, _ = styles_dir
+    styles = scan_styles(d)
+    assert sorted(s.name for s in styles.values()) == ["Hard", "Middle", "Other", "Small", "Soft"]
+    assert styles["middle"].path == d / "runA" / "generator" / "latest.pt"
+    table = format_styles(styles, d)
+    assert table.splitlines()[0].split()[:5] == ["style", "steps", "size", "metrics", "path"]
+    assert "Soft" in table and "not scored" in table
+
+
+def test_same_name_newest_wins_and_listing_says_so(styles_dir):
+    d, parent = styles_dir
+    write_style(d / "soft_v2.pt", child(parent, 0.7), "soft", weights_hash(parent.state_dict()),
+                saved_at="2026-11-30T10:00:00+00:00")
+    styles = scan_styles(d)
+    assert styles["soft"].path == d / "soft_v2.pt" and styles["soft"].shadows == [d / "soft.pt"]
+    assert f"shadows an older 'soft': {d / 'soft.pt'}" in format_styles(styles, d)
+
+
+def test_broken_and_foreign_files_are_skipped_with_one_warning(styles_dir):
+    d, _ = styles_dir
+    (d / "broken.pt").write_bytes(b"not a checkpoint")
+    torch.save({"something": torch.zeros(2)}, d / "foreign.pt")
+    warnings = []
+    styles = scan_styles(d, warn=warnings.append)
+    assert len(styles) == 5 and len(warnings) == 2
+    assert all(w.count("\n") == 0 for w in warnings)
+    assert any("broken.pt" in w for w in warnings) and any("foreign.pt" in w for w in warnings)
+
+
+def test_style_by_name_is_the_file_bit_for_bit(styles_dir):
+    d, _ = styles_dir
+    G, meta = load_style("soft", d)  # case does not matter
+    saved = load_checkpoint_file(d / "soft.pt")["generator"]
+    assert meta["style"] == "Soft"
+    for k, v in G.state_dict().items():
+        assert torch.equal(v, saved[k])
+
+
+def test_blends(styles_dir):
+    from evaluation.style import edge_density
+
+    d, parent = styles_dir
+    soft = load_style("Soft", d)[0].state_dict()
+    one = load_style("soft=1,hard=0", d)[0].state_dict()
+    same = load_style("soft=0.3,soft=0.7", d)[0].state_dict()
+    for k in soft:
+        assert torch.equal(one[k], soft[k]), k     # weight 1 on one style: exactly that style
+        assert torch.equal(same[k], soft[k]), k    # a style blended with itself: itself
+    img = make_picture(96, 96, seed=5)
+    out = {spec: Cartoonizer(load_style(spec, d)[0], tile=0)(img)
+           for spec in ("soft", "hard", "soft=0.5,hard=0.5")}
+    assert not np.array_equal(out["soft=0.5,hard=0.5"], out["soft"])
+    assert not np.array_equal(out["soft=0.5,hard=0.5"], out["hard"])
+    e = {k: edge_density(v) for k, v in out.items()}
+    assert min(e["soft"], e["hard"]) < e["soft=0.5,hard=0.5"] < max(e["soft"], e["hard"])
+    assert e["soft"] != e["hard"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("soft=x", "weight 'x' of soft is not a number"),
+    ("soft=-1", "weight -1 of soft must be a number >= 0"),
+    ("soft=0,hard=0", "the weights sum to 0"),
+    ("soft=0.5,=0.5", "is not NAME=WEIGHT"),
+    ("nobody", "unknown style 'nobody'"),
+    ("soft=0.5,other=0.5", "not fine-tuned from the same pretrained generator"),
+    ("soft=0.5,small=0.5", "different training image sizes"),
+])
+def test_bad_style_specs_give_one_line(styles_dir, spec, message):
+    d, _ = styles_dir
+    with pytest.raises(ToonFaceError, match=message) as info:
+        load_style(spec, d)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_style_lists_the_names(styles_dir):
+    d, _ = styles_dir
+    with pytest.raises(ToonFaceError, match="available: Hard, Middle, Other, Small, Soft"):
+        load_style("nobody", d)
+
+
+def test_different_architectures_are_refused(styles_dir):
+    from models import Generator
+
+    d, parent = styles_dir
+    torch.manual_seed(0)
+    write_style(d / "wide.pt", Generator(channels=48), "Wide", weights_hash(parent.state_dict()))
+    with pytest.raises(ToonFaceError, match="different architectures"):
+        load_style("soft=0.5,wide=0.5", d)
+
+
+def test_parse_normalises():
+    assert parse_style_spec("Hayao") == [("Hayao", 1.0)]
+    assert parse_style_spec("a=3, b=1") == [("a", 0.75), ("b", 0.25)]
+
+
+def _cli(script, *args):
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_cli_style_everywhere(styles_dir, tmp_path):
+    from PIL import Image
+
+    d, _ = styles_dir
+    listing = _cli("cartoonize.py", "--list-styles", "--styles-dir", d)
+    assert listing.returncode == 0 and "Middle" in listing.stdout
+    Image.fromarray(make_picture(40, 48)).save(tmp_path / "p.png")
+    a = _cli("cartoonize.py", tmp_path / "p.png", "--style", "soft=0.5,hard=0.5", "--styles-dir", d,
+             "--out", tmp_path / "o", "--no-progress")
+    assert a.returncode == 0, a.stderr[-2000:]
+    assert np.asarray(Image.open(tmp_path / "o" / "p.png")).shape == (40, 48, 3)
+    bad = _cli("cartoonize.py", tmp_path / "p.png", "--style", "nobody", "--styles-dir", d, "--out", tmp_path / "o2")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: unknown style 'nobody'")
+    both = _cli("cartoonize.py", tmp_path / "p.png", "--style", "soft", "--checkpoint", d / "soft.pt",
+                "--styles-dir", d, "--out", tmp_path / "o3")
+    assert both.returncode == 2 and "not both" in both.stderr
+    ex = _cli("export.py", "--style", "hard", "--styles-dir", d, "--torchscript", tmp_path / "h.pt")
+    assert ex.returncode == 0 and (tmp_path / "h.pt").is_file(), ex.stderr[-2000:]
+    malformed = _cli("export.py", "--style", "soft=-1", "--styles-dir", d, "--torchscript", tmp_path / "x.pt")
+    assert malformed.returncode == 2 and "Traceback" not in malformed.stderr
+
+
+def test_training_records_the_style(tmp_path):
+    from datasets.demo import build_demo_data
+    from training.config import resolve
+    from training.loop import pretrain, train
+
+    photos, cartoons = build_demo_data(tmp_path / "data", 8, 8, size=40)
+    anime = tmp_path / "AnimeGAN" / "Hayao" / "style"   # the AnimeGAN layout names the style
+    anime.parent.mkdir(parents=True)
+    os.symlink(cartoons, anime)
+    tiny = {"image_size": 32, "batch_size": 2, "workers": 0, "progress": False, "holdout": 0,
+            "tensorboard": False, "checkpoints_dir": str(tmp_path / "ck"), "photo_dir": str(photos)}
+    p = pretrain(resolve("pretrain", {**tiny, "name": "pre", "total_iter": 1}))
+    t = train(resolve("train", {**tiny, "name": "hay", "cartoon_dir": str(anime.parent), "w5": 0.0,
+                                "vgg_weights": "random", "total_iter": 2, "init": p["generator"]}))
+    meta = load_checkpoint_file(t["generator"])
+    parent = load_checkpoint_file(p["generator"])["generator"]
+    assert meta["style"] == "Hayao" and meta["step"] == 2 and meta["image_size"] == 32
+    assert meta["cartoon_dir"] == str(anime.parent.resolve())
+    assert meta["pretrained_hash"] == weights_hash(parent)
+    cfg = json.loads((Path(t["run_dir"]) / "config.json").read_text())
+    assert cfg["style"] == "Hayao" and cfg["pretrained_hash"] == meta["pretrained_hash"]
+    # a style fine-tuned from a style keeps the pretrained root: the two can be blended
+    t2 = train(resolve("train", {**tiny, "name": "shin", "cartoon_dir": str(cartoons), "style": "Shinkai",
+                                 "w5": 0.0, "vgg_weights": "random", "total_iter": 1, "init": t["generator"]}))
+    assert load_checkpoint_file(t2["generator"])["pretrained_hash"] == meta["pretrained_hash"]
+    time.sleep(0.01)
+    G, blend_meta = load_style("hayao=0.5,shinkai=0.5", tmp_path / "ck")
+    assert blend_meta["style"] == "Hayao=0.5,Shinkai=0.5"
