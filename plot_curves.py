@@ -19,20 +19,25 @@ def main(runs, checkpoints_dir, out):
     """Plot RUNS' stats.jsonl. RUN: a run name, a run folder or a stats.jsonl file."""
     from training.curves import plot_loss_curves
     from utils.errors import ToonFaceError
+    from utils.run_dir import RunDir
 
     if out and len(runs) > 1:
         raise click.UsageError("--out takes one RUN")
     try:
         for run in runs:
             p = Path(run)
-            candidates = [p] if p.suffix == ".jsonl" else [p / "stats.jsonl",
-                                                           Path(checkpoints_dir) / run / "stats.jsonl"]
-            stats = next((c for c in candidates if c.is_file()), None)
-            if stats is None:
-                raise ToonFaceError(f"no stats.jsonl for '{run}': looked for "
-                                    + ", ".join(str(c) for c in candidates))
-            title = stats.parent.name if p.suffix != ".jsonl" else None
-            click.echo(plot_loss_curves(stats, out or stats.parent / "loss_curves.png", title=title))
+            if p.suffix == ".jsonl":
+                stats, target, title = p, out or p.with_name("loss_curves.png"), None
+                if not p.is_file():
+                    raise ToonFaceError(f"no such stats file: {p}")
+            else:
+                folders = [RunDir(p), RunDir.of(checkpoints_dir, run)]
+                found = next((r for r in folders if r.stats_file.is_file()), None)
+                if found is None:
+                    raise ToonFaceError(f"no stats.jsonl for '{run}': looked for "
+                                        + ", ".join(str(r.stats_file) for r in folders))
+                stats, target, title = found.stats_file, out or found.loss_curves, found.name
+            click.echo(plot_loss_curves(stats, target, title=title))
     except ToonFaceError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
