@@ -287,15 +287,20 @@ class Prepared:
         return self.session.loop(self.step, self.modules, self.optimizers, self.snapshot)
 
 
+def prepare(cfg: Config, build: Callable[[Session], Prepared]) -> Prepared:
+    """A session for ``cfg`` and ``build(session)``; the run folder is released if it fails."""
+    s = Session(cfg)
+    with s.closed_on_error():
+        return build(s)
+
+
 # ------------------------------------------------------------------------------- pretraining
 def prepare_pretrain(cfg: Config) -> Prepared:
     """Everything pretraining needs, checked, loaded and ready (see :class:`Prepared`)."""
-    s = Session(cfg)
-    with s.closed_on_error():
-        return _prepare_pretrain(s)
+    return prepare(cfg, _build_pretrain)
 
 
-def _prepare_pretrain(s: Session) -> Prepared:
+def _build_pretrain(s: Session) -> Prepared:
     cfg = s.cfg
     split = D.split_photos(cfg)
     s.create()
@@ -354,12 +359,10 @@ def resolve_init(cfg: Config) -> tuple[str | None, str | None]:
 
 def prepare_train(cfg: Config) -> Prepared:
     """Everything training needs, checked, loaded and ready (see :class:`Prepared`)."""
-    s = Session(cfg)
-    with s.closed_on_error():
-        return _prepare_train(s)
+    return prepare(cfg, _build_train)
 
 
-def _prepare_train(s: Session) -> Prepared:
+def _build_train(s: Session) -> Prepared:
     cfg = s.cfg
     weights = cfg.loss.active()
     # Everything that can fail is checked before the run folder exists.
