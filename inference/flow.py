@@ -105,10 +105,12 @@ def consistency_mask(flow_b: np.ndarray, flow_f: np.ndarray, alpha: float = CONS
     return (round_trip <= bound) & inside, maps
 
 
-def warp(frame: np.ndarray, maps: np.ndarray) -> np.ndarray:
+def warp(frame: np.ndarray, maps: np.ndarray, cubic: bool = False) -> np.ndarray:
     """``frame`` (H, W[, C], uint8 or float32) sampled at ``maps`` (H, W, 2) absolute (x, y)
-    positions: bilinear (``cv2.remap``), positions outside the frame take the nearest edge pixel."""
+    positions (``cv2.remap``): bilinear, or bicubic (Keys, a = -0.75) with ``cubic``, which
+    blurs less when a frame is warped again and again (it may overshoot: clip float results).
+    Positions outside the frame take the nearest edge pixel."""
     import cv2
 
-    return cv2.remap(frame, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    mode = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    return cv2.remap(frame, maps[..., 0], maps[..., 1], mode, borderMode=cv2.BORDER_REPLICATE)
