@@ -11,6 +11,7 @@ from PIL import Image
 from cartoonize import main
 from tests import icc
 from tests.imagefiles import CUTOUT_KINDS, big_png, cutout_alpha, cutout_files
+from tests.conftest import requires_dlib
 from tests.inference import make_checkpoint, make_picture
 
 
@@ -362,3 +363,16 @@ def test_mixed_folder_handles_each_kind_and_lists_the_bad_ones(tmp_path, ckpt):
     assert {n for n in ("truncated.mp4", "zero_frames.avi", "broken.png")
             if any(n in line for line in listed)} == {"truncated.mp4", "zero_frames.avi", "broken.png"}
     assert len(_errors(log)) == 3
+
+
+@requires_dlib
+def test_portrait_on_a_faceless_video_says_so_once(tmp_path, ckpt):
+    from tests.inference.clips import scene, write_clip
+
+    src = write_clip(tmp_path / "noface.mp4", [scene(48, 64, i) for i in range(8)])
+    code, log = run(src, "--checkpoint", ckpt, "--out", tmp_path / "o", "--portrait",
+                    "--landmark-detector", "dlib")
+    assert code == 0, log
+    faceless = [line for line in log.splitlines() if "no face" in line]
+    assert faceless == [f"notice: {src}: no face found in any of the 8 frames; cartoonized them "
+                        "whole at their own scale"], log
