@@ -242,7 +242,6 @@ class VideoStylizer:
         self.toon = toon
         self.portrait = toon.portrait.video() if toon.portrait is not None else None
         self.stabilizer = TemporalStabilizer(temporal, flow_max_side) if temporal else None
-        self.frames = 0
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         frames = [check_rgb(f) for f in frames]
@@ -252,7 +251,6 @@ class VideoStylizer:
             outs = self.toon.stylize_batch(frames)
         if self.stabilizer is not None:
             outs = [self.stabilizer(f, o) for f, o in zip(frames, outs)]
-        self.frames += len(frames)
         return outs
 
     def notices(self) -> list[str]:
