@@ -13,6 +13,7 @@ from inference.cartoonizer import (DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS,
 from inference.cli import generator_options
 from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
 from inference.styles import format_styles, scan_styles
+from inference.temporal import DEFAULT_FLOW_MAX_SIDE
 from utils.errors import ToonFaceError
 from utils.memory import retain_freed_memory
 
@@ -21,10 +22,14 @@ EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png, sRGB-tagg
           "ignored, EXIF orientation applied, 16-bit read at full range); animations (GIF, APNG, "
           "WebP) -> animated PNG with every frame, frame times and loop count; multi-page TIFFs are "
           "refused. Videos: "
-          f"{' '.join(VIDEO_EXTS)} -> same name and container, same size, frame count and fps; "
-          "audio is NOT kept. Folders are searched recursively (files already in --out are "
-          "skipped); an output never overwrites an input. Exit status: 0 all done, 1 some "
-          "inputs failed (one 'error:' line each), 2 usage error.")
+          f"{' '.join(VIDEO_EXTS)} -> <out>/<path>/<stem>.mp4 (.mov stays .mov): H.264 "
+          "(yuv420p, plays in browsers), audio copied (re-encoded to AAC only where the "
+          "container cannot hold it), every frame kept with its time stamp (frame count, fps, "
+          "variable frame rates), rotation metadata applied to the pixels (upright output), odd "
+          "sizes padded to even with a notice (H.264 4:2:0 codes sizes in steps of 2). Folders "
+          "are searched recursively (files already in --out are skipped); an output never "
+          "overwrites an input. Exit status: 0 all done, 1 some inputs failed (one 'error:' "
+          "line each, listed again at the end), 2 usage error.")
 
 
 def _err(msg: str) -> None:
@@ -57,6 +62,19 @@ def _err(msg: str) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video frames per forward pass.")
+@click.option("--temporal", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
+              show_default=True, metavar="STRENGTH",
+              help="Videos and animations: blend each frame with the previous result, warped by "
+                   "the input's optical flow, where that flow is trusted (forward-backward check, "
+                   "visibility); lowers flicker. Weight of the previous result in [0, 1); 0 = off, "
+                   "0.5 averages about 2 frames.")
+@click.option("--metrics", is_flag=True,
+              help="After each video, print the warping error (flicker; lower is steadier) of "
+                   "the input and of the output.")
+@click.option("--flow-max-side", type=click.IntRange(min=0), default=DEFAULT_FLOW_MAX_SIDE,
+              show_default=True,
+              help="Optical flow of --temporal and --metrics runs on frames shrunk to this "
+                   "longest side (faster on large videos); 0 = full size.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse images (each frame) and video frames with more pixels than this; it "
                    "replaces Pillow's decompression-bomb limit.")
@@ -66,8 +84,8 @@ def _err(msg: str) -> None:
               help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.5-1.8x faster.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, landmark_detector,
-         landmark_model, strength, eps, tile, overlap, device, batch, max_pixels, max_bytes,
-         reuse_host_memory, no_progress):
+         landmark_model, strength, eps, tile, overlap, device, batch, temporal, metrics, flow_max_side,
+         max_pixels, max_bytes, reuse_host_memory, no_progress):
     """Cartoonize INPUT files, folders (recursive) and videos into --out."""
     if list_styles:
         try:
@@ -79,6 +97,9 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
         return
     if not inputs or not out_dir:
         raise click.UsageError("give INPUTS and --out (or --list-styles)")
+    if flow_max_side and flow_max_side < 16:
+        _err(f"error: --flow-max-side must be 0 or at least 16 px, got {flow_max_side}")
+        sys.exit(2)
     try:
         toon = Cartoonizer.from_checkpoint(checkpoint, device=device, style=style,
                                            styles_dir=styles_dir, eps=eps, strength=strength,
@@ -94,11 +115,43 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
     jobs, errors = collect_jobs(list(inputs), out_dir)
     for e in errors:
         _err(f"error: {e}")
+    on_video = (lambda job, result: _print_warping_error(job, result, flow_max_side or None)
+                if metrics else None)
     failed = cartoonize_files(toon, jobs, max_pixels=max_pixels, max_bytes=max_bytes, batch=batch,
-                              progress=not no_progress, report=_err)
-    _err(f"{len(jobs) - len(failed)} file(s) written to {out_dir}; "
-         f"{len(failed) + len(errors)} input(s) failed")
-    sys.exit(1 if failed or errors else 0)
+                              progress=not no_progress, temporal=temporal,
+                              flow_max_side=flow_max_side or None, report=_err, on_video=on_video)
+    bad = errors + failed
+    _err(f"{len(jobs) - len(failed)} file(s) written to {out_dir}; {len(bad)} input(s) failed"
+         + (":" if bad else ""))
+    for line in bad:
+        _err(f"  {line}")
+    sys.exit(1 if bad else 0)
+
+
+def _print_warping_error(job, result, flow_max_side: int | None) -> None:
+    """Print the warping error of a video's input and output files (evaluation.warping; the
+    output is decoded as written, its even-size padding cropped off)."""
+    from evaluation.warping import WarpingErrorAccumulator
+    from inference.video import VideoReader
+
+    acc = WarpingErrorAccumulator(flow_max_side=flow_max_side)
+    w, h = result.info.width, result.info.height
+    try:
+        with VideoReader(job.src) as src, VideoReader(result.path) as out:
+            for a, b in zip(src, out):
+                acc.add(a.rgb, b.rgb[:h, :w])
+        s = acc.result()["summary"]
+    except ToonFaceError as exc:
+        _err(f"notice: {job.src}: warping error not measured ({exc})")
+        return
+    if s["warping_error_mean"] is None:
+        click.echo(f"metrics: {result.path}: warping error not defined ({s['frames']} frame(s), "
+                   "no frame pair with trusted flow)")
+        return
+    click.echo(f"metrics: {result.path}: warping error input {s['warping_error_input_mean']:.4f}, "
+               f"output {s['warping_error_mean']:.4f} (mean |frame - warped previous frame| in "
+               f"[0, 1] over {s['frame_pairs'] - s['frame_pairs_without_kept_pixels']} frame "
+               f"pairs, {100 * s['kept_fraction_mean']:.0f}% of pixels with trusted flow)")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ a pair with no kept pixel (a cut, say) has ``None`` and is left out of the means
 Farneback parameters (:class:`FarnebackParams`): pyramid scale 0.5 with 5 levels (the
 coarsest at 1/16 size, so motions of tens of pixels per frame are found), 15 px window,
 3 iterations, polynomial neighbourhood 5 with sigma 1.1 (OpenCV's recommended pair), no
-Gaussian window.
+Gaussian window. The flow, the mask and the warp are :mod:`inference.flow`'s, shared with the
+``--temporal`` stabiliser of ``cartoonize.py``.
 
 Cost per frame pair on one of these CPU cores: ~70 ms at 256x256, ~3.3 s at 1920x1080.
 ``flow_max_side`` computes the two flows on frames shrunk to that longest side (the flow is
@@ -40,85 +41,17 @@ the rest being the full-size warp and mask. Default: full size.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Iterable
 
 import numpy as np
 
 from evaluation.rgb import check_rgb, resize_to
+# The flow and the trusted-pixel mask live in inference (the --temporal stabiliser uses the
+# same ones); re-exported here as part of the metric's API.
+from inference.flow import (CONSISTENCY_ALPHA, CONSISTENCY_BETA, FarnebackParams,  # noqa: F401
+                            consistency_mask, farneback_flow, to_gray, warp)
 from utils.errors import ToonFaceError
-
-CONSISTENCY_ALPHA = 0.01
-CONSISTENCY_BETA = 0.5
-
-
-@dataclass(frozen=True)
-class FarnebackParams:
-    """Arguments of ``cv2.calcOpticalFlowFarneback`` (see the module docstring)."""
-
-    pyr_scale: float = 0.5
-    levels: int = 5
-    winsize: int = 15
-    iterations: int = 3
-    poly_n: int = 5
-    poly_sigma: float = 1.1
-    flags: int = 0
-
-
-def farneback_flow(prev_gray: np.ndarray, next_gray: np.ndarray,
-                   params: FarnebackParams = FarnebackParams(),
-                   max_side: int | None = None) -> np.ndarray:
-    """Dense flow (H, W, 2) float32 in pixels (dx, dy) with prev(x) ~ next(x + flow(x)).
-
-    prev_gray, next_gray: uint8 (H, W) of one size. max_side: compute on the frames shrunk
-    (INTER_AREA) to this longest side, then enlarge the flow and scale its vectors back.
-    """
-    import cv2
-
-    h, w = prev_gray.shape[:2]
-    scale = 1.0 if not max_side or max(h, w) <= max_side else max_side / max(h, w)
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        prev_gray = cv2.resize(prev_gray, size, interpolation=cv2.INTER_AREA)
-        next_gray = cv2.resize(next_gray, size, interpolation=cv2.INTER_AREA)
-    flow = cv2.calcOpticalFlowFarneback(prev_gray, next_gray, None, params.pyr_scale,
-                                        params.levels, params.winsize, params.iterations,
-                                        params.poly_n, params.poly_sigma, params.flags)
-    if scale < 1.0:
-        sx, sy = w / flow.shape[1], h / flow.shape[0]
-        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
-    return flow
-
-
-def consistency_mask(flow_b: np.ndarray, flow_f: np.ndarray, alpha: float = CONSISTENCY_ALPHA,
-                     beta: float = CONSISTENCY_BETA) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels of frame t whose backward flow is trusted, and where they come from.
-
-    flow_b: (H, W, 2) flow t -> t-1; flow_f: (H, W, 2) flow t-1 -> t. Returns ``(mask, maps)``:
-    mask (H, W) bool (forward-backward consistent, see the module docstring, and landing inside
-    the frame); maps (H, W, 2) float32 absolute sampling positions x + w_b(x) for ``cv2.remap``.
-    """
-    import cv2
-
-    h, w = flow_b.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)),
-                    axis=-1)
-    maps = grid + flow_b
-    # w_f sampled where x lands in frame t-1 (bilinear, like the warp itself).
-    f_at = cv2.remap(flow_f, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-    round_trip = np.sum((flow_b + f_at) ** 2, axis=-1)
-    bound = alpha * (np.sum(flow_b ** 2, axis=-1) + np.sum(f_at ** 2, axis=-1)) + beta
-    inside = ((maps[..., 0] >= 0) & (maps[..., 0] <= w - 1)
-              & (maps[..., 1] >= 0) & (maps[..., 1] <= h - 1))
-    return (round_trip <= bound) & inside, maps
-
-
-def _warp(frame: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.remap(frame, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def _masked_mad(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
@@ -160,15 +93,13 @@ class WarpingErrorAccumulator:
         """Add the next frame pair; returns that frame pair's values (None for the first frame):
         ``{"warping_error": E_t of the output, "warping_error_input": E_t of the input,
         "kept_fraction": share of pixels in the mask}`` (errors None when no pixel is kept)."""
-        import cv2
-
         inp = check_rgb(input_frame, f"input frame {self.frames}")
         if self._prev is not None and inp.shape != self._prev[1].shape:
             raise ToonFaceError(f"input frame {self.frames} is {inp.shape[1]}x{inp.shape[0]}, "
                                 f"the first was {self._prev[1].shape[1]}x{self._prev[1].shape[0]}")
         out = resize_to(check_rgb(output_frame, f"output frame {self.frames}"), inp.shape[:2],
                         f"output frame {self.frames}")
-        gray = cv2.cvtColor(inp, cv2.COLOR_RGB2GRAY)
+        gray = to_gray(inp)
         inp_f = inp.astype(np.float32) / 255.0
         out_f = out.astype(np.float32) / 255.0
         self.frames += 1
@@ -181,8 +112,8 @@ class WarpingErrorAccumulator:
         mask, maps = consistency_mask(flow_b, flow_f, self.alpha, self.beta)
         kept = float(mask.mean())
         if mask.any():
-            e_out = _masked_mad(out_f, _warp(prev_out, maps), mask)
-            e_in = _masked_mad(inp_f, _warp(prev_in, maps), mask)
+            e_out = _masked_mad(out_f, warp(prev_out, maps), mask)
+            e_in = _masked_mad(inp_f, warp(prev_in, maps), mask)
         else:
             e_out = e_in = None
         self.output_errors.append(e_out)

@@ -15,6 +15,11 @@ Steps, as white-box inference but without losing pixels:
 4. clamp to [-1, 1] -> uint8; ``strength`` blends photo (0) and cartoon (1).
 
 ``portrait=True`` adds face-scale processing (see :mod:`inference.portrait`).
+
+Videos (and animations) go through :meth:`Cartoonizer.video`, a :class:`VideoStylizer` that
+holds what one clip needs across its frames: portrait mode's face tracks
+(:class:`inference.portrait.PortraitVideo`) and the optional temporal stabiliser
+(:mod:`inference.temporal`).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from datasets.images import to_tensor, to_uint8
 from datasets.landmarks import resolve_detector
 from inference.cli import choose_generator
 from inference.portrait import PortraitProcessor
+from inference.temporal import DEFAULT_FLOW_MAX_SIDE, TemporalStabilizer
 from models.guided_filter import guided_filter
 from utils.device import resolve_device
 from utils.errors import ToonFaceError
@@ -146,8 +152,16 @@ class Cartoonizer:
             cartoon = self.stylize(rgb)
         return blend(rgb, cartoon, self.strength)
 
+    def video(self, temporal: float = 0.0,
+              flow_max_side: int | None = DEFAULT_FLOW_MAX_SIDE) -> "VideoStylizer":
+        """A :class:`VideoStylizer` for the frames of one video, in order (``temporal``: the
+        stabiliser's strength in [0, 1), 0 = off; ``flow_max_side``: see
+        :class:`inference.temporal.TemporalStabilizer`)."""
+        return VideoStylizer(self, temporal, flow_max_side)
+
     def stylize_batch(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        """Same as calling on each frame (strength applied); untiled same-size frames run as one batch."""
+        """Same as calling on each frame (strength applied); untiled same-size frames run as one
+        batch. Frames are independent here: for the frames of a video use :meth:`video`."""
         if not frames:
             return []
         frames = [check_rgb(f) for f in frames]
@@ -209,6 +223,44 @@ class Cartoonizer:
         return np.clip(np.rint((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+class VideoStylizer:
+    """The cartoon of a video's frames, given in order: what one clip needs across frames.
+
+    - plain mode: :meth:`Cartoonizer.stylize_batch` (each frame on its own);
+    - portrait mode: faces tracked and smoothed over frames, scales held, face-less frames
+      stylized whole (:class:`inference.portrait.PortraitVideo`);
+    - ``temporal`` > 0: each result is blended with the flow-warped previous result where the
+      input's flow is trusted (:class:`inference.temporal.TemporalStabilizer`), after the
+      ``strength`` blend, so the frames written are the ones stabilised.
+
+    Call it with lists of consecutive (H, W, 3) uint8 RGB frames (any length, e.g. the batches
+    of :func:`inference.video.transcode`); it returns as many (H, W, 3) uint8 frames. One
+    instance per video: it keeps state (two frames for the stabiliser, the face tracks).
+    :meth:`notices` gives the one-line remarks of the whole video (e.g. frames without a face),
+    once, instead of one per frame. Raises ToonFaceError for a strength outside [0, 1).
+    """
+
+    def __init__(self, toon: Cartoonizer, temporal: float = 0.0,
+                 flow_max_side: int | None = DEFAULT_FLOW_MAX_SIDE):
+        self.toon = toon
+        self.portrait = toon.portrait.video() if toon.portrait is not None else None
+        self.stabilizer = TemporalStabilizer(temporal, flow_max_side) if temporal else None
+
+    def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        frames = [check_rgb(f) for f in frames]
+        if self.portrait is not None:
+            outs = [blend(f, self.portrait(f), self.toon.strength) for f in frames]
+        else:
+            outs = self.toon.stylize_batch(frames)
+        if self.stabilizer is not None:
+            outs = [self.stabilizer(f, o) for f, o in zip(frames, outs)]
+        return outs
+
+    def notices(self) -> list[str]:
+        """One-line remarks about the frames so far (portrait mode: frames without a face)."""
+        return self.portrait.notices() if self.portrait is not None else []
+
+
 # ------------------------------------------------------------------------------- helpers
 
 
@@ -245,26 +297,33 @@ def blend(photo: np.ndarray, cartoon: np.ndarray, strength: float) -> np.ndarray
 
 
 def cartoonize_files(toon: Cartoonizer, jobs: list, *, max_pixels: int | None, max_bytes: int | None,
-                     batch: int = 1, progress: bool = True,
-                     report: Callable[[str], Any] = print) -> list[str]:
+                     batch: int = 1, progress: bool = True, temporal: float = 0.0,
+                     flow_max_side: int | None = DEFAULT_FLOW_MAX_SIDE,
+                     report: Callable[[str], Any] = print,
+                     on_video: Callable[[Any, Any], Any] | None = None) -> list[str]:
     """Process ``inference.io.Job`` s one by one; returns one error line per failed job.
 
-    A failure (unreadable file, limit exceeded, ...) is reported through ``report`` and the
-    batch goes on.
+    Videos are transcoded by :func:`inference.video.transcode` (H.264, audio kept) through
+    :meth:`Cartoonizer.video`; animations go through it as well. ``temporal``/``flow_max_side``:
+    the stabiliser (:class:`inference.temporal.TemporalStabilizer`; 0 = off). ``on_video(job,
+    result)`` is called after each video is written (``result``: its
+    :class:`inference.video.TranscodeResult`). A failure (unreadable file, limit exceeded, ...)
+    is reported through ``report`` and the batch goes on.
     """
     from tqdm import tqdm
-
-    from inference.io import VideoReader, VideoWriter
 
     errors: list[str] = []
     for job in tqdm(jobs, desc="files", unit="file", disable=not progress or len(jobs) < 2):
         toon.notice = lambda msg, src=job.src: report(f"notice: {src}: {msg}")
         try:
             if job.kind == "image":
-                _cartoonize_image(toon, job, max_pixels, max_bytes, batch, report)
+                _cartoonize_image(toon, job, max_pixels, max_bytes, batch, temporal,
+                                  flow_max_side, report)
             else:
-                _cartoonize_video(toon, job, VideoReader(job.src, max_pixels=max_pixels),
-                                  VideoWriter, batch, progress, report)
+                result = _cartoonize_video(toon, job, max_pixels, batch, progress, temporal,
+                                           flow_max_side, report)
+                if on_video is not None:
+                    on_video(job, result)
         except ToonFaceError as exc:
             errors.append(str(exc))
             report(f"error: {exc}")
@@ -276,11 +335,13 @@ def cartoonize_files(toon: Cartoonizer, jobs: list, *, max_pixels: int | None, m
 
 
 def _cartoonize_image(toon: Cartoonizer, job, max_pixels: int | None, max_bytes: int | None,
-                      batch: int, report: Callable[[str], Any]) -> None:
+                      batch: int, temporal: float, flow_max_side: int | None,
+                      report: Callable[[str], Any]) -> None:
     """A still image -> PNG; an animation -> animated PNG, every frame, its times and loop kept.
 
     The decoded RGB is sRGB with invisible pixels filled (``datasets.images``), so the cartoon
-    depends only on what is visible; the file's alpha is re-attached unchanged.
+    depends only on what is visible; the file's alpha is re-attached unchanged. An animation's
+    frames are a clip: they go through :meth:`Cartoonizer.video` (face tracking, ``temporal``).
     """
     from inference.io import read_frames, write_animation, write_image
 
@@ -288,12 +349,16 @@ def _cartoonize_image(toon: Cartoonizer, job, max_pixels: int | None, max_bytes:
     for note in decoded.notes:
         report(f"notice: {job.src}: {note}")
     frames = decoded.frames
+    if len(frames) == 1:
+        write_image(job.dst, toon.stylize_batch([frames[0].rgb])[0], frames[0].alpha,
+                    frames[0].gray)
+        return
+    clip = toon.video(temporal, flow_max_side)
     outs: list[np.ndarray] = []
     for i in range(0, len(frames), max(1, batch)):
-        outs += toon.stylize_batch([f.rgb for f in frames[i:i + batch]])
-    if len(frames) == 1:
-        write_image(job.dst, outs[0], frames[0].alpha, frames[0].gray)
-        return
+        outs += clip([f.rgb for f in frames[i:i + batch]])
+    for note in clip.notices():
+        report(f"notice: {job.src}: {note}")
     write_animation(job.dst, outs, [f.alpha for f in frames], decoded.durations_ms, decoded.loop,
                     gray=all(f.gray for f in frames))
     loop = "forever" if decoded.loop == 0 else f"{decoded.loop} play(s)"
@@ -301,30 +366,18 @@ def _cartoonize_image(toon: Cartoonizer, job, max_pixels: int | None, max_bytes:
            f"animated PNG (frame times kept, loop {loop})")
 
 
-def _cartoonize_video(toon: Cartoonizer, job, reader, writer_cls, batch: int, progress: bool,
-                      report: Callable[[str], Any]) -> None:
-    from tqdm import tqdm
+def _cartoonize_video(toon: Cartoonizer, job, max_pixels: int | None, batch: int, progress: bool,
+                      temporal: float, flow_max_side: int | None, report: Callable[[str], Any]):
+    """One video -> H.264 MP4/MOV at ``job.dst`` (see :mod:`inference.video`); returns its
+    :class:`inference.video.TranscodeResult`. Nothing is left at ``job.dst`` on failure."""
+    from inference.video import transcode
 
-    info = reader.info
-    writer = writer_cls(job.dst, info.fps, info.width, info.height)
-    if writer.notice:
-        report(f"notice: {job.src}: {writer.notice}")
-    try:
-        pending: list[np.ndarray] = []
-        bar = tqdm(total=info.frame_count or None, desc=job.src.name, unit="frame", disable=not progress)
-        for frame in reader:
-            pending.append(frame)
-            if len(pending) >= batch:
-                for out in toon.stylize_batch(pending):
-                    writer.write(out)
-                bar.update(len(pending))
-                pending = []
-        for out in toon.stylize_batch(pending):
-            writer.write(out)
-        bar.update(len(pending))
-        bar.close()
-    except BaseException:
-        writer.abort()
-        reader.close()
-        raise
-    writer.close()
+    def notice(msg: str) -> None:
+        report(f"notice: {job.src}: {msg}")
+
+    clip = toon.video(temporal, flow_max_side)
+    result = transcode(job.src, job.dst, clip, batch=batch, progress=progress,
+                       max_pixels=max_pixels, notice=notice)
+    for msg in clip.notices():
+        notice(msg)
+    return result

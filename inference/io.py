@@ -8,8 +8,9 @@ gray, alpha is re-attached unchanged). Every output image is an sRGB-tagged PNG 
 holds gray and alpha); animations (GIF, APNG, WebP) become animated PNGs with every frame, the
 frame times and the loop count kept.
 
-Videos go through OpenCV: frames are read one by one, the output keeps the frame size, the frame
-count and the fps. Audio is not carried over (OpenCV writes video streams only).
+Videos are read and written by :mod:`inference.video` (FFmpeg through PyAV); here only their
+output names are decided: H.264 needs an MP4 or QuickTime container, so ``.mov`` stays ``.mov``
+and every other video becomes ``.mp4``.
 
 Every problem with one file raises :class:`~utils.errors.ToonFaceError` with a one-line
 message, so the batch can report it and go on.
@@ -17,11 +18,9 @@ message, so the batch can report it and go on.
 from __future__ import annotations
 
 import io
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -31,12 +30,10 @@ from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-VIDEO_EXTS = (".mp4", ".mov", ".avi", ".webm")
+VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv")
 # The seed's limits; --max-pixels / --max-bytes raise them.
 DEFAULT_MAX_PIXELS = 3000 * 3000
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-# Video codecs by container; .webm falls back to .mp4 when the build has no VP8 encoder.
-VIDEO_CODECS = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 
 
 def kind_of(path: str | os.PathLike) -> str | None:
@@ -49,28 +46,9 @@ def kind_of(path: str | os.PathLike) -> str | None:
     return None
 
 
-def _check_bytes(path: Path, max_bytes: int | None) -> int:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ToonFaceError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    if size == 0:
-        raise ToonFaceError(f"{path}: empty file (0 bytes)")
-    if max_bytes and size > max_bytes:
-        raise ToonFaceError(
-            f"{path}: file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.1f} MB limit "
-            "(raise it with --max-bytes)")
-    return size
-
-
-def _check_pixels(path: Path, w: int, h: int, max_pixels: int | None) -> None:
-    if w <= 0 or h <= 0:
-        raise ToonFaceError(f"{path}: zero-size image ({w}x{h})")
-    if max_pixels and w * h > max_pixels:
-        side = int(math.isqrt(max_pixels))
-        raise ToonFaceError(
-            f"{path}: image is {w}x{h} = {w * h} pixels, over the {max_pixels} limit "
-            f"(~{side}x{side}; raise it with --max-pixels)")
+def video_output(rel: Path) -> Path:
+    """The output name of a video: H.264 in MP4 (``.mp4``), or QuickTime for ``.mov`` inputs."""
+    return rel if rel.suffix.lower() == ".mov" else rel.with_suffix(".mp4")
 
 
 def _image_error(path: str | os.PathLike, exc: UnreadableImage) -> ToonFaceError:
@@ -180,109 +158,6 @@ def write_animation(path: str | os.PathLike, frames: list[np.ndarray], alphas: l
     atomic_write_bytes(path, encode_apng(frames, alphas, durations_ms, loop, gray))
 
 
-# ----------------------------------------------------------------------------------- video
-
-
-@dataclass
-class VideoInfo:
-    fps: float
-    width: int
-    height: int
-    frame_count: int  # as reported by the container; may be approximate
-
-
-class VideoReader:
-    """RGB uint8 frames of a video file, with its fps and size."""
-
-    def __init__(self, path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS):
-        import cv2
-
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ToonFaceError(f"{self.path}: no such file")
-        _check_bytes(self.path, None)
-        self._cap = cv2.VideoCapture(str(self.path))
-        if not self._cap.isOpened():
-            raise ToonFaceError(f"{self.path}: cannot open video (unsupported or corrupt)")
-        ok, first = self._cap.read()
-        if not ok or first is None:
-            self._cap.release()
-            raise ToonFaceError(f"{self.path}: cannot read a frame (unsupported or corrupt video)")
-        self._first = first
-        h, w = first.shape[:2]
-        _check_pixels(self.path, w, h, max_pixels)
-        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not math.isfinite(fps) or fps <= 0:
-            self._cap.release()
-            raise ToonFaceError(f"{self.path}: the video reports no frame rate")
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.info = VideoInfo(fps, w, h, max(count, 0))
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        import cv2
-
-        try:
-            frame = self._first
-            while frame is not None:
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                ok, frame = self._cap.read()
-                if not ok:
-                    frame = None
-        finally:
-            self._cap.release()
-
-    def close(self) -> None:
-        self._cap.release()
-
-
-class VideoWriter:
-    """Writes RGB uint8 frames to ``path`` via a temporary file renamed on :meth:`close`.
-
-    ``path``'s extension picks the codec (:data:`VIDEO_CODECS`); ``self.path`` is the file
-    actually written (``.webm`` may become ``.mp4``, see ``self.notice``).
-    """
-
-    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int):
-        import cv2
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.notice: str | None = None
-        ext = path.suffix.lower()
-        tries = [(path, VIDEO_CODECS.get(ext, "mp4v"))]
-        if ext != ".mp4":
-            tries.append((path.with_suffix(".mp4"), "mp4v"))
-        for target, codec in tries:
-            tmp = target.with_name(f".{target.stem}.partial{target.suffix}")
-            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), float(fps), (width, height))
-            if writer.isOpened():
-                if target != path:
-                    self.notice = (f"{path.name}: no {VIDEO_CODECS.get(ext)} encoder in this OpenCV "
-                                   f"build; wrote {target.name} (mp4v) instead")
-                self.path, self._tmp, self._writer = target, tmp, writer
-                self.size, self.frames = (width, height), 0
-                return
-            writer.release()
-            tmp.unlink(missing_ok=True)
-        raise ToonFaceError(f"{path}: cannot open a video writer for {ext} (no encoder)")
-
-    def write(self, rgb: np.ndarray) -> None:
-        import cv2
-
-        if (rgb.shape[1], rgb.shape[0]) != self.size:
-            raise ValueError(f"frame size {rgb.shape[1]}x{rgb.shape[0]} != video size {self.size}")
-        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        self.frames += 1
-
-    def close(self) -> None:
-        self._writer.release()
-        os.replace(self._tmp, self.path)
-
-    def abort(self) -> None:
-        self._writer.release()
-        self._tmp.unlink(missing_ok=True)
-
-
 # ----------------------------------------------------------------------------------- batch
 
 
@@ -300,7 +175,8 @@ def collect_jobs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike
     """Files to process and one-line errors for inputs that cannot be used.
 
     Files keep their name; files found in a folder (recursively) keep their path relative to
-    that folder. Images become ``<out>/<rel>/<stem>.png``; videos keep their extension. Files
+    that folder. Images become ``<out>/<rel>/<stem>.png``; videos ``<out>/<rel>/<stem>.mp4``
+    (``.mov`` stays ``.mov``). Files
     already inside ``out_dir`` are skipped when walking folders (the results of an earlier run).
     A result that would land on any input file is an error for that file, never an overwrite.
     """
@@ -330,9 +206,9 @@ def collect_jobs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike
     planned: set[Path] = set()
     jobs: list[Job] = []
     for src, k, rel in found:
-        dst = out_dir / (rel.with_suffix(".png") if k == "image" else rel)
-        if dst.resolve() in planned:  # a.jpg and a.png in one folder
-            dst = out_dir / rel.with_name(rel.name + ".png") if k == "image" else dst
+        dst = out_dir / (rel.with_suffix(".png") if k == "image" else video_output(rel))
+        if dst.resolve() in planned:  # a.jpg and a.png (a.avi and a.mp4) in one folder
+            dst = out_dir / rel.with_name(rel.name + (".png" if k == "image" else ".mp4"))
         if dst.resolve() in planned:
             errors.append(f"{src}: its output {dst} is also another input's output; skipped")
             continue

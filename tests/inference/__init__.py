@@ -43,18 +43,3 @@ def make_picture(h: int, w: int, seed: int = 0) -> np.ndarray:
         img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.integers(0, 255, 3)
     img += rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def make_video(path: Path, frames: int = 10, fps: float = 10.0, size: tuple[int, int] = (64, 48),
-               codec: str = "mp4v") -> Path:
-    """A ``frames``-frame video (one second at the default fps), width x height = ``size``."""
-    import cv2
-
-    w, h = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
-    assert writer.isOpened(), f"cannot write {path} with {codec}"
-    base = make_picture(h, w)
-    for i in range(frames):
-        writer.write(np.roll(base, 2 * i, axis=1)[..., ::-1].copy())
-    writer.release()
-    return path
