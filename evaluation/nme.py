@@ -19,6 +19,10 @@ for dlib (the usual 300-W outer-corner normalisation), and output points rescale
   sides (those averaged in ``nme``);
   ``n``: #images.
 - ``per_image``: NME_i, or ``None`` where it is undefined (no face on either side).
+
+``test.py`` reports ``nme`` and ``found_rate`` as ``nme_mediapipe_mean`` and
+``face_found_rate_mediapipe`` (evaluation/scoring.py), computed with a mediapipe backend only:
+with dlib as the training detector they would repeat dlib's ``nme68``.
 """
 from __future__ import annotations
 
