@@ -78,6 +78,8 @@ def _refuse(message: str):
 @click.option("--dlib-upsample", "--dlib_upsample", "dlib_upsample", type=click.IntRange(min=0),
               default=DEFAULT_DLIB_UPSAMPLE, show_default=True,
               help="times the dlib detector doubles the image first (1: faces down to ~40 px)")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="processes for the dlib judge (0: in this one)")
 @click.option("--metrics/--no-metrics", default=True, show_default=True,
               help="compute metrics (off: grids and images only)")
 def main(**opts):

@@ -206,11 +206,21 @@ def generate_outputs(toon, G, crops: list[np.ndarray], names: list[str], sources
 
 
 # ----------------------------------------------------------------------------- 4. score
-def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT_DLIB_UPSAMPLE):
-    """The dlib judge with its models loaded now, so a missing package fails before any work."""
-    from evaluation.dlib_faces import DlibFaceAnalyser
+def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT_DLIB_UPSAMPLE,
+                  load: bool = True):
+    """The dlib judge; ``load``: its models now (else only checked to be installed), so a
+    missing package fails before any work."""
+    from evaluation.dlib_faces import (FACE_RECOGNITION_RESNET, MMOD_FACE_DETECTOR,
+                                       SHAPE_PREDICTOR_68, DlibFaceAnalyser, import_dlib,
+                                       model_path)
 
-    return DlibFaceAnalyser(detector=detector, upsample=upsample).load()
+    analyser = DlibFaceAnalyser(detector=detector, upsample=upsample)
+    if load:
+        return analyser.load()
+    import_dlib()
+    for f in (SHAPE_PREDICTOR_68, FACE_RECOGNITION_RESNET) + ((MMOD_FACE_DETECTOR,) if detector == "cnn" else ()):
+        model_path(f)
+    return analyser
 
 
 # ---------------------------------------------------------------------------- 5. report
@@ -260,7 +270,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
              max_real: int = DEFAULT_MAX_REAL, kid_subsets: int = 100,
              feature_cache: dict | None = None, landmark_detector=None,
              landmark_model: str | None = None, dlib_detector: str = DEFAULT_DLIB_DETECTOR,
-             dlib_upsample: int = DEFAULT_DLIB_UPSAMPLE, analyser=None,
+             dlib_upsample: int = DEFAULT_DLIB_UPSAMPLE, analyser=None, workers: int = 0,
              echo: Callable[[str], None] = _echo) -> dict:
     """Evaluate one generator; returns ``{"out_dir", "index", "metrics_path", "per_image_path",
     "metrics", "grids"}``.
@@ -271,8 +281,8 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     detector of the landmark map column and the mediapipe NME (a name or DetectorSpec;
     default: the run's, else the default detector). dlib_detector / dlib_upsample: the judge of
     nme68 and identity; analyser: a loaded ``DlibFaceAnalyser`` to use instead (its models load
-    once, e.g. across a sweep or a test session). Raises ToonFaceError for anything the user
-    can fix.
+    once, e.g. across a sweep or a test session); workers: processes for the dlib judge (0: this
+    process; see ``evaluation.scoring``). Raises ToonFaceError for anything the user can fix.
     """
     from datasets.landmarks import resolve_detector
     from inference.cartoonizer import Cartoonizer
@@ -301,7 +311,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     seg_num = int(seg_num or cfg.get("seg_num", 200))
     toon = Cartoonizer(G, dev, eps=gf_eps)
     if metrics and analyser is None:
-        analyser = dlib_analyser(dlib_detector, dlib_upsample)
+        analyser = dlib_analyser(dlib_detector, dlib_upsample, load=workers <= 1)
     reference = (prepare_reference(cartoon_dir or cfg.get("cartoon_dir"), inception,
                                    checkpoints_dir, dev, max_real, echo) if metrics else None)
     echo(f"evaluating {gen_path} (step {gstep}) on {len(paths)} photos from {source} -> {out_dir}")
@@ -322,7 +332,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
             scores = score(pairs, analyser=analyser, landmarks=detector,
                            landmark_detector=spec.key, superpixel=superpixel, seg_num=seg_num,
                            reference=reference, reference_size=size, kid_subsets=kid_subsets,
-                           feature_cache=feature_cache, echo=echo)
+                           feature_cache=feature_cache, workers=workers, echo=echo)
             result.update(_scores_fields(scores, reference))
         else:
             result["summary"] = {}
@@ -355,14 +365,14 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
                      landmark_model: str | None = None,
                      dlib_detector: str = DEFAULT_DLIB_DETECTOR,
                      dlib_upsample: int = DEFAULT_DLIB_UPSAMPLE, analyser=None,
-                     echo: Callable[[str], None] = _echo) -> dict:
+                     workers: int = 0, echo: Callable[[str], None] = _echo) -> dict:
     """Score a folder of outputs against their photos (pairing: ``evaluation.pairs``); returns
     what :func:`evaluate` returns (``grids`` empty).
 
     Every check that needs no decoding happens before any work (folders, pairing, --out, the
     detectors); unreadable files and outputs of another aspect ratio are skipped per pair and
-    counted. ``num``: the first N pairs (by name). ``analyser``: as in :func:`evaluate`. Raises
-    ToonFaceError (one line).
+    counted. ``num``: the first N pairs (by name). ``analyser``, ``workers``: as in
+    :func:`evaluate`. Raises ToonFaceError (one line).
     """
     from datasets.landmarks import resolve_detector
     from evaluation.pairs import pair_folders, read_pair
@@ -377,7 +387,7 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
     spec = resolve_detector(landmark_detector, landmark_model)
     if spec.note:
         echo(f"note: {spec.note}")
-    analyser = analyser or dlib_analyser(dlib_detector, dlib_upsample)
+    analyser = analyser or dlib_analyser(dlib_detector, dlib_upsample, load=workers <= 1)
     dev = resolve_device(str(device))
     reference = prepare_reference(cartoon_dir, inception, checkpoints_dir, dev, max_real, echo)
     superpixel, seg_num = superpixel or "fast", int(seg_num or 200)
@@ -397,7 +407,8 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
     try:
         scores = score(_scored((read_pair(p) for p in file_pairs), shown), analyser=analyser,
                        landmarks=detector, landmark_detector=spec.key, superpixel=superpixel,
-                       seg_num=seg_num, reference=reference, kid_subsets=kid_subsets, echo=echo)
+                       seg_num=seg_num, reference=reference, kid_subsets=kid_subsets,
+                       workers=workers, echo=echo)
     finally:
         if detector is not None:
             detector.close()

@@ -81,7 +81,7 @@ def test_checkpoint_path_photo_dir_num_and_no_inception(run, tmp_path):
     gen = run / "v3" / "generator" / "latest.pt"
     photos = json.loads((run / "v3" / "config.json").read_text())["photo_dir"]
     res = cli("--checkpoint", gen, "--photo_dir", photos, "--num", 3, "--out", tmp_path / "o",
-              "--inception", tmp_path / "none.pt")
+              "--inception", tmp_path / "none.pt", "--workers", 0)
     assert res.returncode == 0, res.stderr[-2000:]
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["n"] == 3 and m["fid"] is None and "none.pt" in m["fid_reason"]

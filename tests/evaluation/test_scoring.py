@@ -95,3 +95,13 @@ def test_fid_and_cartoon_style_with_a_reference(face_analyser, face, faceless, t
 def test_no_pairs_is_an_error(face_analyser):
     with pytest.raises(ToonFaceError, match="no .* pairs"):
         score([], analyser=face_analyser, reference=Reference())
+
+
+def test_worker_processes_give_the_same_records(face_analyser, face, faceless):
+    from evaluation.dlib_faces import DlibFaceAnalyser
+
+    here = score(pairs(face, faceless), analyser=face_analyser, landmark_detector="dlib")
+    # an analyser that is never loaded here: the two spawned workers load their own
+    there = score(pairs(face, faceless), analyser=DlibFaceAnalyser(), landmark_detector="dlib",
+                  workers=2)
+    assert there["per_image"] == here["per_image"] and there["summary"] == here["summary"]
