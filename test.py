@@ -73,8 +73,8 @@ def _refuse(message: str):
               help="FaceLandmarker .task file for --landmark-detector mediapipe-tasks")
 @click.option("--dlib-detector", "--dlib_detector", "dlib_detector", type=click.Choice(DLIB_DETECTORS),
               default=DEFAULT_DLIB_DETECTOR, show_default=True,
-              help="face detector of the dlib judge (nme68, identity): hog (fast) or cnn (MMOD, "
-                   "finds more non-frontal faces, ~10x slower)")
+              help="face detector of the dlib judge (nme68, identity): hog (fast) or cnn (MMOD: "
+                   "finds more non-frontal faces, tens of times slower)")
 @click.option("--dlib-upsample", "--dlib_upsample", "dlib_upsample", type=click.IntRange(min=0),
               default=DEFAULT_DLIB_UPSAMPLE, show_default=True,
               help="times the dlib detector doubles the image first (1: faces down to ~40 px)")
