@@ -218,7 +218,8 @@ def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT
     if load:
         return analyser.load()
     import_dlib()
-    for f in (SHAPE_PREDICTOR_68, FACE_RECOGNITION_RESNET) + ((MMOD_FACE_DETECTOR,) if detector == "cnn" else ()):
+    needed = (SHAPE_PREDICTOR_68, FACE_RECOGNITION_RESNET)
+    for f in needed + ((MMOD_FACE_DETECTOR,) if detector == "cnn" else ()):
         model_path(f)
     return analyser
 
