@@ -287,3 +287,17 @@ def test_fixture_photos_scored_against_themselves_are_zero(face_analyser, tmp_pa
     assert m["identity_same_rate"] == 1.0 and m["face_found_rate_dlib"] == 1.0
     assert m["style"]["output"] == m["style"]["photo"]
     assert len(m["photos_without_output"]) == 46
+
+
+@requires_dlib
+def test_outputs_with_the_cnn_detector(folders, tmp_path):
+    from evaluation.evaluate import evaluate_outputs
+
+    ph, out = folders
+    res = evaluate_outputs(outputs=str(out), photo_dir=str(ph), out=str(tmp_path / "s"), num=1,
+                           dlib_detector="cnn", dlib_upsample=0, landmark_detector="dlib",
+                           echo=lambda m: None)
+    m = json.loads(res["metrics_path"].read_text())
+    assert m["face"]["settings"] == {"detector": "cnn", "upsample": 0, "jitters": 0}
+    assert m["pairs"] == 1 and m["nme68_mean"] == 0.0 and m["face_found_rate_dlib"] == 1.0
+    assert m["nme_mediapipe_mean"] is None and m["landmark"]["detector"] == "dlib"
