@@ -1,41 +1,57 @@
-"""What ``test.py`` runs: a generator on held-out photos -> grids, per-image outputs,
-``metrics.json`` and ``index.html``.
+"""What ``test.py`` runs, in steps: locate -> photos -> outputs -> score -> report.
 
-Output folder (default ``<run>/test/step_XXXXXX``)::
+Two ways in, one way out:
 
-    grids/grid_NN.png          side-by-side rows (training/visuals.py columns), 8 faces each
-    photos/NNNN_<stem>.png     the centre crop the generator saw
-    outputs/NNNN_<stem>.png    the cartoon (guided-filtered output)
-    metrics.json               landmark NME / found rate, FID / KID (when an Inception file is
-                               found), style statistics; "summary" holds the flat numbers
-    index.html
+- :func:`evaluate` (a checkpoint): :func:`locate_generator` -> :func:`select_photos` and
+  :func:`load_crops` (the training view) -> :func:`generate_outputs` (the inference path,
+  ``inference.Cartoonizer``, what ``cartoonize.py`` delivers; grids beside) -> score -> report.
+- :func:`evaluate_outputs` (``test.py --outputs DIR --photo_dir DIR``: any folder of results,
+  another tool's too): ``evaluation.pairs.pair_folders`` -> ``read_pair`` per pair -> score ->
+  report.
 
-The generator's output is passed through the guided filter with ``gf_eps`` (default: the
-inference value 5e-3, what ``cartoonize.py`` delivers; ``--gf_eps`` sets another).
+Score is ``evaluation.scoring.score`` and report is :func:`write_report` in both, so the two
+modes write the same files with the same keys::
+
+    metrics.json     the contract keys (evaluation/scoring.py) flat at the top level and in
+                     "summary", plus details: dlib settings, landmark detector, style of
+                     outputs / photos / cartoon set, FID, notes, per-image records
+    per_image.csv    one row per pair (evaluation.scoring.PER_IMAGE_COLUMNS)
+    index.html       metrics, grids (checkpoint mode), a row per pair with its images
+
+A checkpoint's folder (default ``<run>/test/step_XXXXXX``) also holds ``grids/grid_NN.png``
+(training/visuals.py columns, 8 faces each), ``photos/NNNN_<stem>.png`` (the centre crop the
+generator saw) and ``outputs/NNNN_<stem>.png`` (the cartoon). The folder of ``--outputs``
+(default ``<outputs>_scores`` beside it) holds only the three files above; index.html links
+the scored files where they are.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from evaluation.pairs import Pair, load_crops  # noqa: F401 (load_crops: part of this API)
+from evaluation.scoring import DEFAULT_MAX_REAL, PER_IMAGE_COLUMNS, prepare_reference, score
 from utils.errors import ToonFaceError
 from utils.run_dir import RunDir, resolve_generator
 
 INFERENCE_GF_EPS = 5e-3
 GRID_ROWS = 8
-DEFAULT_MAX_REAL = 5000  # cartoon images used as the FID reference set
+DEFAULT_DLIB_DETECTOR = "hog"
+DEFAULT_DLIB_UPSAMPLE = 1
 
 
 def _echo(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-# --------------------------------------------------------------------------- locating things
+# --------------------------------------------------------------------------- 1. locate
 def locate_generator(checkpoints_dir: str = "checkpoints", name: str | None = None,
                      model_version: int | None = None, step: int | None = None,
                      checkpoint: str | None = None) -> tuple[Path, RunDir | None]:
@@ -57,6 +73,24 @@ def read_run_config(run: RunDir | None) -> dict:
     return (run.read_config() or {}) if run is not None else {}
 
 
+def check_out_dir(out_dir: str | Path, **inputs: str | Path | None) -> Path:
+    """``out_dir`` unless it is one of the input folders (``inputs``: flag name -> folder) or
+    inside one: what test.py writes there (photos/, outputs/ PNGs) would be read as input by
+    the next run. Raises ToonFaceError naming the flag."""
+    out = Path(out_dir)
+    o = out.resolve()
+    for flag, folder in inputs.items():
+        if not folder:
+            continue
+        f = Path(folder).resolve()
+        if o == f or f in o.parents:
+            where = "is" if o == f else "is inside"
+            raise ToonFaceError(f"--out {out} {where} the --{flag} folder {folder}: test.py's files "
+                                "there would be read as input by the next run; choose another --out")
+    return out
+
+
+# --------------------------------------------------------------------------- 2. photos
 def heldout_photos(run: RunDir) -> list[Path]:
     """The photos a run held out of training (``heldout.txt``)."""
     f = run.heldout_file
@@ -74,19 +108,25 @@ def heldout_photos(run: RunDir) -> list[Path]:
     return paths
 
 
-def load_crops(paths: list[Path], image_size: int, load_size: int | None = None) -> list[np.ndarray]:
-    """Centre crops (the training evaluation view), uint8 (S, S, 3) RGB."""
-    from datasets.folders import resize_crop_flip
-    from datasets.images import UnreadableImage, read_image_rgb
+def select_photos(photos: list | None, photo_dir: str | None, run: RunDir | None,
+                  gen_path: Path, num: int | None) -> tuple[list[Path], str]:
+    """(photo files, where they came from): ``photos``, else ``photo_dir``, else the run's
+    ``heldout.txt``; the first ``num``. Raises ToonFaceError when there is none."""
+    from datasets.folders import collect_images
 
-    out = []
-    for p in paths:
-        try:
-            raw = read_image_rgb(p)
-        except UnreadableImage as exc:
-            raise ToonFaceError(f"unreadable image {p}: {exc}") from None
-        out.append(resize_crop_flip(raw, image_size, max(load_size or image_size, image_size), None)[0])
-    return out
+    if photos is not None:
+        paths, source = [Path(p) for p in photos], "a given list"
+    elif photo_dir:
+        paths, source = collect_images(photo_dir, "photo"), str(photo_dir)
+    elif run is not None:
+        paths, source = heldout_photos(run), str(run.heldout_file)
+    else:
+        raise ToonFaceError(f"{gen_path} is not inside a run folder, so there is no held-out "
+                            "list: pass --photo_dir")
+    paths = paths[:num] if num is not None else paths
+    if not paths:
+        raise ToonFaceError("no photos to evaluate")
+    return paths, source
 
 
 class CachedDetector:
@@ -112,17 +152,114 @@ class CachedDetector:
         self.detector.close()
 
 
-# ------------------------------------------------------------------------------- evaluation
-def real_features(extractor, paths: list[Path], image_size: int, cache: dict | None) -> np.ndarray:
-    key = (str(extractor.path), image_size, tuple(str(p) for p in paths))
-    if cache is not None and key in cache:
-        return cache[key]
-    feats = extractor(load_crops(paths, image_size))
-    if cache is not None:
-        cache[key] = feats
-    return feats
+# --------------------------------------------------------------------------- 3. outputs
+def generate_outputs(toon, G, crops: list[np.ndarray], names: list[str], sources: list[Path],
+                     out_dir: Path, detector, batch_size: int = 8, superpixel: str = "fast",
+                     seg_num: int = 200) -> tuple[list[Pair], list[Path]]:
+    """Cartoons of the crops by the inference path, written with the crops and the grids.
+
+    toon: an ``inference.cartoonizer.Cartoonizer`` (its ``eps`` is test.py's ``--gf_eps``); its
+    outputs are what is saved and scored. G: the same generator, for the grid's "raw G" column;
+    the grid's surface, texture and structure columns are computed from toon's output
+    (training/visuals.py); the landmark map column comes from ``detector`` on the photo.
+    Returns (pairs in memory, grid files).
+    """
+    import torch
+
+    from datasets.images import to_tensor
+    from datasets.landmarks import render_landmark_map
+    from training.visuals import COLUMNS, make_grid, representations, save_png
+
+    for sub in ("grids", "photos", "outputs"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    pairs: list[Pair] = []
+    grids: list[Path] = []
+    grid_cols: dict[str, list] = {c: [] for c in COLUMNS}
+    grid_labels: list[str] = []
+    for i in range(0, len(crops), batch_size):
+        chunk = crops[i:i + batch_size]
+        outs = toon.stylize_batch(chunk)
+        x = torch.stack([to_tensor(im) for im in chunk]).to(toon.device)
+        h, w = chunk[0].shape[:2]
+        lmaps = torch.from_numpy(np.stack([render_landmark_map(detector.detect(im), h, w)
+                                           for im in chunk]))
+        shown = torch.stack([to_tensor(o) for o in outs]).to(toon.device)
+        cols = representations(G, x, lmaps, toon.eps, superpixel, seg_num, COLUMNS, output=shown)
+        for j, (crop, out_img) in enumerate(zip(chunk, outs)):
+            k = i + j
+            photo_file = out_dir / "photos" / f"{names[k]}.png"
+            output_file = out_dir / "outputs" / f"{names[k]}.png"
+            save_png(photo_file, crop)
+            save_png(output_file, out_img)
+            pairs.append(Pair(names[k], sources[k], output_file, crop, out_img,
+                              shown_photo=photo_file))
+            for c in COLUMNS:
+                grid_cols[c].append(cols[c][j])
+            grid_labels.append(sources[k].stem)
+            if len(grid_labels) == GRID_ROWS or k == len(crops) - 1:
+                g = out_dir / "grids" / f"grid_{len(grids):02d}.png"
+                save_png(g, make_grid({c: torch.stack(v) for c, v in grid_cols.items()}, grid_labels))
+                grids.append(g)
+                grid_cols = {c: [] for c in COLUMNS}
+                grid_labels = []
+    return pairs, grids
 
 
+# ----------------------------------------------------------------------------- 4. score
+def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT_DLIB_UPSAMPLE,
+                  load: bool = True):
+    """The dlib judge; ``load``: its models now (else only checked to be installed), so a
+    missing package fails before any work."""
+    from evaluation.dlib_faces import (FACE_RECOGNITION_RESNET, MMOD_FACE_DETECTOR,
+                                       SHAPE_PREDICTOR_68, DlibFaceAnalyser, import_dlib,
+                                       model_path)
+
+    analyser = DlibFaceAnalyser(detector=detector, upsample=upsample)
+    if load:
+        return analyser.load()
+    import_dlib()
+    needed = (SHAPE_PREDICTOR_68, FACE_RECOGNITION_RESNET)
+    for f in needed + ((MMOD_FACE_DETECTOR,) if detector == "cnn" else ()):
+        model_path(f)
+    return analyser
+
+
+# ---------------------------------------------------------------------------- 5. report
+def write_report(out_dir: Path, result: dict, pairs_shown: list[dict], grids: list[Path] = (),
+                 loss_curves: Path | None = None) -> dict:
+    """metrics.json, per_image.csv and index.html in ``out_dir``.
+
+    result: the header fields of the evaluation plus, when scored, what
+    ``evaluation.scoring.score`` returned (its "summary" keys are copied to the top level).
+    pairs_shown: per pair {"name", "photo", "output"} image files for index.html.
+    Returns {"metrics_path", "per_image_path", "index"}.
+    """
+    from evaluation.report import write_test_index
+    from utils.io import atomic_write_bytes, atomic_write_text
+
+    summary = result.get("summary") or {}
+    metrics = {"mode": result.get("mode"), **summary, **result}
+    metrics_path = out_dir / "metrics.json"
+    atomic_write_bytes(metrics_path, (json.dumps(_clean(metrics), indent=2) + "\n").encode())
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(PER_IMAGE_COLUMNS)
+    for row in result.get("per_image", []):
+        w.writerow(["" if row.get(k) is None else _clean(row.get(k)) for k in PER_IMAGE_COLUMNS])
+    per_image_path = out_dir / "per_image.csv"
+    atomic_write_text(per_image_path, buf.getvalue())
+    index = write_test_index(out_dir, _clean(metrics), grids, pairs_shown, loss_curves)
+    return {"metrics_path": metrics_path, "per_image_path": per_image_path, "index": index}
+
+
+def _scored(pairs: Iterable[Pair], shown: list[dict]) -> Iterator[Pair]:
+    """Pass pairs through, noting which image files index.html shows for each."""
+    for p in pairs:
+        shown.append({"name": p.name, "photo": p.shown_photo, "output": p.shown_output})
+        yield p
+
+
+# ------------------------------------------------------------------------- the two modes
 def evaluate(*, checkpoint: str | None = None, name: str | None = None,
              model_version: int | None = None, step: int | None = None,
              checkpoints_dir: str = "checkpoints", photo_dir: str | None = None,
@@ -133,192 +270,168 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
              gf_eps: float = INFERENCE_GF_EPS, metrics: bool = True,
              max_real: int = DEFAULT_MAX_REAL, kid_subsets: int = 100,
              feature_cache: dict | None = None, landmark_detector=None,
-             landmark_model: str | None = None, echo: Callable[[str], None] = _echo) -> dict:
-    """Evaluate one generator; returns ``{"out_dir", "index", "metrics_path", "metrics", "grids"}``.
+             landmark_model: str | None = None, dlib_detector: str = DEFAULT_DLIB_DETECTOR,
+             dlib_upsample: int = DEFAULT_DLIB_UPSAMPLE, analyser=None, workers: int = 0,
+             echo: Callable[[str], None] = _echo) -> dict:
+    """Evaluate one generator; returns ``{"out_dir", "index", "metrics_path", "per_image_path",
+    "metrics", "grids"}``.
 
     Photos: ``photos`` (a list), else ``photo_dir``, else the run's ``heldout.txt``; the first
-    ``num``. landmark_detector / landmark_model: the detector of the landmark map column and
-    the NME (a name or DetectorSpec; default: the run's, else the default detector). Raises
-    ToonFaceError for anything the user can fix.
+    ``num``, centre-cropped to ``image_size`` (default: the training size). Outputs: the
+    inference path with guided-filter eps ``gf_eps``. landmark_detector / landmark_model: the
+    detector of the landmark map column and the mediapipe NME (a name or DetectorSpec;
+    default: the run's, else the default detector). dlib_detector / dlib_upsample: the judge of
+    nme68 and identity; analyser: a loaded ``DlibFaceAnalyser`` to use instead (its models load
+    once, e.g. across a sweep or a test session); workers: processes for the dlib judge (0: this
+    process; see ``evaluation.scoring``). Raises ToonFaceError for anything the user can fix.
     """
-    import torch
-
-    from datasets.folders import collect_images
-    from datasets.images import to_tensor, to_uint8
-    from datasets.landmarks import render_landmark_map
-    from evaluation.report import write_test_index
+    from datasets.landmarks import resolve_detector
+    from inference.cartoonizer import Cartoonizer
     from models.checkpoint import load_generator
     from utils.device import resolve_device
-    from training.visuals import COLUMNS, make_grid, representations, save_png
-    from utils.io import atomic_write_bytes
-
-    from datasets.landmarks import resolve_detector
 
     gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
+    if out is not None:
+        check_out_dir(out, photo_dir=photo_dir)
     cfg = read_run_config(run)
     if landmark_detector is None and landmark_model is None:
         landmark_detector, landmark_model = cfg.get("landmark_detector"), cfg.get("landmark_model")
     spec = resolve_detector(landmark_detector, landmark_model)
     if spec.note:
         echo(f"note: {spec.note}")
+    paths, source = select_photos(photos, photo_dir, run, gen_path, num)
     dev = resolve_device(str(device))
     G, meta = load_generator(gen_path, dev)
     gstep = meta.get("step")
-    size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)
-    superpixel = superpixel or cfg.get("superpixel", "fast")
-    seg_num = int(seg_num or cfg.get("seg_num", 200))
-
-    if photos is not None:
-        paths, source = [Path(p) for p in photos], "a given list"
-    elif photo_dir:
-        paths, source = collect_images(photo_dir, "photo"), str(photo_dir)
-    elif run is not None:
-        paths, source = heldout_photos(run), str(run.heldout_file)
-    else:
-        raise ToonFaceError(f"{gen_path} is not inside a run folder, so there is no held-out "
-                            "list: pass --photo_dir")
-    if num is not None:
-        paths = paths[:num]
-    if not paths:
-        raise ToonFaceError("no photos to evaluate")
-
     if out is None:
         base = run if run is not None else RunDir(gen_path.parent)
         out = base.test_dir(gstep if isinstance(gstep, int) else None, gen_path.stem)
-    out_dir = Path(out)
-    for sub in ("grids", "photos", "outputs"):
-        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    out_dir = check_out_dir(out, photo_dir=photo_dir)
+    size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)
+    superpixel = superpixel or cfg.get("superpixel", "fast")
+    seg_num = int(seg_num or cfg.get("seg_num", 200))
+    toon = Cartoonizer(G, dev, eps=gf_eps)
+    if metrics and analyser is None:
+        analyser = dlib_analyser(dlib_detector, dlib_upsample, load=workers <= 1)
+    reference = (prepare_reference(cartoon_dir or cfg.get("cartoon_dir"), inception,
+                                   checkpoints_dir, dev, max_real, echo) if metrics else None)
     echo(f"evaluating {gen_path} (step {gstep}) on {len(paths)} photos from {source} -> {out_dir}")
 
     detector = CachedDetector(spec)
     try:
-        photo_u8 = load_crops(paths, size, cfg.get("load_size") if size == cfg.get("image_size") else None)
+        crops = load_crops(paths, size, cfg.get("load_size") if size == cfg.get("image_size") else None)
         names = [f"{i:04d}_{p.stem}" for i, p in enumerate(paths)]
-        output_u8: list[np.ndarray] = []
-        rows: list[dict] = []
-        grids: list[Path] = []
-        grid_cols: dict[str, list] = {c: [] for c in COLUMNS}
-        grid_labels: list[str] = []
-        for i in range(0, len(paths), batch_size):
-            chunk = photo_u8[i:i + batch_size]
-            x = torch.stack([to_tensor(im) for im in chunk]).to(dev)
-            lmaps = torch.from_numpy(np.stack([render_landmark_map(detector.detect(im), size, size)
-                                               for im in chunk]))
-            cols = representations(G, x, lmaps, gf_eps, superpixel, seg_num, COLUMNS)
-            for j in range(len(chunk)):
-                k = i + j
-                out_img = to_uint8(cols["output"][j])
-                output_u8.append(out_img)
-                r = {"name": names[k], "source": str(paths[k]),
-                     "photo": out_dir / "photos" / f"{names[k]}.png",
-                     "output": out_dir / "outputs" / f"{names[k]}.png"}
-                save_png(r["photo"], chunk[j])
-                save_png(r["output"], out_img)
-                rows.append(r)
-                for c in COLUMNS:
-                    grid_cols[c].append(cols[c][j])
-                grid_labels.append(paths[k].stem)
-                if len(grid_labels) == GRID_ROWS or k == len(paths) - 1:
-                    g = out_dir / "grids" / f"grid_{len(grids):02d}.png"
-                    save_png(g, make_grid({c: torch.stack(v) for c, v in grid_cols.items()}, grid_labels))
-                    grids.append(g)
-                    grid_cols = {c: [] for c in COLUMNS}
-                    grid_labels = []
-
+        pairs, grids = generate_outputs(toon, G, crops, names, paths, out_dir, detector,
+                                        batch_size, superpixel, seg_num)
         result: dict[str, Any] = {
-            "run": str(run) if run else None, "checkpoint": str(gen_path), "step": gstep,
-            "image_size": size, "gf_eps": gf_eps, "superpixel": superpixel, "seg_num": seg_num,
-            "n": len(paths), "photo_source": source, "photos": [str(p) for p in paths],
-            "notes": [],
+            "mode": "checkpoint", "run": str(run) if run else None, "checkpoint": str(gen_path),
+            "step": gstep, "image_size": size, "gf_eps": gf_eps, "superpixel": superpixel,
+            "seg_num": seg_num, "n": len(paths), "photo_source": source,
+            "photos": [str(p) for p in paths], "notes": [],
         }
-        summary: dict[str, Any] = {}
         if metrics:
-            from evaluation.nme import landmark_nme
-
-            lm = landmark_nme(photo_u8, output_u8, detector=detector)
-            result["landmark"] = {k: v for k, v in lm.items() if k != "per_image"}
-            result["landmark"]["detector"] = spec.key
-            for r, v in zip(rows, lm["per_image"]):
-                r["nme"] = v
-            summary.update(nme=lm["nme"], found_rate=lm["found_rate"])
-            summary.update(_fid_metrics(result, output_u8, photo_u8, cfg, cartoon_dir, inception,
-                                        checkpoints_dir, dev, size, max_real, kid_subsets,
-                                        feature_cache, echo))
-            from evaluation.style import style_stats
-
-            style = {"output": style_stats(output_u8, superpixel, seg_num),
-                     "photo": style_stats(photo_u8, superpixel, seg_num)}
-            cart = result.get("cartoon_paths_used")
-            if cart:
-                style["cartoon"] = style_stats(load_crops([Path(p) for p in cart[:len(paths) * 4]], size),
-                                               superpixel, seg_num)
-            result["style"] = style
-            summary.update({k: v for k, v in style["output"].items() if k != "n"})
-        result["summary"] = summary
-        result["per_image"] = [{"name": r["name"], "photo": r["source"],
-                                "output": str(r["output"]), "nme": r.get("nme")} for r in rows]
-        result.pop("cartoon_paths_used", None)
+            scores = score(pairs, analyser=analyser, landmarks=detector,
+                           landmark_detector=spec.key, superpixel=superpixel, seg_num=seg_num,
+                           reference=reference, reference_size=size, kid_subsets=kid_subsets,
+                           feature_cache=feature_cache, workers=workers, echo=echo)
+            result.update(_scores_fields(scores, reference))
+        else:
+            result["summary"] = {}
+            result["per_image"] = [{"name": p.name, "photo": str(p.photo_path),
+                                    "output": str(p.output_path)} for p in pairs]
     finally:
         detector.close()
-
-    metrics_path = out_dir / "metrics.json"
-    atomic_write_bytes(metrics_path, (json.dumps(_clean(result), indent=2) + "\n").encode())
+    shown = [{"name": p.name, "photo": p.shown_photo, "output": p.shown_output} for p in pairs]
     curves = None
     if run is not None and run.stats_file.is_file():
         from training.curves import plot_loss_curves
 
         curves = plot_loss_curves(run.stats_file, run.loss_curves)
-    index = write_test_index(out_dir, result, grids, rows, curves)
-    return {"out_dir": out_dir, "index": index, "metrics_path": metrics_path,
-            "metrics": result, "grids": grids}
+    files = write_report(out_dir, result, shown, grids, curves)
+    return {"out_dir": out_dir, **files, "metrics": _clean(result), "grids": grids}
 
 
-def _fid_metrics(result: dict, output_u8, photo_u8, cfg: dict, cartoon_dir, inception,
-                 checkpoints_dir, dev, size: int, max_real: int, kid_subsets: int,
-                 feature_cache, echo) -> dict:
-    """FID / KID of the outputs to the cartoon set and to the photos; records why when skipped."""
-    from datasets.folders import collect_images, resolve_cartoon_dir
-    from evaluation.fid import InceptionFeatures, fid_kid, find_inception
+def default_scores_dir(outputs: str | Path) -> Path:
+    """Where ``test.py --outputs DIR`` writes by default: ``DIR_scores`` beside ``DIR``."""
+    p = Path(outputs).resolve()
+    return p.with_name(p.name + "_scores")
 
-    keys = ("fid_cartoon", "kid_cartoon", "fid_photo", "kid_photo")
-    summary = dict.fromkeys(keys)
-    cart_paths: list[Path] = []
-    cdir = cartoon_dir or cfg.get("cartoon_dir")
-    if cdir and Path(cdir).is_dir():
-        try:
-            cart_paths = collect_images(resolve_cartoon_dir(cdir), "cartoon")
-        except ToonFaceError as exc:
-            result["notes"].append(f"no cartoon reference: {exc}")
-        if len(cart_paths) > max_real:  # a fixed random subset, the same for every evaluation
-            rng = np.random.default_rng(0)
-            cart_paths = [cart_paths[i] for i in sorted(rng.choice(len(cart_paths), max_real, replace=False))]
-    else:
-        note = (f"cartoon folder not found: {cdir}" if cdir else "no cartoon folder (pass --cartoon_dir)")
-        result["notes"].append(note + "; FID/KID to cartoons and cartoon style statistics skipped")
-        echo("notice: " + result["notes"][-1])
-    result["cartoon_paths_used"] = [str(p) for p in cart_paths]
-    result["cartoon_dir"] = str(cdir) if cdir else None
 
-    path, reason = find_inception(inception, checkpoints_dir)
-    if path is None:
-        result["fid"] = None
-        result["fid_reason"] = reason
-        echo(f"notice: FID/KID skipped: {reason}")
-        return summary
-    extractor = InceptionFeatures(path, dev)
-    fake = extractor(output_u8)
-    fid: dict[str, Any] = {"inception": str(path)}
-    fid["photo"] = fid_kid(fake, extractor(photo_u8), kid_subsets)
-    if cart_paths:
-        fid["cartoon"] = fid_kid(fake, real_features(extractor, cart_paths, size, feature_cache), kid_subsets)
-    result["fid"] = fid
-    if len(fake) < 2:
-        result["notes"].append("FID/KID need at least 2 images")
-    for ref in ("cartoon", "photo"):
-        if ref in fid:
-            summary[f"fid_{ref}"] = fid[ref]["fid"]
-            summary[f"kid_{ref}"] = fid[ref]["kid"]
-    return summary
+def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = None,
+                     num: int | None = None, cartoon_dir: str | None = None,
+                     inception: str | None = None, checkpoints_dir: str = "checkpoints",
+                     device: str = "auto", superpixel: str | None = None,
+                     seg_num: int | None = None, max_real: int = DEFAULT_MAX_REAL,
+                     kid_subsets: int = 100, landmark_detector=None,
+                     landmark_model: str | None = None,
+                     dlib_detector: str = DEFAULT_DLIB_DETECTOR,
+                     dlib_upsample: int = DEFAULT_DLIB_UPSAMPLE, analyser=None,
+                     workers: int = 0, echo: Callable[[str], None] = _echo) -> dict:
+    """Score a folder of outputs against their photos (pairing: ``evaluation.pairs``); returns
+    what :func:`evaluate` returns (``grids`` empty).
+
+    Every check that needs no decoding happens before any work (folders, pairing, --out, the
+    detectors); unreadable files and outputs of another aspect ratio are skipped per pair and
+    counted. ``num``: the first N pairs (by name). ``analyser``, ``workers``: as in
+    :func:`evaluate`. Raises ToonFaceError (one line).
+    """
+    from datasets.landmarks import resolve_detector
+    from evaluation.pairs import pair_folders, read_pair
+    from utils.device import resolve_device
+
+    if not photo_dir:
+        raise ToonFaceError("--outputs needs --photo_dir: the photos the outputs were made from")
+    pairing = pair_folders(photo_dir, outputs)
+    file_pairs = pairing.pairs[:num] if num is not None else pairing.pairs
+    out_dir = check_out_dir(out or default_scores_dir(outputs), photo_dir=photo_dir,
+                            outputs=outputs)
+    spec = resolve_detector(landmark_detector, landmark_model)
+    if spec.note:
+        echo(f"note: {spec.note}")
+    analyser = analyser or dlib_analyser(dlib_detector, dlib_upsample, load=workers <= 1)
+    dev = resolve_device(str(device))
+    reference = prepare_reference(cartoon_dir, inception, checkpoints_dir, dev, max_real, echo)
+    superpixel, seg_num = superpixel or "fast", int(seg_num or 200)
+    notes = []
+    for what, files in (("photo(s) without an output", pairing.photos_only),
+                        ("output(s) without a photo", pairing.outputs_only)):
+        if files:
+            notes.append(f"{len(files)} {what}, not scored: "
+                         + ", ".join(p.name for p in files[:5]) + (" ..." if len(files) > 5 else ""))
+            echo("notice: " + notes[-1])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    echo(f"scoring {len(file_pairs)} outputs from {outputs} against photos from {photo_dir} "
+         f"-> {out_dir}")
+    uses_landmarks = spec.name != "dlib"  # dlib's NME is nme68 already (scoring docstring)
+    detector = spec.build() if uses_landmarks else None
+    shown: list[dict] = []
+    try:
+        scores = score(_scored((read_pair(p) for p in file_pairs), shown), analyser=analyser,
+                       landmarks=detector, landmark_detector=spec.key, superpixel=superpixel,
+                       seg_num=seg_num, reference=reference, kid_subsets=kid_subsets,
+                       workers=workers, echo=echo)
+    finally:
+        if detector is not None:
+            detector.close()
+    result: dict[str, Any] = {
+        "mode": "outputs", "outputs_dir": str(outputs), "photo_dir": str(photo_dir),
+        "superpixel": superpixel, "seg_num": seg_num, "n": len(file_pairs),
+        "photo_source": str(photo_dir), "photos": [str(p.photo) for p in file_pairs],
+        "photos_without_output": [str(p) for p in pairing.photos_only],
+        "outputs_without_photo": [str(p) for p in pairing.outputs_only], "notes": notes,
+    }
+    result.update(_scores_fields(scores, reference))
+    result["notes"] = notes + result["notes"]
+    files = write_report(out_dir, result, shown)
+    return {"out_dir": out_dir, **files, "metrics": _clean(result), "grids": []}
+
+
+def _scores_fields(scores: dict, reference) -> dict:
+    """The metrics.json fields of a score result."""
+    return {"summary": scores["summary"], "face": scores["face"], "landmark": scores["landmark"],
+            "style": scores["style"], "fid": scores["fid"], "fid_reason": scores["fid_reason"],
+            "cartoon_dir": reference.cartoon_dir if reference else None,
+            "notes": scores["notes"], "per_image": scores["per_image"]}
 
 
 def _clean(obj):

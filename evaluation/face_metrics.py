@@ -110,6 +110,14 @@ def _record(name) -> dict:
             "identity_same": None}
 
 
+def error_record(name, reason: str) -> dict:
+    """The record of a pair that could not be scored (unreadable file, another aspect ratio...):
+    status ``"error"`` with the one-line ``reason``; counted in ``pairs_failed``."""
+    rec = _record(name)
+    rec["error"] = str(reason)
+    return rec
+
+
 def score_pair(photo: np.ndarray, output: np.ndarray, analyser: DlibFaceAnalyser,
                name=None, photo_face: tuple[Face | None, int] | None = None) -> dict:
     """Score one (photo, output) pair of uint8 RGB arrays; never raises for bad input.
@@ -249,9 +257,7 @@ def score_face_files(photo_paths: Sequence[str | os.PathLike],
         try:
             photo, output = read_rgb(pp), read_rgb(op)
         except ToonFaceError as exc:
-            rec = _record(str(pp))
-            rec["error"] = str(exc)
-            records.append(rec)
+            records.append(error_record(str(pp), str(exc)))
             continue
         records.append(score_pair(photo, output, analyser, name=str(pp)))
     return {"summary": summarise_face_pairs(records), "per_pair": records,

@@ -19,6 +19,10 @@ for dlib (the usual 300-W outer-corner normalisation), and output points rescale
   sides (those averaged in ``nme``);
   ``n``: #images.
 - ``per_image``: NME_i, or ``None`` where it is undefined (no face on either side).
+
+``test.py`` reports ``nme`` and ``found_rate`` as ``nme_mediapipe_mean`` and
+``face_found_rate_mediapipe`` (evaluation/scoring.py), computed with a mediapipe backend only:
+with dlib as the training detector they would repeat dlib's ``nme68``.
 """
 from __future__ import annotations
 
@@ -53,6 +57,22 @@ def nme_of_points(photo_pts: np.ndarray, output_pts: np.ndarray) -> float:
     return float(np.linalg.norm(p - o, axis=1).mean() / d_io)
 
 
+def pair_nme(photo: np.ndarray, output: np.ndarray, detector) -> tuple[bool, bool | None, float | None]:
+    """One pair: (face found on the photo, face found on the output or None when the photo has
+    none, NME_i or None where undefined). photo, output: uint8 (H, W, 3) RGB; the output's
+    points are rescaled to the photo's pixel frame when the sizes differ."""
+    p = detector.detect(photo)
+    if p is None:
+        return False, None, None
+    o = detector.detect(output)
+    if o is None:
+        return True, False, None
+    o = np.asarray(o, dtype=np.float64) * np.array(
+        [photo.shape[1] / output.shape[1], photo.shape[0] / output.shape[0]])
+    v = nme_of_points(p, o)
+    return True, True, (v if math.isfinite(v) else None)
+
+
 def landmark_nme(photos, outputs, detector=None) -> dict:
     """Landmark NME of outputs against photos (see the module docstring for the definitions).
 
@@ -72,20 +92,10 @@ def landmark_nme(photos, outputs, detector=None) -> dict:
         per_image: list[float | None] = []
         photo_found = both_found = 0
         for ph, out in zip(photos, outputs):
-            p = detector.detect(ph)
-            if p is None:
-                per_image.append(None)
-                continue
-            photo_found += 1
-            o = detector.detect(out)
-            if o is None:
-                per_image.append(None)
-                continue
-            both_found += 1
-            o = np.asarray(o, dtype=np.float64) * np.array(
-                [ph.shape[1] / out.shape[1], ph.shape[0] / out.shape[0]])
-            v = nme_of_points(p, o)
-            per_image.append(None if not math.isfinite(v) else v)
+            found_p, found_o, v = pair_nme(ph, out, detector)
+            photo_found += found_p
+            both_found += bool(found_o)
+            per_image.append(v)
     finally:
         if own:
             detector.close()

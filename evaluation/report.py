@@ -67,36 +67,74 @@ def img(src: str, cls: str = "full", alt: str = "") -> str:
     return f'<img class="{cls}" src="{html.escape(src)}" alt="{html.escape(alt)}">'
 
 
+def _link(path, out_dir: Path) -> str:
+    """A relative link from ``out_dir`` (an absolute file URL where none exists)."""
+    try:
+        return rel(path, out_dir)
+    except ValueError:  # another drive (Windows)
+        return Path(path).resolve().as_uri()
+
+
 def write_test_index(out_dir: Path, metrics: dict, grids: list[Path], rows: list[dict],
                      loss_curves: Path | None = None) -> Path:
-    """``out_dir/index.html`` of one evaluation: metrics, grids, one row per face."""
+    """``out_dir/index.html`` of one evaluation (a checkpoint's or a folder of outputs'):
+    metrics, grids, one row per pair with its photo and output.
+
+    metrics: the metrics.json dict; rows: per pair {"name", "photo", "output"} image files
+    (linked relative to ``out_dir``; a folder of outputs is linked where it lies).
+    """
     out_dir = Path(out_dir)
-    parts = [f"<p>generator <code>{html.escape(str(metrics.get('checkpoint')))}</code>, step "
-             f"{html.escape(fmt(metrics.get('step')))}, {metrics.get('n')} faces at "
-             f"{metrics.get('image_size')} px from {html.escape(str(metrics.get('photo_source')))}</p>"]
+    if metrics.get("mode") == "outputs":
+        head = (f"<p>outputs <code>{html.escape(str(metrics.get('outputs_dir')))}</code> scored "
+                f"against photos <code>{html.escape(str(metrics.get('photo_dir')))}</code>: "
+                f"{metrics.get('n')} pairs</p>")
+    else:
+        head = (f"<p>generator <code>{html.escape(str(metrics.get('checkpoint')))}</code>, step "
+                f"{html.escape(fmt(metrics.get('step')))}, {metrics.get('n')} faces at "
+                f"{metrics.get('image_size')} px from {html.escape(str(metrics.get('photo_source')))}"
+                "</p>")
+    parts = [head]
     summary = metrics.get("summary", {})
     parts.append("<h2>Metrics</h2>")
     parts.append(table(["metric", "value"], [[k, v] for k, v in summary.items()]))
+    face = (metrics.get("face") or {}).get("settings")
+    if face:
+        parts.append(f"<p>dlib judge: {html.escape(str(face.get('detector')))} detector, upsample "
+                     f"{face.get('upsample')}; training landmark detector: "
+                     f"{html.escape(str((metrics.get('landmark') or {}).get('detector')))}</p>")
     for note in metrics.get("notes", []):
         parts.append(f'<p class="note">{html.escape(note)}</p>')
     style = metrics.get("style") or {}
     if style:
-        keys = ["distinct_colours", "edge_density", "flatness", "n"]
+        keys = ["distinct_colours", "edge_density", "flatness", "smooth_share", "n"]
         parts.append("<h3>Style statistics (outputs vs their photos vs the cartoon set)</h3>")
         parts.append(table(["images"] + keys, [[name] + [s.get(k) for k in keys]
                                                for name, s in style.items() if s]))
-    parts.append('<p><a href="metrics.json">metrics.json</a></p>')
+    parts.append('<p><a href="metrics.json">metrics.json</a> <a href="per_image.csv">per_image.csv</a></p>')
     if loss_curves is not None and Path(loss_curves).is_file():
         parts.append(f'<h2>Loss curves</h2>{img(rel(loss_curves, out_dir))}')
-    parts.append("<h2>Side by side</h2>")
-    parts.extend(f"<p>{img(rel(g, out_dir))}</p>" for g in grids)
-    parts.append("<h2>Per face</h2>")
-    parts.append(table(["face", "photo", "output", "NME"],
-                       [[r["name"], Raw(img(rel(r["photo"], out_dir), "thumb")),
-                         Raw(img(rel(r["output"], out_dir), "thumb")), r.get("nme")] for r in rows]))
+    if grids:
+        parts.append("<h2>Side by side</h2>")
+        parts.extend(f"<p>{img(rel(g, out_dir))}</p>" for g in grids)
+    per = {r.get("name"): r for r in metrics.get("per_image", [])}
+    cols = ["status", "nme68", "identity_distance", "same_person", "face_found_dlib",
+            "nme_mediapipe", "smooth_share"]
+    parts.append("<h2>Per pair</h2>")
+    body = []
+    for r in rows:
+        m = per.get(r["name"], {})
+        cells = [r["name"]]
+        for key in ("photo", "output"):
+            p = r.get(key)
+            cells.append(Raw(img(_link(p, out_dir), "thumb")) if p else None)
+        cells += [m.get(c) for c in cols]
+        cells.append(m.get("error") or Raw(""))
+        body.append(cells)
+    parts.append(table(["pair", "photo", "output", *cols, "error"], body))
     path = out_dir / "index.html"
-    atomic_write_text(path, page(f"ToonFace test: {metrics.get('run') or metrics.get('checkpoint')}",
-                                 "\n".join(parts)))
+    title = (metrics.get("outputs_dir") if metrics.get("mode") == "outputs"
+             else metrics.get("run") or metrics.get("checkpoint"))
+    atomic_write_text(path, page(f"ToonFace test: {title}", "\n".join(parts)))
     return path
 
 

@@ -42,8 +42,10 @@ TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "train.py"
 RESERVED = {"name", "model_version", "resume", "dry_run"}
 # Options that change which photos a run holds out.
 HOLDOUT_KEYS = {"photo_dir", "seed", "holdout"}
-METRIC_COLUMNS = ["nme", "found_rate", "fid_cartoon", "kid_cartoon", "fid_photo", "kid_photo",
-                  "distinct_colours", "edge_density", "flatness"]
+METRIC_COLUMNS = ["nme68_mean", "identity_distance_mean", "identity_same_rate", "face_found_rate_dlib",
+                  "nme_mediapipe_mean", "face_found_rate_mediapipe", "fid_cartoon", "kid_cartoon",
+                  "fid_photo", "kid_photo", "distinct_colours", "edge_density", "flatness",
+                  "smooth_share"]
 FIGURE_FACES = 8
 
 

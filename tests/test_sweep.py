@@ -91,8 +91,9 @@ def test_sweep_2x2_summary_figure_and_resume(tmp_path):
     with open(sweep_dir / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["run"] for r in rows] == ["w5=0_w4=0", "w5=0_w4=200", "w5=1_w4=0", "w5=1_w4=200"]
-    assert {"w5", "w4", "nme", "found_rate", "fid_cartoon", "fid_photo", "kid_cartoon",
-            "distinct_colours", "edge_density", "flatness"} <= set(rows[0])
+    assert {"w5", "w4", "nme68_mean", "identity_distance_mean", "nme_mediapipe_mean",
+            "face_found_rate_mediapipe", "fid_cartoon", "fid_photo", "kid_cartoon",
+            "distinct_colours", "edge_density", "flatness", "smooth_share"} <= set(rows[0])
     assert all(r["status"] == "evaluated" and r["step"] == "2" and r["fid_photo"] == "" for r in rows)
     # 12 photos hold out 1: every run is evaluated on the same face
     photos = {tuple(json.loads((sweep_dir / r["run"] / "test" / "step_000002" / "metrics.json")

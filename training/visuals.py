@@ -25,15 +25,22 @@ GRID_TEXTURE_WEIGHTS = torch.tensor([(lo + hi) / 2 for lo, hi in TEXTURE_WEIGHT_
 @torch.no_grad()
 def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tensor | None = None,
                     gf_eps: float = 1e-2, superpixel: str = "fast", seg_num: int = 200,
-                    columns=COLUMNS, precision_ctx=None) -> dict[str, torch.Tensor]:
-    """Every column for a photo batch: {name: (B, 3, H, W) in [-1, 1]} (CPU, float32)."""
+                    columns=COLUMNS, precision_ctx=None,
+                    output: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Every column for a photo batch: {name: (B, 3, H, W) in [-1, 1]} (CPU, float32).
+
+    output: (B, 3, H, W) in [-1, 1], the cartoon to show as "output" and to take surface,
+    texture and structure of (test.py passes what the inference path delivers); default
+    guided_filter(photo, G(photo), r=1, gf_eps).
+    """
     from contextlib import nullcontext
 
     ctx = precision_ctx or nullcontext()
     with ctx:
         raw = G(photos)
     raw = raw.float()
-    out = guided_filter(photos.float(), raw, 1, gf_eps)
+    out = (guided_filter(photos.float(), raw, 1, gf_eps) if output is None
+           else output.to(raw.device, torch.float32))
     cols = {"photo": photos.float(), "raw G": raw, "output": out}
     if "surface" in columns:
         cols["surface"] = surface(out)
