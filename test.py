@@ -12,12 +12,13 @@ import click
 from evaluation.dlib_faces import DETECTORS as DLIB_DETECTORS
 from evaluation.evaluate import (DEFAULT_DLIB_DETECTOR, DEFAULT_DLIB_UPSAMPLE, DEFAULT_MAX_REAL,
                                  INFERENCE_GF_EPS)
+from inference.cli import generator_options
 from representations.structure import STRUCTURE_METHODS as SUPERPIXEL_METHODS
 
 # Options that choose or run a generator: meaningless when scoring a folder of outputs.
-GENERATOR_OPTIONS = ("model_version", "name", "step", "checkpoint", "batch_size", "image_size",
-                     "gf_eps", "metrics")
-FLAG_NAMES = {"step": "--batch", "metrics": "--metrics/--no-metrics"}
+GENERATOR_OPTIONS = ("model_version", "name", "step", "checkpoint", "style", "styles_dir", "batch_size",
+                     "image_size", "gf_eps", "metrics")
+FLAG_NAMES = {"step": "--batch", "metrics": "--metrics/--no-metrics", "styles_dir": "--styles-dir"}
 
 
 def _refuse(message: str):
@@ -32,8 +33,7 @@ def _refuse(message: str):
 @click.option("--name", type=str, default=None, help="run name (folder under --checkpoints_dir)")
 @click.option("--batch", "--step", "step", type=click.IntRange(min=0), default=None,
               help="training step of the generator (generator/step_XXXXXX.pt)  [default: latest]")
-@click.option("--checkpoint", type=click.Path(), default=None,
-              help="a generator / training checkpoint file or run folder (instead of a run name)")
+@generator_options
 @click.option("--checkpoints_dir", "--checkpoints-dir", default="checkpoints", show_default=True,
               help="folder holding run folders")
 @click.option("--outputs", type=click.Path(), default=None,

@@ -272,9 +272,16 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
              feature_cache: dict | None = None, landmark_detector=None,
              landmark_model: str | None = None, dlib_detector: str = DEFAULT_DLIB_DETECTOR,
              dlib_upsample: int = DEFAULT_DLIB_UPSAMPLE, analyser=None, workers: int = 0,
+             style: str | None = None, styles_dir: str = "checkpoints", record: bool = True,
              echo: Callable[[str], None] = _echo) -> dict:
     """Evaluate one generator; returns ``{"out_dir", "index", "metrics_path", "per_image_path",
     "metrics", "grids"}``.
+
+    The generator: ``checkpoint`` / ``name`` / ``model_version`` (+ ``step``), or a style by
+    name or a blend of styles (``style``, found in ``styles_dir``; inference/styles.py). With
+    ``record``, the summary is written into the metadata of the generator file that was
+    scored (``metrics``), where ``--list-styles`` shows it; blends and full training
+    checkpoints are not files of that kind and are left as they are.
 
     Photos: ``photos`` (a list), else ``photo_dir``, else the run's ``heldout.txt``; the first
     ``num``, centre-cropped to ``image_size`` (default: the training size). Outputs: the
@@ -290,7 +297,16 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     from models.checkpoint import load_generator
     from utils.device import resolve_device
 
-    gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
+    if style and (checkpoint or name or model_version is not None):
+        raise ToonFaceError("give --style or a checkpoint (--checkpoint, --name, --model_version), not both")
+    if style:
+        from inference.styles import load_style
+
+        G, meta = load_style(style, styles_dir, warn=lambda m: echo(f"warning: {m}"))
+        gen_path = Path(meta["blend"][0][2] if meta.get("blend") else meta["file"])
+        run = None if meta.get("blend") else RunDir.containing(gen_path)
+    else:
+        gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
     if out is not None:
         check_out_dir(out, photo_dir=photo_dir)
     cfg = read_run_config(run)
@@ -301,11 +317,15 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
         echo(f"note: {spec.note}")
     paths, source = select_photos(photos, photo_dir, run, gen_path, num)
     dev = resolve_device(str(device))
-    G, meta = load_generator(gen_path, dev)
+    if style:
+        G = G.to(dev)
+    else:
+        G, meta = load_generator(gen_path, dev)
     gstep = meta.get("step")
+    label = _safe_label(meta["style"]) if meta.get("blend") else gen_path.stem
     if out is None:
         base = run if run is not None else RunDir(gen_path.parent)
-        out = base.test_dir(gstep if isinstance(gstep, int) else None, gen_path.stem)
+        out = base.test_dir(gstep if isinstance(gstep, int) else None, label)
     out_dir = check_out_dir(out, photo_dir=photo_dir)
     size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)
     superpixel = superpixel or cfg.get("superpixel", "fast")
@@ -324,7 +344,8 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
         pairs, grids = generate_outputs(toon, G, crops, names, paths, out_dir, detector,
                                         batch_size, superpixel, seg_num)
         result: dict[str, Any] = {
-            "mode": "checkpoint", "run": str(run) if run else None, "checkpoint": str(gen_path),
+            "mode": "checkpoint", "run": str(run) if run else None,
+            "checkpoint": None if meta.get("blend") else str(gen_path), "style_name": meta.get("style"),
             "step": gstep, "image_size": size, "gf_eps": gf_eps, "superpixel": superpixel,
             "seg_num": seg_num, "n": len(paths), "photo_source": source,
             "photos": [str(p) for p in paths], "notes": [],
@@ -348,7 +369,32 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
 
         curves = plot_loss_curves(run.stats_file, run.loss_curves)
     files = write_report(out_dir, result, shown, grids, curves)
+    if record and metrics and not meta.get("blend") and meta.get("format") == "toonface-generator":
+        _record_metrics(gen_path, result, source, echo)
     return {"out_dir": out_dir, **files, "metrics": _clean(result), "grids": grids}
+
+
+def _safe_label(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9=._+-]", "-", text)
+
+
+def _record_metrics(gen_path: Path, result: dict, source: str, echo: Callable[[str], None]) -> None:
+    """The summary into the generator file's metadata (see :func:`evaluate`)."""
+    from datetime import datetime, timezone
+
+    from models.checkpoint import update_generator_meta
+
+    summary = {k: v for k, v in _clean(result.get("summary", {})).items() if v is not None}
+    summary.update(photos=source, image_size=result.get("image_size"),
+                   scored_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    try:
+        update_generator_meta(gen_path, metrics=summary)
+    except (ToonFaceError, OSError) as exc:
+        echo(f"notice: metrics not recorded in {gen_path} ({exc})")
+        return
+    echo(f"metrics recorded in {gen_path}")
 
 
 def default_scores_dir(outputs: str | Path) -> Path:

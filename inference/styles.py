@@ -209,14 +209,16 @@ def load_style(spec: str, styles_dir: str | os.PathLike = DEFAULT_STYLES_DIR,
                ) -> tuple[Generator, dict[str, Any]]:
     """(generator in eval mode, metadata) of a style name or a blend of styles.
 
-    A single style is its generator file as saved (bit for bit); a blend's metadata is the
-    first style's, with ``style`` set to the normalised spec and ``blend`` listing the parts.
+    A single style is its generator file as saved (bit for bit; ``file`` in the metadata says
+    which); a blend's metadata is the first style's, with ``style`` set to the normalised spec
+    and ``blend`` listing the parts (name, weight, file).
     """
     parts = parse_style_spec(spec)
     styles = scan_styles(styles_dir, warn)
     chosen = [(find_style(n, styles, styles_dir), w) for n, w in parts]
     if len(chosen) == 1:
-        return load_generator(chosen[0][0].path, device)
+        G, meta = load_generator(chosen[0][0].path, device)
+        return G, {**meta, "file": str(chosen[0][0].path)}
     state = blend_weights(chosen)
     G, meta = load_generator(chosen[0][0].path)
     G.load_state_dict(state)

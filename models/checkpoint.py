@@ -72,6 +72,17 @@ def save_generator(path: str | os.PathLike, G: torch.nn.Module, **meta: Any) -> 
     atomic_save(path, lambda f: torch.save(obj, f))
 
 
+def update_generator_meta(path: str | os.PathLike, **meta: Any) -> None:
+    """Rewrite a generator file (atomically) with ``meta`` added to its metadata; the weights
+    are kept bit for bit. Raises ToonFaceError when ``path`` is not a generator file."""
+    path = Path(path)
+    obj = load_checkpoint_file(path)
+    if obj.get("format") != GENERATOR_FORMAT:
+        raise ToonFaceError(f"{path}: not a generator file; its metadata is not updated")
+    obj.update(meta)
+    atomic_save(path, lambda f: torch.save(obj, f))
+
+
 def load_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
     """The dict in a ``.pt`` file, read with ``weights_only=True``.
 

@@ -209,3 +209,29 @@ def test_training_records_the_style(tmp_path):
     time.sleep(0.01)
     G, blend_meta = load_style("hayao=0.5,shinkai=0.5", tmp_path / "ck")
     assert blend_meta["style"] == "Hayao=0.5,Shinkai=0.5"
+
+
+def test_test_py_scores_a_style_and_records_its_metrics(styles_dir, tmp_path):
+    from datasets.demo import build_demo_data
+
+    d, _ = styles_dir
+    photos, _ = build_demo_data(tmp_path / "data", 3, 1, size=64)
+    before = load_checkpoint_file(d / "soft.pt")
+    res = _cli("test.py", "--style", "SOFT", "--styles-dir", d, "--photo_dir", photos, "--out",
+               tmp_path / "score", "--workers", "0", "--image_size", "64")
+    assert res.returncode == 0, res.stderr[-2000:]
+    after = load_checkpoint_file(d / "soft.pt")
+    assert after["metrics"]["pairs"] == 3 and after["metrics"]["photos"] == str(photos)
+    assert "nme68_mean" in json.loads((tmp_path / "score" / "metrics.json").read_text())
+    for k, v in before["generator"].items():       # the weights are kept bit for bit
+        assert torch.equal(v, after["generator"][k])
+    assert f"metrics recorded in {d / 'soft.pt'}" in res.stderr
+    listing = _cli("cartoonize.py", "--list-styles", "--styles-dir", d)
+    soft_row = next(line for line in listing.stdout.splitlines() if line.startswith("Soft"))
+    assert "not scored" not in soft_row
+    blend = _cli("test.py", "--style", "soft=0.5,hard=0.5", "--styles-dir", d, "--photo_dir", photos,
+                 "--out", tmp_path / "blend", "--workers", "0", "--no-metrics")
+    assert blend.returncode == 0, blend.stderr[-2000:]
+    both = _cli("test.py", "--style", "soft", "--checkpoint", d / "hard.pt", "--styles-dir", d,
+                "--photo_dir", photos)
+    assert both.returncode == 2 and "not both" in both.stderr
