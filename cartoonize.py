@@ -8,8 +8,8 @@ import sys
 
 import click
 
-from inference.cartoonizer import (DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS, Cartoonizer,
-                                   cartoonize_files)
+from inference.cartoonizer import (CONTEXT, DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS,
+                                   MIN_OVERLAP, Cartoonizer, cartoonize_files)
 from inference.cli import generator_options
 from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
 from inference.styles import format_styles, scan_styles
@@ -51,9 +51,12 @@ def _err(msg: str) -> None:
 @click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), default=INFERENCE_EPS,
               show_default=True, help="eps of the final guided filter (r=1); larger = smoother.")
 @click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
-              help="Process images larger than this in overlapping tiles (multiple of 4; 0 = never).")
+              help=f"Largest tile side: images whose side plus {2 * CONTEXT} px of context exceeds it "
+                   "run in evenly placed overlapping tiles, seamlessly (multiple of 4, at least twice "
+                   "--overlap; 0 = never).")
 @click.option("--overlap", type=click.IntRange(min=0), default=DEFAULT_OVERLAP, show_default=True,
-              help="Tile overlap in pixels (multiple of 4, < --tile).")
+              help=f"Least tile overlap in pixels (multiple of 4); below {MIN_OVERLAP} (the least that "
+                   "is seamless) it is raised to that, with a notice.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video frames per forward pass.")

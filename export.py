@@ -3,8 +3,9 @@
     python export.py --checkpoint checkpoints/v1 --onnx toon.onnx --torchscript toon.pt
     python export.py --style hayao=0.7,shinkai=0.3 --onnx blend.onnx
 
-Both files take a photo (N, 3, H, W) in [-1, 1] (x / 127.5 - 1) with H and W multiples of 4
-(pad, then crop the result) and return the cartoon in [-1, 1], guided filter and clamp included.
+Both files take a photo (N, 3, H, W) in [-1, 1] (x / 127.5 - 1), any H and W, and return the
+cartoon (N, 3, H, W) in [-1, 1]: cartoonize.py's result without tiling (context padding, guided
+filter and clamp in the graph; see inference/export.py).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def run_export(checkpoint: str | None, onnx_path: str | None, torchscript_path: 
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write an ONNX file (opset 17; dynamic batch, height and width).")
 @click.option("--torchscript", "torchscript_path", type=click.Path(dir_okay=False, path_type=str),
-              default=None, help="Write a TorchScript file (torch.jit.load; any H, W multiples of 4).")
+              default=None, help="Write a TorchScript file (torch.jit.load; dynamic batch, height and width).")
 @click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), default=INFERENCE_EPS,
               show_default=True, help="eps of the final guided filter (r=1) baked into the graph.")
 @click.option("--height", type=click.IntRange(min=4), default=256, show_default=True,
@@ -48,7 +49,7 @@ def run_export(checkpoint: str | None, onnx_path: str | None, torchscript_path: 
 @click.option("--width", type=click.IntRange(min=4), default=256, show_default=True,
               help="Width of the example input used for tracing (multiple of 4).")
 def main(checkpoint, style, styles_dir, onnx_path, torchscript_path, eps, height, width):
-    """Export generator + guided filter: input/output (N, 3, H, W) in [-1, 1], H and W multiples of 4."""
+    """Export generator + guided filter: input/output (N, 3, H, W) in [-1, 1], any H and W."""
     for path in call_or_exit(run_export, checkpoint, onnx_path, torchscript_path, eps, (height, width),
                              style, styles_dir):
         click.echo(f"wrote {path}")
