@@ -14,6 +14,7 @@ from inference.cli import generator_options
 from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
 from inference.styles import format_styles, scan_styles
 from utils.errors import ToonFaceError
+from utils.io import check_writable
 from utils.memory import retain_freed_memory
 
 EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png, sRGB-tagged (colour "
@@ -23,8 +24,11 @@ EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png, sRGB-tagg
           "refused. Videos: "
           f"{' '.join(VIDEO_EXTS)} -> same name and container, same size, frame count and fps; "
           "audio is NOT kept. Folders are searched recursively (files already in --out are "
-          "skipped); an output never overwrites an input. Exit status: 0 all done, 1 some "
-          "inputs failed (one 'error:' line each), 2 usage error.")
+          "skipped; symbolic links to folders are not followed; broken links are an error each); "
+          "an output never overwrites an input, nor an existing file without --overwrite. Images "
+          f"get {CONTEXT} px of context (their edge pixels repeated) so the border has no frame; "
+          "large ones run in seamless tiles (--tile). Exit status: 0 all done, 1 some "
+          "inputs failed or were skipped (one 'error:' line each), 2 usage error.")
 
 
 def _err(msg: str) -> None:
@@ -67,10 +71,13 @@ def _err(msg: str) -> None:
               help="Refuse image files larger than this (videos are not limited by size).")
 @click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
               help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.5-1.8x faster.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace files that already exist in --out (without it they are skipped, one "
+                   "'error:' line each).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, landmark_detector,
          landmark_model, strength, eps, tile, overlap, device, batch, max_pixels, max_bytes,
-         reuse_host_memory, no_progress):
+         reuse_host_memory, overwrite, no_progress):
     """Cartoonize INPUT files, folders (recursive) and videos into --out."""
     if list_styles:
         try:
@@ -83,6 +90,7 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
     if not inputs or not out_dir:
         raise click.UsageError("give INPUTS and --out (or --list-styles)")
     try:
+        check_writable(out_dir, "--out", folder=True)
         toon = Cartoonizer.from_checkpoint(checkpoint, device=device, style=style,
                                            styles_dir=styles_dir, eps=eps, strength=strength,
                                            tile=tile, overlap=overlap, portrait=portrait,
@@ -94,7 +102,7 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
         sys.exit(exc.exit_code)
     if reuse_host_memory and toon.device.type == "cpu":
         retain_freed_memory()
-    jobs, errors = collect_jobs(list(inputs), out_dir)
+    jobs, errors = collect_jobs(list(inputs), out_dir, overwrite=overwrite)
     for e in errors:
         _err(f"error: {e}")
     failed = cartoonize_files(toon, jobs, max_pixels=max_pixels, max_bytes=max_bytes, batch=batch,

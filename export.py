@@ -9,23 +9,34 @@ filter and clamp in the graph; see inference/export.py).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from inference.cartoonizer import INFERENCE_EPS
 from inference.cli import choose_generator, generator_options
 from utils.device import resolve_device
 from utils.errors import ToonFaceError, call_or_exit
+from utils.io import check_writable
 
 
 def run_export(checkpoint: str | None, onnx_path: str | None, torchscript_path: str | None,
                eps: float = INFERENCE_EPS, size: tuple[int, int] = (256, 256), style: str | None = None,
-               styles_dir: str = "checkpoints") -> list[str]:
-    """Write the requested files; returns their paths. Raises ToonFaceError on user errors."""
+               styles_dir: str = "checkpoints", overwrite: bool = False) -> list[str]:
+    """Write the requested files; returns their paths. Raises ToonFaceError on user errors,
+    all of them (outputs included) checked before the generator is loaded."""
     from inference.export import ExportableCartoonizer, check_size, export_onnx, export_torchscript
 
     if not onnx_path and not torchscript_path:
         raise ToonFaceError("nothing to do: give --onnx OUT and/or --torchscript OUT")
     check_size(*size)
+    outputs = {flag: path for flag, path in (("--onnx", onnx_path), ("--torchscript", torchscript_path)) if path}
+    if len({Path(p).resolve() for p in outputs.values()}) < len(outputs):
+        raise ToonFaceError("--onnx and --torchscript name the same file: give each its own")
+    for flag, path in outputs.items():
+        check_writable(path, flag)
+        if Path(path).exists() and not overwrite:
+            raise ToonFaceError(f"{flag} {path}: the file exists; pass --overwrite to replace it")
     G, _ = choose_generator(checkpoint, style, styles_dir, resolve_device("cpu"))
     module = ExportableCartoonizer(G, eps=eps)
     written = []
@@ -48,10 +59,11 @@ def run_export(checkpoint: str | None, onnx_path: str | None, torchscript_path: 
               help="Height of the example input used for tracing (multiple of 4; the files accept any).")
 @click.option("--width", type=click.IntRange(min=4), default=256, show_default=True,
               help="Width of the example input used for tracing (multiple of 4).")
-def main(checkpoint, style, styles_dir, onnx_path, torchscript_path, eps, height, width):
+@click.option("--overwrite", is_flag=True, help="Replace output files that already exist.")
+def main(checkpoint, style, styles_dir, onnx_path, torchscript_path, eps, height, width, overwrite):
     """Export generator + guided filter: input/output (N, 3, H, W) in [-1, 1], any H and W."""
     for path in call_or_exit(run_export, checkpoint, onnx_path, torchscript_path, eps, (height, width),
-                             style, styles_dir):
+                             style, styles_dir, overwrite):
         click.echo(f"wrote {path}")
 
 

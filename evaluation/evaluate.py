@@ -153,7 +153,11 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     from utils.io import atomic_write_bytes
 
     from datasets.landmarks import resolve_detector
+    from utils.io import check_writable, make_folder
 
+    if image_size is not None and image_size % 4:
+        raise ToonFaceError(f"--image_size {image_size}: must be a multiple of 4 (the generator "
+                            "halves the size twice)")
     gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
     cfg = read_run_config(run)
     if landmark_detector is None and landmark_model is None:
@@ -164,6 +168,11 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     dev = resolve_device(str(device))
     G, meta = load_generator(gen_path, dev)
     gstep = meta.get("step")
+    if out is None:
+        base = run if run is not None else RunDir(gen_path.parent)
+        out = base.test_dir(gstep if isinstance(gstep, int) else None, gen_path.stem)
+    out_dir = Path(out)
+    check_writable(out_dir, "--out", folder=True)  # before the photos are read
     size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)
     superpixel = superpixel or cfg.get("superpixel", "fast")
     seg_num = int(seg_num or cfg.get("seg_num", 200))
@@ -182,12 +191,8 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     if not paths:
         raise ToonFaceError("no photos to evaluate")
 
-    if out is None:
-        base = run if run is not None else RunDir(gen_path.parent)
-        out = base.test_dir(gstep if isinstance(gstep, int) else None, gen_path.stem)
-    out_dir = Path(out)
     for sub in ("grids", "photos", "outputs"):
-        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+        make_folder(out_dir / sub, "--out")
     echo(f"evaluating {gen_path} (step {gstep}) on {len(paths)} photos from {source} -> {out_dir}")
 
     detector = CachedDetector(spec)

@@ -12,6 +12,7 @@ from inference.cartoonizer import Cartoonizer
 from inference.export import ExportableCartoonizer, guided_filter_export
 from models import Generator, guided_filter
 from tests.inference import make_checkpoint, make_generator, make_trained_like_generator
+from tests.oserrors import disk_full
 
 
 def test_module_matches_generator_and_guided_filter():
@@ -78,3 +79,61 @@ def test_cli_errors(tmp_path):
     ckpt = make_checkpoint(tmp_path / "G.pt")
     result = CliRunner().invoke(main, ["--checkpoint", str(ckpt)])
     assert result.exit_code == 2 and "nothing to do" in result.output
+
+
+def _export(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def _one_error(output: str) -> str:
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in output, output
+    return errors[0]
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "G.pt")
+    (tmp_path / "g.onnx").write_text("keep")
+    code, out = _export("--checkpoint", ckpt, "--onnx", tmp_path / "g.onnx", "--height", 32, "--width", 32)
+    assert code == 2 and "--overwrite" in _one_error(out)
+    assert (tmp_path / "g.onnx").read_text() == "keep"
+    code, out = _export("--checkpoint", ckpt, "--onnx", tmp_path / "g.onnx", "--height", 32, "--width", 32,
+                        "--overwrite")
+    assert code == 0, out
+    assert (tmp_path / "g.onnx").read_bytes() != b"keep"
+    code, out = _export("--checkpoint", ckpt, "--onnx", tmp_path / "same", "--torchscript", tmp_path / "same")
+    assert code == 2 and "same file" in _one_error(out)
+
+
+@pytest.mark.parametrize("content", ["tensor", "list", "no generator_config", "no weights"])
+def test_malformed_checkpoint_is_one_line(tmp_path, content):
+    obj = {"tensor": torch.zeros(3), "list": [torch.zeros(3)],
+           "no generator_config": {"format": "toonface-generator", "generator": {}},
+           "no weights": {"G": None, "generator_config": {}}}[content]
+    torch.save(obj, tmp_path / "bad.pt")
+    code, out = _export("--checkpoint", tmp_path / "bad.pt", "--onnx", tmp_path / "g.onnx")
+    assert code == 2 and str(tmp_path / "bad.pt") in _one_error(out)
+    assert not (tmp_path / "g.onnx").exists()
+
+
+def test_unwritable_output_is_one_line_before_loading(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)  # read-only by intent: refused even where root could write
+    try:
+        code, out = _export("--checkpoint", tmp_path / "none.pt", "--onnx", locked / "g.onnx")
+    finally:
+        locked.chmod(0o755)
+    line = _one_error(out)
+    assert code == 2 and "--onnx" in line and "read-only" in line  # not "checkpoint not found"
+
+
+def test_disk_full_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
+    """ENOSPC (simulated, see tests/oserrors.py)."""
+    ckpt = make_checkpoint(tmp_path / "G.pt")
+    (tmp_path / "o").mkdir()
+    disk_full(monkeypatch)
+    code, out = _export("--checkpoint", ckpt, "--torchscript", tmp_path / "o" / "g.ts", "--height", 32, "--width", 32)
+    assert code == 2 and "No space left on device" in _one_error(out)
+    assert list((tmp_path / "o").iterdir()) == []
