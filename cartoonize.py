@@ -8,13 +8,14 @@ import sys
 
 import click
 
-from inference.cartoonizer import (DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS, Cartoonizer,
-                                   cartoonize_files)
+from inference.cartoonizer import (CONTEXT, DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS,
+                                   MIN_OVERLAP, Cartoonizer, cartoonize_files)
 from inference.cli import generator_options
 from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
 from inference.styles import format_styles, scan_styles
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE
 from utils.errors import ToonFaceError
+from utils.io import check_writable
 from utils.memory import retain_freed_memory
 
 EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png, sRGB-tagged (colour "
@@ -27,9 +28,13 @@ EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png, sRGB-tagg
           "container cannot hold it), every frame kept with its time stamp (frame count, fps, "
           "variable frame rates), rotation metadata applied to the pixels (upright output), odd "
           "sizes padded to even with a notice (H.264 4:2:0 codes sizes in steps of 2). Folders "
-          "are searched recursively (files already in --out are skipped); an output never "
-          "overwrites an input. Exit status: 0 all done, 1 some inputs failed (one 'error:' "
-          "line each, listed again at the end), 2 usage error.")
+          "are searched recursively (files already in --out are skipped; symbolic links to "
+          "folders are not followed; broken links are an error each); an output never "
+          "overwrites an input, nor an existing file without --overwrite. Images get "
+          f"{CONTEXT} px of context (their edge pixels repeated) so the border has no frame; "
+          "large ones run in seamless tiles (--tile). Exit status: 0 all done, 1 some inputs "
+          "failed or were skipped (one 'error:' line each, listed again at the end), 2 usage "
+          "error.")
 
 
 def _err(msg: str) -> None:
@@ -56,9 +61,12 @@ def _err(msg: str) -> None:
 @click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), default=INFERENCE_EPS,
               show_default=True, help="eps of the final guided filter (r=1); larger = smoother.")
 @click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
-              help="Process images larger than this in overlapping tiles (multiple of 4; 0 = never).")
+              help=f"Largest tile side: images whose side plus {2 * CONTEXT} px of context exceeds it "
+                   "run in evenly placed overlapping tiles, seamlessly (multiple of 4, at least twice "
+                   "--overlap; 0 = never).")
 @click.option("--overlap", type=click.IntRange(min=0), default=DEFAULT_OVERLAP, show_default=True,
-              help="Tile overlap in pixels (multiple of 4, < --tile).")
+              help=f"Least tile overlap in pixels (multiple of 4); below {MIN_OVERLAP} (the least that "
+                   "is seamless) it is raised to that, with a notice.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video frames per forward pass.")
@@ -82,10 +90,13 @@ def _err(msg: str) -> None:
               help="Refuse image files larger than this (videos are not limited by size).")
 @click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
               help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.5-1.8x faster.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace files that already exist in --out (without it they are skipped, one "
+                   "'error:' line each).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, landmark_detector,
          landmark_model, strength, eps, tile, overlap, device, batch, temporal, metrics, flow_max_side,
-         max_pixels, max_bytes, reuse_host_memory, no_progress):
+         max_pixels, max_bytes, reuse_host_memory, overwrite, no_progress):
     """Cartoonize INPUT files, folders (recursive) and videos into --out."""
     if list_styles:
         try:
@@ -101,6 +112,7 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
         _err(f"error: --flow-max-side must be 0 or at least 16 px, got {flow_max_side}")
         sys.exit(2)
     try:
+        check_writable(out_dir, "--out", folder=True)
         toon = Cartoonizer.from_checkpoint(checkpoint, device=device, style=style,
                                            styles_dir=styles_dir, eps=eps, strength=strength,
                                            tile=tile, overlap=overlap, portrait=portrait,
@@ -112,7 +124,7 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
         sys.exit(exc.exit_code)
     if reuse_host_memory and toon.device.type == "cpu":
         retain_freed_memory()
-    jobs, errors = collect_jobs(list(inputs), out_dir)
+    jobs, errors = collect_jobs(list(inputs), out_dir, overwrite=overwrite)
     for e in errors:
         _err(f"error: {e}")
     on_video = (lambda job, result: _print_warping_error(job, result, flow_max_side or None)

@@ -49,8 +49,9 @@ def _refuse(message: str):
               help="output folder; not the photo or outputs folder  [default: "
                    "<run>/test/step_XXXXXX; with --outputs DIR: DIR_scores]")
 @click.option("--inception", type=click.Path(), default=None,
-              help="Inception TorchScript file (inception-2015-12-05.pt)  [default: checkpoints/, "
-                   "then the torch hub cache; FID/KID are skipped without it]")
+              help="Inception TorchScript file (inception-2015-12-05.pt; a TorchScript file is a "
+                   "program and loading it runs its code: use a file you trust)  [default: "
+                   "checkpoints/, then the torch hub cache; FID/KID are skipped without it]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--batch_size", "--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="photos per generator forward")

@@ -27,7 +27,10 @@ def resolve_cartoon_dir(folder: str | os.PathLike) -> Path:
     """AnimeGAN layout: ``<root>/<Style>`` holding ``style/`` means its ``style/`` images."""
     folder = Path(folder)
     style = folder / "style"
-    return style if style.is_dir() else folder
+    try:
+        return style if style.is_dir() else folder
+    except OSError as exc:  # e.g. a folder without read/search permission
+        raise ToonFaceError(f"cartoon folder {folder}: cannot read it ({exc.strerror or type(exc).__name__})") from None
 
 
 def style_name_of(folder: str | os.PathLike) -> str:
@@ -47,9 +50,15 @@ def collect_images(folder: str | os.PathLike, what: str, workers: int = 4
     Raises ToonFaceError (one line) when the folder is missing or holds no readable image.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ToonFaceError(f"{what} folder not found: {folder}")
-    paths = list_images(folder)
+    try:
+        if not folder.is_dir():
+            raise ToonFaceError(f"{what} folder not found: {folder}")
+    except OSError as exc:  # a parent without search permission
+        raise ToonFaceError(f"{what} folder {folder}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    try:
+        paths = list_images(folder)
+    except ToonFaceError as exc:  # the folder itself cannot be listed: say which and why
+        raise ToonFaceError(f"{what} folder {exc}") from None
     if not paths:
         raise ToonFaceError(f"{what} folder {folder} holds no images (.jpg .jpeg .png .webp .bmp)")
     good, bad, notes = scan_images(paths, workers)

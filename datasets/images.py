@@ -139,14 +139,50 @@ class DecodedFrames:
 
 def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
     """Image files under ``folder`` (by extension, any case), sorted; hidden files and folders
-    (names starting with '.') are skipped."""
+    (names starting with '.') are skipped.
+
+    Broken and looping symbolic links with an image name are listed (the decode check reports
+    them, :func:`os_reason`). Subfolders that cannot be read and symbolic links to folders (not
+    followed: a link may lead back up the tree) are left out with one warning naming them.
+    Raises ToonFaceError (one line, the system's reason) when ``folder`` itself cannot be read.
+    """
+    from utils.errors import ToonFaceError
+
     root = Path(folder)
     out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
+    left_out: list[str] = []
+
+    def unreadable(exc: OSError) -> None:
+        if Path(exc.filename) == root:
+            raise ToonFaceError(f"{root}: cannot read this folder ({exc.strerror or type(exc).__name__})")
+        left_out.append(f"{Path(exc.filename).relative_to(root)} ({exc.strerror or type(exc).__name__})")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+        linked = [d for d in dirnames if not d.startswith(".") and os.path.islink(os.path.join(dirpath, d))]
+        left_out += [f"{(Path(dirpath) / d).relative_to(root)} (a symbolic link to a folder: not "
+                     "followed)" for d in linked] if recursive else []
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in linked] if recursive else []
         out += [Path(dirpath) / f for f in filenames
                 if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+    if left_out:
+        import logging
+
+        logging.getLogger(__name__).warning("%s: left out %d subfolder(s): %s", root, len(left_out),
+                                            "; ".join(left_out))
     return sorted(out)
+
+
+def os_reason(path: str | os.PathLike, exc: OSError) -> str:
+    """The system's reason a file cannot be read, with what a symbolic link adds: "broken
+    symbolic link to x (no such file)", "symbolic link loop"."""
+    import errno
+
+    path = Path(path)
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        return f"broken symbolic link to {os.readlink(path)} (no such file)"
+    return exc.strerror or type(exc).__name__
 
 
 # ------------------------------------------------------------------------- sample scaling
@@ -279,7 +315,8 @@ def _check_bytes(path: Path, max_bytes: int | None) -> None:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise UnreadableImage(f"cannot read ({exc.strerror or type(exc).__name__})") from None
+        reason = os_reason(path, exc)
+        raise UnreadableImage(reason if "symbolic link" in reason else f"cannot read ({reason})") from None
     if size == 0:
         raise UnreadableImage("empty file (0 bytes)")
     if max_bytes is not None and size > max_bytes:

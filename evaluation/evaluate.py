@@ -39,6 +39,7 @@ import numpy as np
 from evaluation.pairs import Pair, load_crops  # noqa: F401 (load_crops: part of this API)
 from evaluation.scoring import DEFAULT_MAX_REAL, PER_IMAGE_COLUMNS, prepare_reference, score
 from utils.errors import ToonFaceError
+from utils.io import make_folder
 from utils.run_dir import RunDir, resolve_generator
 
 INFERENCE_GF_EPS = 5e-3
@@ -76,7 +77,10 @@ def read_run_config(run: RunDir | None) -> dict:
 def check_out_dir(out_dir: str | Path, **inputs: str | Path | None) -> Path:
     """``out_dir`` unless it is one of the input folders (``inputs``: flag name -> folder) or
     inside one: what test.py writes there (photos/, outputs/ PNGs) would be read as input by
-    the next run. Raises ToonFaceError naming the flag."""
+    the next run; nor a place where files cannot be written (checked with a probe file, so the
+    refusal comes before any work). Raises ToonFaceError naming the flag."""
+    from utils.io import check_writable
+
     out = Path(out_dir)
     o = out.resolve()
     for flag, folder in inputs.items():
@@ -87,6 +91,7 @@ def check_out_dir(out_dir: str | Path, **inputs: str | Path | None) -> Path:
             where = "is" if o == f else "is inside"
             raise ToonFaceError(f"--out {out} {where} the --{flag} folder {folder}: test.py's files "
                                 "there would be read as input by the next run; choose another --out")
+    check_writable(out, "--out", folder=True)
     return out
 
 
@@ -171,7 +176,7 @@ def generate_outputs(toon, G, crops: list[np.ndarray], names: list[str], sources
     from training.visuals import COLUMNS, make_grid, representations, save_png
 
     for sub in ("grids", "photos", "outputs"):
-        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+        make_folder(out_dir / sub, "--out")
     pairs: list[Pair] = []
     grids: list[Path] = []
     grid_cols: dict[str, list] = {c: [] for c in COLUMNS}
@@ -297,6 +302,9 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     from models.checkpoint import load_generator
     from utils.device import resolve_device
 
+    if image_size is not None and image_size % 4:
+        raise ToonFaceError(f"--image_size {image_size}: must be a multiple of 4 (the generator "
+                            "halves the size twice)")
     if style and (checkpoint or name or model_version is not None):
         raise ToonFaceError("give --style or a checkpoint (--checkpoint, --name, --model_version), not both")
     if style:
@@ -315,12 +323,12 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     spec = resolve_detector(landmark_detector, landmark_model)
     if spec.note:
         echo(f"note: {spec.note}")
-    paths, source = select_photos(photos, photo_dir, run, gen_path, num)
     dev = resolve_device(str(device))
     if style:
         G = G.to(dev)
     else:
-        G, meta = load_generator(gen_path, dev)
+        G, meta = load_generator(gen_path, dev)  # a bad file is reported before the photos are read
+    paths, source = select_photos(photos, photo_dir, run, gen_path, num)
     gstep = meta.get("step")
     label = _safe_label(meta["style"]) if meta.get("blend") else gen_path.stem
     if out is None:
@@ -445,7 +453,7 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
             notes.append(f"{len(files)} {what}, not scored: "
                          + ", ".join(p.name for p in files[:5]) + (" ..." if len(files) > 5 else ""))
             echo("notice: " + notes[-1])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, "--out")
     echo(f"scoring {len(file_pairs)} outputs from {outputs} against photos from {photo_dir} "
          f"-> {out_dir}")
     uses_landmarks = spec.name != "dlib"  # dlib's NME is nme68 already (scoring docstring)

@@ -107,7 +107,12 @@ def find_inception(path: str | os.PathLike | None = None,
 
 
 class InceptionFeatures:
-    """uint8 images -> (N, 2048) float64 features with a TorchScript Inception network."""
+    """uint8 images -> (N, 2048) float64 features with a TorchScript Inception network.
+
+    A TorchScript file is a program: ``torch.jit.load`` runs its code, and no loader can make an
+    untrusted one safe (unlike weights, read with ``torch.load(weights_only=True)``). Use the
+    published ``inception-2015-12-05.pt`` or another file you trust.
+    """
 
     def __init__(self, path: str | os.PathLike, device="cpu", batch_size: int = 32):
         import torch

@@ -3,17 +3,22 @@
     >>> toon = Cartoonizer.from_checkpoint("checkpoints/v1", device="cpu")
     >>> cartoon = toon(photo)          # (H, W, 3) uint8 RGB -> (H, W, 3) uint8 RGB
 
-Steps, as white-box inference but without losing pixels:
+Steps, as white-box inference but without losing pixels and without a frame at the border:
 
-1. photo -> [-1, 1] (x / 127.5 - 1), reflect-padded on the bottom/right to a multiple of 4
-   (white-box crops to a multiple of 8 and caps the side at 720; we crop the padding off
-   afterwards, so the output has the input's size).
+1. photo -> [-1, 1] (x / 127.5 - 1), given ``CONTEXT`` px of border on every side by
+   repeating its edge pixels, plus bottom/right padding to a multiple of 4 (white-box crops to a
+   multiple of 8 and caps the side at 720; we crop the padding off afterwards, so the output has
+   the input's size). See :data:`CONTEXT` for why: the generator's zero padding would otherwise
+   change the outer ~30 px.
 2. raw = G(photo); out = guided_filter(photo, raw, r=1, eps) (white-box inference eps 5e-3).
-3. Large images run in overlapping tiles (``tile`` x ``tile``, origins on the stride-4 grid)
-   whose results are blended with feathered weights, so memory is bounded by the tile size.
-   The guided filter runs per tile too (it only looks 2 px away; the blend hides tile borders).
+3. Large images run in overlapping tiles of the padded photo (at most ``tile`` x ``tile``, placed
+   evenly, origins on the stride-4 grid), so memory is bounded by the tile size. A tile's pixels
+   within ``CONTEXT`` of an edge it shares with another tile are context only (weight 0); the
+   rest of the overlap cross-fades. The guided filter runs per tile too (it looks 2 px away).
 4. clamp to [-1, 1] -> uint8; ``strength`` blends photo (0) and cartoon (1).
 
+:meth:`Cartoonizer.forward` is the one forward path (single images, video frames, portrait
+crops, every caller); :mod:`inference.export` puts the same padding into the exported graph.
 ``portrait=True`` adds face-scale processing (see :mod:`inference.portrait`).
 
 Videos (and animations) go through :meth:`Cartoonizer.video`, a :class:`VideoStylizer` that
@@ -42,41 +47,76 @@ from utils.errors import ToonFaceError
 
 INFERENCE_EPS = 5e-3  # white-box's final guided filter at inference (r=1)
 GUIDED_FILTER_R = 1
-# The generator's nominal receptive field reaches ~60 px each way (7x7 conv, two stride-2
-# stages, 10 3x3 convs at H/4). With the feathered blend below a tile's pixels are used only
-# >= overlap/4 from its inner edge and at full weight >= 3/4 overlap. Measured on wb_party7
-# (1448x966) with a seeded random generator (output std 0.5): tiled vs untiled differ by at most
-# 1/255 (mean 0.0025/255 at overlap 32, 0.0005/255 at 64..128). 128 keeps a 2x margin over the
-# nominal field for trained weights; 1024 tiles keep the overlap cost at (1024/896)^2 = 1.3x and
-# one tile's activations near 0.5 GB.
+# Context. The generator's receptive field reaches 56 px up/left and 62 px down/right (TF
+# "SAME" stride-2 padding is asymmetric; found from the support of d out / d input), and the
+# guided filter 2 px more. Near the image border the convolutions' zero padding stands in for
+# the missing context and the trained generators draw a frame: without context, a 256x256 crop
+# of wb_actress2 differs from the same region of the whole image's cartoon by 26.6 levels on
+# average in its outer 4 px (A_default, /work/explore/runs; bench/bench_borders.py), and a flat
+# white image comes out up to 38 levels off near its border. Padding the photo by repeating its
+# edge pixels (replicate) before the generator moves the zero padding out of the picture. How
+# far it has to go was measured with two trained generators (A_default, B_cs4e4) on flat
+# images, where any deviation is the zero padding's: 32 px leaves up to 2.3 levels, 40 px 0.09,
+# 48 px 0.00. Replicate beat reflect on photos (outer 4 px of crops of 4 fixture photos, mean
+# 4.3-11.9 vs 6.4-14.7 levels with A_default; 11 of 12 generator x photo cases); what remains
+# is what the crop does not show. A multiple of 4, so the stride-4 grid stays where it was and
+# the interior of the result is unchanged. Cost: (H + 96)(W + 96) / HW, 1.9x at 256x256,
+# 1.2x at 1024x1024.
+CONTEXT = 48
+ALIGN = 4  # the generator downsamples twice
+# Tiles: a tile's pixels within CONTEXT of an edge it shares with a neighbour lack context, so
+# they get weight 0, and the neighbours cross-fade over the rest of their overlap (at least
+# BLEND px). MIN_OVERLAP is the least overlap that leaves every pixel a tile where it has full
+# context; smaller --overlap values are raised to it (with a notice), and a tile must be at least
+# twice its overlap (so a tile adds at least as many new pixels as it recomputes). 1024 tiles
+# keep the overlap cost near (1024 / 896)^2 = 1.3x and one tile's activations near 0.5 GB.
+BLEND = 8
+MIN_OVERLAP = 2 * CONTEXT + BLEND
 DEFAULT_TILE = 1024
 DEFAULT_OVERLAP = 128
-ALIGN = 4  # the generator downsamples twice
 
 
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins along one axis: multiples of ALIGN, covering [0, size), last ends at size."""
+def pad_context(x: torch.Tensor, context: int = CONTEXT) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H + 2 context + ph, W + 2 context + pw), edge pixels repeated, where
+    ph, pw pad the size to a multiple of ALIGN. The photo sits at [context : context + H].
+
+    Written with size arithmetic only (no Python ints from the shape), so a trace (ONNX,
+    TorchScript) records it for any input size.
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    return F.pad(x, (context, context + (-w) % ALIGN, context, context + (-h) % ALIGN), mode="replicate")
+
+
+def tile_layout(size: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """(tile origins, tile length) along one axis of ``size`` (a multiple of ALIGN) px.
+
+    The fewest tiles of at most ``tile`` px that overlap by at least ``overlap``, all of one
+    length (the shortest that works, a multiple of ALIGN) and spread evenly: origins are
+    multiples of ALIGN, the first is 0, the last ends at ``size``, and consecutive strides differ
+    by ALIGN at most. So the computed pixels are about ``size + (n - 1) * overlap``.
+    """
     if size <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, size - tile, stride)) + [size - tile]
-    return sorted(set(starts))
+        return [0], size
+    n = -(-(size - overlap) // (tile - overlap))
+    length = -(-(size + (n - 1) * overlap) // n)
+    length += (-length) % ALIGN
+    cells = (size - length) // ALIGN
+    return [ALIGN * (i * cells // (n - 1)) for i in range(n)], length
 
 
-def feather_1d(length: int, ramp_before: int, ramp_after: int) -> np.ndarray:
-    """Weights over a tile: 0 for the first quarter of an overlap, then a linear ramp to 1.
+def feather_1d(length: int, overlap_before: int, overlap_after: int, context: int = CONTEXT) -> np.ndarray:
+    """Weights over a tile: 0 within ``context`` of an edge shared with a neighbour (those pixels
+    lack context), then a linear ramp to 1 at ``overlap - context``.
 
-    A pixel near a tile's inner edge lacks context (the generator's receptive field is ~60 px),
-    so each tile's outer quarter of the overlap is dropped and the middle half cross-fades.
-    Edges on the image border get no ramp (``ramp_* = 0``).
+    Two neighbours that overlap by ``overlap`` px get complementary ramps (a partition of unity
+    over the overlap). Edges on the image border get no ramp (``overlap_* = 0``).
     """
     w = np.ones(length, np.float32)
     i = np.arange(length, dtype=np.float32) + 0.5
-    for ramp, dist in ((ramp_before, i), (ramp_after, length - i)):
-        if ramp > 0:
-            margin = ramp / 4.0
-            w = np.minimum(w, np.clip((dist - margin) / max(ramp - 2 * margin, 1.0), 0.0, 1.0))
-    return np.maximum(w, 1e-6)  # never all-zero
+    for ov, dist in ((overlap_before, i), (overlap_after, length - i)):
+        if ov > 0:
+            w = np.minimum(w, np.clip((dist - context) / max(ov - 2 * context, 1.0), 0.0, 1.0))
+    return w
 
 
 class Cartoonizer:
@@ -87,8 +127,10 @@ class Cartoonizer:
         device: where to run it.
         eps: the final guided filter's eps (r=1).
         strength: 0 = the photo, 1 = the cartoon; linear blend in between.
-        tile: tile side in pixels (a multiple of 4); 0 = never tile.
-        overlap: tile overlap in pixels (a multiple of 4, < tile).
+        tile: largest tile side in pixels (a multiple of 4, at least twice the overlap); images
+            whose padded size (see :func:`pad_context`) exceeds it run in tiles; 0 = never tile.
+        overlap: least tile overlap in pixels (a multiple of 4); raised to ``MIN_OVERLAP``, with
+            a notice, where smaller (a seamless result needs it).
         image_size, face_size: the checkpoint's training crop size and face size (px).
         portrait: scale faces to ``face_size`` (see :mod:`inference.portrait`).
         landmark_detector, landmark_model: the face detector of portrait mode (a name of
@@ -107,16 +149,13 @@ class Cartoonizer:
             raise ToonFaceError(f"strength must be in [0, 1], got {strength}")
         if eps <= 0:
             raise ToonFaceError(f"eps must be > 0, got {eps}")
-        if tile < 0 or tile % ALIGN:
-            raise ToonFaceError(f"tile must be 0 or a positive multiple of {ALIGN}, got {tile}")
-        if tile and (overlap < 0 or overlap % ALIGN or overlap >= tile):
-            raise ToonFaceError(f"overlap must be a multiple of {ALIGN} in [0, tile), got {overlap}")
+        self.notice = notice or (lambda msg: None)
+        self.tile, self.overlap = check_tiling(int(tile), int(overlap), self.notice)
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.eps, self.strength = float(eps), float(strength)
-        self.tile, self.overlap = int(tile), int(overlap)
         self.image_size, self.face_size = image_size, face_size
-        self.notice = notice or (lambda msg: None)
+        self.context = CONTEXT  # what portrait crops take from around a face (inference.portrait)
         self.portrait = None
         if portrait:
             spec = resolve_detector(landmark_detector, landmark_model)
@@ -167,8 +206,7 @@ class Cartoonizer:
         frames = [check_rgb(f) for f in frames]
         h, w = frames[0].shape[:2]
         same = all(f.shape == frames[0].shape for f in frames)
-        small = not self.tile or (h + (-h) % ALIGN <= self.tile and w + (-w) % ALIGN <= self.tile)
-        if self.portrait is not None or not same or not small or len(frames) == 1:
+        if self.portrait is not None or not same or not self._one_tile(h, w) or len(frames) == 1:
             return [self(f) for f in frames]
         x = torch.stack([to_tensor(f) for f in frames]).to(self.device)
         out = self._forward_padded(x)
@@ -178,9 +216,7 @@ class Cartoonizer:
     def stylize(self, rgb: np.ndarray) -> np.ndarray:
         """The cartoon of the whole image at its own scale (no portrait logic, no strength)."""
         rgb = check_rgb(rgb)
-        h, w = rgb.shape[:2]
-        hp, wp = h + (-h) % ALIGN, w + (-w) % ALIGN
-        if not self.tile or (hp <= self.tile and wp <= self.tile):
+        if self._one_tile(*rgb.shape[:2]):
             x = to_tensor(rgb)[None].to(self.device)
             return to_uint8(self._forward_padded(x)[0])
         return self._stylize_tiled(rgb)
@@ -188,38 +224,47 @@ class Cartoonizer:
     # ----------------------------------------------------------------------------- internals
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) [-1, 1], H and W multiples of 4 -> guided-filtered (B, 3, H, W), unclamped."""
-        raw = self.generator(x)
-        return guided_filter(x, raw, GUIDED_FILTER_R, self.eps)
+        """Any (B, 3, H, W) in [-1, 1] -> guided-filtered (B, 3, H, W), unclamped.
+
+        The photo gets ``CONTEXT`` px of repeated edge pixels on every side and the padding to a
+        multiple of 4 (:func:`pad_context`), and the result is cropped back: the one forward
+        path of every caller, so none of them sees the zero padding's frame.
+        """
+        h, w = x.shape[-2:]
+        return self._generate(pad_context(x))[..., CONTEXT:CONTEXT + h, CONTEXT:CONTEXT + w]
+
+    def _generate(self, xp: torch.Tensor) -> torch.Tensor:
+        """G + guided filter on an already padded (B, 3, H, W), H and W multiples of 4."""
+        return guided_filter(xp, self.generator(xp), GUIDED_FILTER_R, self.eps)
+
+    def _one_tile(self, h: int, w: int) -> bool:
+        """Whether an h x w image runs in one piece (its padded size fits a tile)."""
+        pad = 2 * CONTEXT + ALIGN - 1
+        return not self.tile or (h + pad) // ALIGN * ALIGN <= self.tile and (w + pad) // ALIGN * ALIGN <= self.tile
 
     @torch.no_grad()
     def _forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        """Any (B, 3, H, W) -> (B, 3, H, W) in [-1, 1], padded to a multiple of 4 and cropped back."""
-        h, w = x.shape[-2:]
-        xp = pad_to_multiple(x, ALIGN)
-        return self.forward(xp)[..., :h, :w].clamp(-1.0, 1.0).cpu()
+        """Any (B, 3, H, W) -> (B, 3, H, W) in [-1, 1] on the CPU (:meth:`forward`, clamped)."""
+        return self.forward(x).clamp(-1.0, 1.0).cpu()
 
+    @torch.no_grad()
     def _stylize_tiled(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
-        x = pad_to_multiple(to_tensor(rgb)[None], ALIGN)  # stays on the CPU; tiles move
+        x = pad_context(to_tensor(rgb)[None])  # stays on the CPU; tiles move
         hp, wp = x.shape[-2:]
-        t, ov = self.tile, self.overlap
         acc = np.zeros((hp, wp, 3), np.float32)
         wsum = np.zeros((hp, wp, 1), np.float32)
-        ys, xs = tile_starts(hp, t, ov), tile_starts(wp, t, ov)
-        for y0 in ys:
-            th = min(t, hp)
-            wy = feather_1d(th, ov if y0 > 0 else 0, ov if y0 + th < hp else 0)
-            for x0 in xs:
-                tw = min(t, wp)
-                wx = feather_1d(tw, ov if x0 > 0 else 0, ov if x0 + tw < wp else 0)
+        (ys, th), (xs, tw) = tile_layout(hp, self.tile, self.overlap), tile_layout(wp, self.tile, self.overlap)
+        for i, y0 in enumerate(ys):
+            wy = feather_1d(th, _shared(ys, th, i - 1), _shared(ys, th, i))
+            for j, x0 in enumerate(xs):
+                wx = feather_1d(tw, _shared(xs, tw, j - 1), _shared(xs, tw, j))
                 tile = x[..., y0:y0 + th, x0:x0 + tw].to(self.device)
-                with torch.no_grad():
-                    out = self.forward(tile)[0].clamp(-1.0, 1.0).permute(1, 2, 0).cpu().numpy()
+                out = self._generate(tile)[0].clamp(-1.0, 1.0).permute(1, 2, 0).cpu().numpy()
                 wt = (wy[:, None] * wx[None, :])[..., None]
                 acc[y0:y0 + th, x0:x0 + tw] += out * wt
                 wsum[y0:y0 + th, x0:x0 + tw] += wt
-        out = (acc / wsum)[:h, :w]
+        out = (acc / wsum)[CONTEXT:CONTEXT + h, CONTEXT:CONTEXT + w]
         return np.clip(np.rint((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
@@ -261,6 +306,34 @@ class VideoStylizer:
         return self.portrait.notices() if self.portrait is not None else []
 
 
+def _shared(starts: list[int], length: int, i: int) -> int:
+    """Overlap in px of tile i with tile i + 1 (0 where either does not exist)."""
+    if i < 0 or i + 1 >= len(starts):
+        return 0
+    return starts[i] + length - starts[i + 1]
+
+
+def check_tiling(tile: int, overlap: int, notice: Callable[[str], Any]) -> tuple[int, int]:
+    """(tile, overlap) to use: an overlap under MIN_OVERLAP is raised to it (saying so); raises
+    ToonFaceError (one line) for a tile that is not a multiple of ALIGN or under twice the
+    overlap."""
+    if tile < 0 or tile % ALIGN:
+        raise ToonFaceError(f"--tile must be 0 or a positive multiple of {ALIGN}, got {tile}")
+    if not tile:
+        return 0, overlap
+    if overlap < 0 or overlap % ALIGN:
+        raise ToonFaceError(f"--overlap must be a multiple of {ALIGN}, got {overlap}")
+    if overlap < MIN_OVERLAP:
+        notice(f"--overlap {overlap} raised to {MIN_OVERLAP}: seamless tiles need {CONTEXT} px of "
+               f"context on each side of a shared edge plus {BLEND} px to blend")
+        overlap = MIN_OVERLAP
+    if tile < 2 * overlap:
+        raise ToonFaceError(f"--tile {tile} is too small for --overlap {overlap}: a tile must be at "
+                            f"least twice the overlap ({2 * overlap} px; seamless tiles need an "
+                            f"overlap of {MIN_OVERLAP} px or more), or 0 for no tiles")
+    return tile, overlap
+
+
 # ------------------------------------------------------------------------------- helpers
 
 
@@ -271,16 +344,6 @@ def check_rgb(rgb: np.ndarray) -> np.ndarray:
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ToonFaceError(f"zero-size image {rgb.shape[1]}x{rgb.shape[0]}")
     return rgb
-
-
-def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
-    """Reflect-pad (B, C, H, W) on the bottom/right to multiples of ``m`` (replicate if too small)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
-    if not ph and not pw:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 def blend(photo: np.ndarray, cartoon: np.ndarray, strength: float) -> np.ndarray:

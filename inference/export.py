@@ -1,9 +1,11 @@
 """Export generator + final guided filter to ONNX (dynamic H, W) and TorchScript.
 
-The exported graph maps a photo (1, 3, H, W) in [-1, 1], H and W multiples of 4, to the
-guided-filtered cartoon (1, 3, H, W) clamped to [-1, 1]: exactly ``Cartoonizer.forward`` then
-the clamp. Pre/post-processing (x / 127.5 - 1, padding to a multiple of 4, uint8) stays with
-the caller.
+The exported graph maps a photo (N, 3, H, W) in [-1, 1], any H and W, to the guided-filtered
+cartoon (N, 3, H, W) clamped to [-1, 1]: exactly ``Cartoonizer.forward`` then the clamp,
+including its context padding (``CONTEXT`` px of repeated edge pixels on every side, the
+bottom/right padding to a multiple of 4, the crop back; see inference/cartoonizer.py), so the
+files give the Python path's result at every size, border included. Pre/post-processing
+(x / 127.5 - 1, uint8) stays with the caller; tiling does too (the files take the whole image).
 
 Why a separate module instead of tracing ``Generator`` itself: the trainer's code reads sizes
 (``b, c, h, w = x.shape`` and ``reshape`` in the TF-style upsampling, ``ones(1, 1, h, w)`` in
@@ -12,8 +14,10 @@ on any other size. :class:`ExportableCartoonizer` computes the same function wit
 ops: ``stack`` + ``flatten`` for the upsampling, and ``avg_pool2d(count_include_pad=False)``
 for the guided filter's normalised box mean (it averages only the pixels that exist, as
 ``box_filter(x) / box_filter(ones)`` does). The stride-2 "SAME" padding of an even size is
-always (0, 1), so the constant a trace records is right for every multiple of 4. Tests check
-it against ``Generator`` + ``guided_filter`` and onnxruntime against PyTorch at other sizes.
+always (0, 1), so the constant a trace records is right for every multiple of 4, which is what
+the padding makes of every size; the padding itself is size arithmetic a trace records
+(:func:`inference.cartoonizer.pad_context`). Tests check it against ``Generator`` +
+``guided_filter`` and onnxruntime and TorchScript against the Python path at odd sizes.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.cartoonizer import GUIDED_FILTER_R, INFERENCE_EPS
+from inference.cartoonizer import CONTEXT, GUIDED_FILTER_R, INFERENCE_EPS, pad_context
 from models.generator import LRELU_SLOPE, Generator
 from utils.errors import ToonFaceError
 from utils.io import atomic_save, atomic_write_bytes
@@ -66,9 +70,11 @@ def guided_filter_export(guide: torch.Tensor, src: torch.Tensor, r: int, eps: fl
 
 
 class ExportableCartoonizer(nn.Module):
-    """Generator + guided filter (r=1) + clamp, in export-friendly ops.
+    """Context padding + generator + guided filter (r=1) + crop + clamp, in export-friendly ops.
 
-    Input (B, 3, H, W) in [-1, 1], H and W multiples of 4; output the same shape in [-1, 1].
+    Input (B, 3, H, W) in [-1, 1], any H and W >= 1; output the same shape in [-1, 1], equal to
+    ``Cartoonizer.forward(x).clamp(-1, 1)``. :meth:`generate` is the part without the padding
+    (H and W multiples of 4).
     """
 
     def __init__(self, generator: Generator, eps: float = INFERENCE_EPS):
@@ -83,6 +89,11 @@ class ExportableCartoonizer(nn.Module):
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        return self.generate(pad_context(x))[..., CONTEXT:CONTEXT + h, CONTEXT:CONTEXT + w].clamp(-1.0, 1.0)
+
+    def generate(self, x: torch.Tensor) -> torch.Tensor:
+        """Generator + guided filter of (B, 3, H, W) in [-1, 1], H and W multiples of 4; unclamped."""
         G, act = self.G, lambda t: F.leaky_relu(t, LRELU_SLOPE)
         x0 = act(_conv(G.conv0, x))
         x1 = act(_conv(G.down1b, act(_conv(G.down1a, x0))))
@@ -96,7 +107,7 @@ class ExportableCartoonizer(nn.Module):
             raw = raw.clamp(-1.0, 1.0)
         elif G.output_act == "tanh":
             raw = torch.tanh(raw)
-        return guided_filter_export(x, raw, GUIDED_FILTER_R, self.eps).clamp(-1.0, 1.0)
+        return guided_filter_export(x, raw, GUIDED_FILTER_R, self.eps)
 
 
 def example_input(height: int = 256, width: int = 256) -> torch.Tensor:
@@ -124,7 +135,7 @@ def export_onnx(module: ExportableCartoonizer, path: str | os.PathLike, height: 
 
 def export_torchscript(module: ExportableCartoonizer, path: str | os.PathLike, height: int = 256,
                        width: int = 256) -> Path:
-    """Write a traced TorchScript file (``torch.jit.load``); any H, W multiples of 4."""
+    """Write a traced TorchScript file (``torch.jit.load``); any H, W."""
     path = Path(path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")

@@ -170,16 +170,21 @@ class Job:
     dst: Path
 
 
-def collect_jobs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike
+def collect_jobs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, overwrite: bool = False
                  ) -> tuple[list[Job], list[str]]:
     """Files to process and one-line errors for inputs that cannot be used.
 
     Files keep their name; files found in a folder (recursively) keep their path relative to
     that folder. Images become ``<out>/<rel>/<stem>.png``; videos ``<out>/<rel>/<stem>.mp4``
-    (``.mov`` stays ``.mov``). Files
-    already inside ``out_dir`` are skipped when walking folders (the results of an earlier run).
-    A result that would land on any input file is an error for that file, never an overwrite.
+    (``.mov`` stays ``.mov``). Files already inside ``out_dir`` are skipped when walking
+    folders (the results of an earlier run), so a folder that is ``out_dir`` or inside it is an
+    error, not "no images". Broken and looping symbolic links with a media name are an error
+    each (symbolic links to folders are not followed). A result that would land on any input
+    file is an error for that file, never an overwrite; so is one that would replace an
+    existing file, unless ``overwrite``.
     """
+    from datasets.images import os_reason
+
     out_dir = Path(out_dir)
     out_res = out_dir.resolve()
     found: list[tuple[Path, str, Path]] = []
@@ -187,9 +192,23 @@ def collect_jobs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            files = [f for f in sorted(p.rglob("*")) if f.is_file() and kind_of(f)
-                     and out_res not in f.resolve().parents]
-            if not files:
+            if p.resolve() == out_res or out_res in p.resolve().parents:
+                errors.append(f"{p}: this folder is --out {out_dir} or inside it, whose files are "
+                              "skipped as results of an earlier run: choose an --out outside it")
+                continue
+            files = []
+            for f in sorted(p.rglob("*")):
+                if not kind_of(f):
+                    continue
+                if f.is_symlink() and not f.exists():
+                    try:
+                        os.stat(f)
+                    except OSError as exc:
+                        errors.append(f"{f}: {os_reason(f, exc)}")
+                    continue
+                if f.is_file() and out_res not in f.resolve().parents:
+                    files.append(f)
+            if not files and not any(e.startswith(f"{p}{os.sep}") for e in errors):
                 errors.append(f"{p}: no images ({', '.join(IMAGE_EXTS)}) or videos "
                               f"({', '.join(VIDEO_EXTS)}) in this folder")
             found += [(f, kind_of(f), f.relative_to(p)) for f in files]
@@ -200,6 +219,11 @@ def collect_jobs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike
                               f"images: {' '.join(IMAGE_EXTS)}; videos: {' '.join(VIDEO_EXTS)}")
             else:
                 found.append((p, k, Path(p.name)))
+        elif p.is_symlink():
+            try:
+                os.stat(p)
+            except OSError as exc:
+                errors.append(f"{p}: {os_reason(p, exc)}")
         else:
             errors.append(f"{p}: no such file or folder")
     sources = {src.resolve() for src, _, _ in found}
@@ -214,6 +238,10 @@ def collect_jobs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike
             continue
         if dst.resolve() in sources:
             errors.append(f"{src}: its output {dst} would overwrite an input file; choose another --out")
+            continue
+        if not overwrite and os.path.lexists(dst):
+            errors.append(f"{src}: its output {dst} already exists (not written by this run); skipped: "
+                          "pass --overwrite to replace it")
             continue
         planned.add(dst.resolve())
         jobs.append(Job(src, k, dst))

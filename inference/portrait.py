@@ -41,7 +41,11 @@ from utils.errors import ToonFaceError
 
 
 class Stylizer(Protocol):
-    """What portrait mode needs of a cartoonizer (inference.cartoonizer.Cartoonizer is one)."""
+    """What portrait mode needs of a cartoonizer (inference.cartoonizer.Cartoonizer is one).
+
+    An optional ``context`` attribute (px the stylizer looks at around an image) makes face
+    crops take that much real context from the surrounding image.
+    """
 
     def stylize(self, rgb: np.ndarray) -> np.ndarray: ...
 
@@ -322,9 +326,12 @@ class PortraitProcessor:
         bx1, by1 = min(w, int(math.ceil(cx + half))), min(h, int(math.ceil(cy + half)))
         if bx1 - bx0 < 8 or by1 - by0 < 8:
             return out
-        crop = rgb[by0:by1, bx0:bx1]
-        ch, cw = crop.shape[:2]
-        styl = self._stylize_scaled(crop, self._limit(scale, ch, cw))
+        ch, cw = by1 - by0, bx1 - bx0
+        scale = self._limit(scale, ch, cw)
+        # the stylizer's context around the crop comes from the image where it has some
+        pad = math.ceil(getattr(self.toon, "context", 0) / scale)
+        cy0, cx0, cy1, cx1 = max(0, by0 - pad), max(0, bx0 - pad), min(h, by1 + pad), min(w, bx1 + pad)
+        styl = self._stylize_scaled(rgb[cy0:cy1, cx0:cx1], scale)[by0 - cy0:by1 - cy0, bx0 - cx0:bx1 - cx0]
         mask = soft_mask(ch, cw, 0.25 * min(ch, cw), (by0 > 0, by1 < h, bx0 > 0, bx1 < w))[..., None]
         region = out[by0:by1, bx0:bx1].astype(np.float32)
         mixed = region * (1.0 - mask) + styl.astype(np.float32) * mask

@@ -5,7 +5,8 @@ Two weight formats are read, each with its own input preprocessing from [-1, 1] 
 - torchvision ``vgg19-dcbb9e9d.pth`` (a state dict ``features.<i>.weight/bias``): RGB in [0, 1],
   normalised by the ImageNet mean/std.
 - white-box ``vgg19_no_fc.npy`` (a pickled dict ``layer name -> [HWIO weight, bias]``): Caffe
-  order, BGR in 0..255 minus the Caffe channel means.
+  order, BGR in 0..255 minus the Caffe channel means. Read by a restricted unpickler
+  (utils/safe_pickle.py): a file that would run code when loaded is refused.
 
 Weight lookup (:func:`resolve_vgg_weights`): ``--vgg-weights PATH``, then the torch hub cache,
 then ``checkpoints/``; a download is tried only where the network answers; otherwise a
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import socket
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils.errors import ToonFaceError
+from utils.safe_pickle import load_pickled_npy
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +158,12 @@ class VGG19Features(nn.Module):
 
     @classmethod
     def _from_npy(cls, path: Path) -> "VGG19Features":
-        try:
-            data = np.load(path, allow_pickle=True, encoding="latin1")
-            data = data.item() if isinstance(data, np.ndarray) and data.dtype == object else data
-        except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-            raise ToonFaceError(
-                f"{path}: not a readable white-box {WHITEBOX_FILE} ({type(exc).__name__}); "
-                "expected a pickled dict of layer name -> [HWIO weight, bias]"
-            ) from None
+        # A pickle: read by the restricted unpickler, which admits arrays and builtin containers
+        # only, so a file cannot run code (as np.load(allow_pickle=True) would let it).
+        data = load_pickled_npy(path, encoding="latin1", what=f"white-box {WHITEBOX_FILE} (a "
+                                "pickled dict of layer name -> [HWIO weight, bias])")
+        if isinstance(data, np.ndarray) and data.dtype == object and data.shape == ():
+            data = data.item()
         if not isinstance(data, dict):
             raise ToonFaceError(f"{path}: expected a dict of layer name -> [HWIO weight, bias]")
         net = cls("npy")

@@ -13,6 +13,7 @@ from tests import icc
 from tests.imagefiles import CUTOUT_KINDS, big_png, cutout_alpha, cutout_files
 from tests.conftest import requires_dlib
 from tests.inference import make_checkpoint, make_picture
+from tests.oserrors import disk_full
 
 
 @pytest.fixture(scope="module")
@@ -376,3 +377,90 @@ def test_portrait_on_a_faceless_video_says_so_once(tmp_path, ckpt):
     faceless = [line for line in log.splitlines() if "no face" in line]
     assert faceless == [f"notice: {src}: no face found in any of the 8 frames; cartoonized them "
                         "whole at their own scale"], log
+
+
+# ------------------------------------------------------------- outputs, folders, failures
+def one_error(log: str) -> str:
+    """The single 'error:' line of a log, asserting there is exactly one and no traceback."""
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in log, log
+    return errors[0]
+
+
+def test_an_existing_file_is_not_replaced_without_overwrite(tmp_path, ckpt):
+    Image.fromarray(make_picture(16, 20)).save(tmp_path / "x.jpg")
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "x.png").write_text("keep")
+    code, log = run(tmp_path / "x.jpg", "--checkpoint", ckpt, "--out", tmp_path / "o")
+    line = one_error(log)
+    assert code == 1 and "already exists" in line and "--overwrite" in line
+    assert (tmp_path / "o" / "x.png").read_text() == "keep"
+    code, log = run(tmp_path / "x.jpg", "--checkpoint", ckpt, "--out", tmp_path / "o", "--overwrite")
+    assert code == 0, log
+    assert Image.open(tmp_path / "o" / "x.png").size == (20, 16)
+
+
+@pytest.mark.parametrize("content", ["tensor", "list", "no generator_config", "no weights"])
+def test_malformed_checkpoint_is_one_line(tmp_path, content):
+    import torch
+
+    obj = {"tensor": torch.zeros(3), "list": [torch.zeros(3)],
+           "no generator_config": {"format": "toonface-generator", "generator": {}},
+           "no weights": {"G": None, "generator_config": {}}}[content]
+    torch.save(obj, tmp_path / "bad.pt")
+    Image.fromarray(make_picture(8, 8)).save(tmp_path / "p.png")
+    code, log = run(tmp_path / "p.png", "--checkpoint", tmp_path / "bad.pt", "--out", tmp_path / "o")
+    assert code == 2 and str(tmp_path / "bad.pt") in one_error(log)
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_out_is_one_line_before_any_work(tmp_path):
+    """--out is checked before the generator is even looked for (the checkpoint here is missing)."""
+    Image.fromarray(make_picture(8, 8)).save(tmp_path / "p.png")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)  # read-only by intent: refused even where root could write
+    try:
+        code, log = run(tmp_path / "p.png", "--checkpoint", tmp_path / "none.pt", "--out", locked / "o")
+    finally:
+        locked.chmod(0o755)
+    assert code == 2 and "--out" in one_error(log) and "read-only" in one_error(log)
+    (tmp_path / "file").write_text("x")
+    code, log = run(tmp_path / "p.png", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "file")
+    assert code == 2 and "is a file" in log and "Traceback" not in log  # click's own check
+
+
+def test_disk_full_is_one_line_per_file_and_leaves_nothing(tmp_path, ckpt, monkeypatch):
+    """ENOSPC (simulated, see tests/oserrors.py)."""
+    disk_full(monkeypatch)
+    Image.fromarray(make_picture(8, 8)).save(tmp_path / "p.png")
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path / "o")
+    line = one_error(log)
+    assert code == 1 and f"cannot write {tmp_path / 'o' / 'p.png'}: No space left on device" in line
+    assert [p.name for p in (tmp_path / "o").iterdir()] == []  # no half-written or temporary file
+
+
+def test_the_out_folder_as_input_is_an_error_not_no_images(tmp_path, ckpt):
+    Image.fromarray(make_picture(8, 8)).save(tmp_path / "a.jpg")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, log = run(tmp_path, "--checkpoint", ckpt, "--out", tmp_path)
+    line = one_error(log)
+    assert code == 1 and "--out" in line and "no images" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_broken_and_looping_symlinks_are_reported(tmp_path, ckpt):
+    import os
+
+    src = tmp_path / "in"
+    (src / "real").mkdir(parents=True)
+    Image.fromarray(make_picture(8, 8)).save(src / "a.jpg")
+    os.symlink("nothere.jpg", src / "dangling.jpg")
+    os.symlink("loop.png", src / "loop.png")
+    os.symlink("nothere.png", tmp_path / "alone.png")
+    code, log = run(src, tmp_path / "alone.png", "--checkpoint", ckpt, "--out", tmp_path / "o")
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 3, log
+    assert sum("broken symbolic link" in e for e in errors) == 2
+    assert sum("symbolic link loop" in e for e in errors) == 1
+    assert (tmp_path / "o" / "a.png").is_file()

@@ -301,3 +301,58 @@ def test_outputs_with_the_cnn_detector(folders, tmp_path):
     assert m["face"]["settings"] == {"detector": "cnn", "upsample": 0, "jitters": 0}
     assert m["pairs"] == 1 and m["nme68_mean"] == 0.0 and m["face_found_rate_dlib"] == 1.0
     assert m["nme_mediapipe_mean"] is None and m["landmark"]["detector"] == "dlib"
+
+
+def _one_line_exit_2(res):
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in res.stderr, res.stderr
+    return lines[0]
+
+
+def test_image_size_that_the_generator_cannot_take_is_one_line(run):
+    line = _one_line_exit_2(cli("--model_version", 3, "--checkpoints_dir", run, "--image_size", 130))
+    assert "--image_size 130" in line and "multiple of 4" in line
+
+
+@pytest.mark.parametrize("content", ["tensor", "list", "no generator_config"])
+def test_malformed_checkpoint_is_one_line(run, tmp_path, content):
+    import torch
+
+    obj = {"tensor": torch.zeros(3), "list": [torch.zeros(3)],
+           "no generator_config": {"format": "toonface-generator", "generator": {}}}[content]
+    torch.save(obj, tmp_path / "bad.pt")
+    (tmp_path / "photos").mkdir()
+    line = _one_line_exit_2(cli("--checkpoint", tmp_path / "bad.pt", "--photo_dir", tmp_path / "photos",
+                                "--out", tmp_path / "o"))
+    assert str(tmp_path / "bad.pt") in line and not (tmp_path / "o").exists()
+
+
+def test_unwritable_out_is_one_line_before_any_work(run, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)  # read-only by intent: refused even where root could write
+    try:
+        line = _one_line_exit_2(cli("--model_version", 3, "--checkpoints_dir", run, "--out", locked / "o"))
+    finally:
+        locked.chmod(0o755)
+    assert "--out" in line and "read-only" in line
+
+
+def test_disk_full_and_unreadable_cartoons_are_one_line(run, tmp_path, monkeypatch):
+    """In process, with the system calls refusing (tests/oserrors.py): a full disk stops with
+    the file and the cause; an unreadable cartoon folder is a note naming the cause."""
+    from evaluation.evaluate import evaluate
+    from tests.oserrors import deny_reading, disk_full
+    from utils.errors import ToonFaceError
+
+    cartoons = tmp_path / "cartoons"
+    cartoons.mkdir()
+    with monkeypatch.context() as m:
+        deny_reading(m, cartoons)
+        res = evaluate(model_version=3, checkpoints_dir=str(run), out=str(tmp_path / "o1"),
+                       cartoon_dir=str(cartoons), inception=str(tmp_path / "none.pt"), num=1)
+    assert any("cannot read" in n and "Permission denied" in n for n in res["metrics"]["notes"])
+    disk_full(monkeypatch, when=lambda tmp: "metrics.json" in tmp)
+    with pytest.raises(ToonFaceError, match=r"cannot write .*metrics\.json: No space left on device"):
+        evaluate(model_version=3, checkpoints_dir=str(run), out=str(tmp_path / "o2"), metrics=False)

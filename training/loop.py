@@ -34,6 +34,7 @@ from training.state import load_checkpoint, save_checkpoint
 from training.stats import NonFiniteLoss, PhaseTimer, StatsAccumulator, StatsWriter
 from training.visuals import COLUMNS, PRETRAIN_COLUMNS, make_grid, representations, save_png
 from utils.errors import ToonFaceError
+from utils.io import WriteError
 from utils.memory import retain_freed_memory
 
 log = logging.getLogger("toonface")
@@ -232,6 +233,9 @@ class Session:
                                       f"{self.run.latest_checkpoint}; continue with --resume")
         except NonFiniteLoss as exc:
             raise TrainingDiverged(f"{exc}; stopped, {self._last_good()}") from None
+        except WriteError as exc:  # disk full, folder gone read-only: the cause, and what is kept
+            raise WriteError(exc.errno, f"{exc.strerror}; stopped at step {self.step}, "
+                             f"{self._last_good()}", exc.filename) from None
         except KeyboardInterrupt:
             raise Interrupted(f"during step {self.step + 1}, unsaved: {self._last_good()}") from None
         finally:

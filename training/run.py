@@ -25,7 +25,7 @@ from typing import Any
 from training.config import RUNTIME_OPTIONS, Config, typed_differences
 from training.distributed import DistInfo, barrier
 from utils.errors import ToonFaceError
-from utils.io import TMP_SUFFIX, atomic_write_text
+from utils.io import TMP_SUFFIX, atomic_write_text, check_writable
 from utils.run_dir import RunDir
 
 log = logging.getLogger("toonface")
@@ -126,6 +126,8 @@ def open_run(cfg: Config, info: DistInfo) -> tuple[Config, dict | None, RunDir, 
     allow, a run in use, or a name already taken without ``--resume``.
     """
     run = RunDir.of(cfg.run.checkpoints_dir, cfg.run.name)
+    if info.is_main:  # an unwritable place fails here, before the data and weights are read
+        check_writable(run.path, "run folder", folder=True)
     lock = None
     if info.is_main and run.path.is_dir():
         lock = RunLock(run).acquire()
@@ -171,10 +173,14 @@ def _resume_policy(cfg: Config, run: RunDir) -> tuple[Config, dict | None]:
 def create_run(cfg: Config, run: RunDir, info: DistInfo, lock: RunLock | None) -> RunLock | None:
     """Make the run's folders, take its lock, write config.json (rank 0); returns the lock."""
     if info.is_main:
-        run.mkdirs()
-        if lock is None:
-            lock = RunLock(run).acquire()
-        remove_stale_temporaries(run)
+        try:
+            run.mkdirs()
+            if lock is None:
+                lock = RunLock(run).acquire()
+            remove_stale_temporaries(run)
+        except OSError as exc:  # e.g. the folder became unwritable, or the disk is full
+            raise ToonFaceError(f"cannot create the run folder {run.path}: "
+                                f"{exc.strerror or type(exc).__name__}") from None
         atomic_write_text(run.config_file, json.dumps(cfg.flat(), indent=2, sort_keys=True) + "\n")
     barrier(info)
     return lock

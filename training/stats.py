@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from utils.io import append_text, atomic_write_text
+
 
 class NonFiniteLoss(Exception):
     def __init__(self, term: str, step: int, value: float):
@@ -115,11 +117,10 @@ class StatsWriter:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill
-        self.path.write_text("".join(k + "\n" for k in kept))
+        atomic_write_text(self.path, "".join(k + "\n" for k in kept))
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_text(self.path, json.dumps(record) + "\n")
         if self.tb is not None:
             step = int(record.get("step", 0))
             for k, v in record.items():

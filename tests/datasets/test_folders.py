@@ -86,3 +86,44 @@ def test_items_are_reproducible_from_their_seed(demo_data):
     ds = ImageFolderDataset(collect_images(photos, "photo"), 32, 40)
     assert torch.equal(ds[(3, 77)]["image"], ds[(3, 77)]["image"])
     assert not all(torch.equal(ds[(3, 77)]["image"], ds[(3, s)]["image"]) for s in range(78, 84))
+
+
+# --------------------------------------------------------- unreadable folders, symbolic links
+def _folder_of(tmp_path, name: str, n: int = 2):
+    folder = tmp_path / name
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_unreadable_folder_says_why_not_that_it_holds_no_images(tmp_path, monkeypatch):
+    from tests.oserrors import deny_reading
+    from utils.errors import ToonFaceError
+
+    photos = _folder_of(tmp_path, "photos")
+    deny_reading(monkeypatch, photos)
+    with pytest.raises(ToonFaceError) as e:
+        collect_images(photos, "photo")
+    msg = str(e.value)
+    assert "Permission denied" in msg and "holds no images" not in msg and str(photos) in msg
+    with pytest.raises(ToonFaceError, match="cartoon folder .*cannot read it .Permission denied"):
+        resolve_cartoon_dir(photos)  # looking for <folder>/style needs search permission
+
+
+def test_scanners_report_broken_links_loops_and_linked_folders(tmp_path, caplog):
+    import logging
+    import os
+
+    root = _folder_of(tmp_path, "photos")
+    other = _folder_of(tmp_path, "elsewhere", 1)
+    os.symlink("nothere.jpg", root / "dangling.jpg")
+    os.symlink("loop.png", root / "loop.png")
+    os.symlink(other, root / "linked")
+    with caplog.at_level(logging.WARNING):
+        good = collect_images(root, "photo")
+    assert [p.name for p in good] == ["0.png", "1.png"]
+    text = caplog.text
+    assert "dangling.jpg (broken symbolic link to nothere.jpg (no such file))" in text
+    assert "loop.png (symbolic link loop)" in text
+    assert "linked (a symbolic link to a folder: not followed)" in text

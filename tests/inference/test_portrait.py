@@ -10,7 +10,7 @@ from inference.portrait import (FFHQ_INTEROCULAR_PER_WIDTH, Face, LandmarkFaceDe
                                 PortraitProcessor, default_face_size,
                                 face_detector_for, soft_mask)
 from tests.conftest import fixtures_dir, requires_dlib, requires_mediapipe
-from tests.inference import make_generator, make_picture
+from tests.inference import make_generator, make_picture, make_trained_like_generator
 
 
 @pytest.fixture(scope="module", params=[pytest.param("mediapipe", marks=requires_mediapipe),
@@ -73,6 +73,19 @@ def test_scale_and_face_regions_without_mediapipe():
     assert proc(img).shape == img.shape and notices and "no face" in notices[0]
 
 
+def test_face_crop_takes_its_context_from_the_image():
+    """A face re-done at the scale the image already has must give back the image's own cartoon:
+    the crop's border gets the real picture around it as context, not padding (without it the
+    generator's border frame showed through the feathered mask)."""
+    toon = Cartoonizer(make_trained_like_generator(1), tile=0)
+    proc = PortraitProcessor(toon, face_size=20.0, detector=FixedDetector([]))
+    img = make_picture(200, 240, seed=2)
+    out = toon.stylize(img)
+    # crop 68..156 x 60..148; with 48 px of context it starts on the stride-4 grid, as the image
+    mixed = proc._blend_face(img, out, Face((92, 84, 132, 124), 20.0, 0.9), 1.0)
+    assert np.abs(mixed.astype(int) - out).max() <= 1
+
+
 def test_missing_face_size_falls_back_to_ffhq_constant():
     assert default_face_size(128) == pytest.approx(FFHQ_INTEROCULAR_PER_WIDTH * 128)
     notes = []
@@ -89,7 +102,7 @@ def test_soft_mask_feathers_inner_edges_only():
 def test_portrait_on_group_photo_keeps_size():
     img = load("wb_party7.jpg")
     notes = []
-    toon = Cartoonizer(make_generator(), tile=512, overlap=64, face_size=35.0, portrait=True,
+    toon = Cartoonizer(make_generator(), tile=512, overlap=128, face_size=35.0, portrait=True,
                        notice=notes.append)
     out = toon(img)
     assert out.shape == img.shape and len(toon.portrait.last_faces) >= 3

@@ -346,6 +346,66 @@ def test_npy_malformed_entry_is_toonface_error(tmp_path, entry):
     assert str(p) in _one_line(e)
 
 
+# ------------------------------------------------------------ weights files that run code
+class _Marker:
+    """Pickles as a call of ``open(path, "w")``: unpickling it creates the file ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_npy_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    p = tmp_path / "evil.npy"
+    np.save(p, {"conv1_1": [_Marker(marker), np.zeros(64, np.float32)]}, allow_pickle=True)
+    with pytest.raises(ToonFaceError) as e:
+        VGG19Features.from_file(p)
+    msg = _one_line(e)
+    assert str(p) in msg and "refused" in msg and "io.open" in msg
+    assert not marker.exists()
+
+
+def test_npy_that_runs_code_is_refused_when_found_in_checkpoints(hub_dir, tmp_path):
+    """The same file, found by itself as <checkpoints_dir>/vgg19_no_fc.npy."""
+    marker = tmp_path / "ran"
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    np.save(ck / "vgg19_no_fc.npy", np.array(_Marker(marker), dtype=object), allow_pickle=True)
+    with pytest.raises(ToonFaceError, match="refused"):
+        build_vgg(None, ck)
+    assert not marker.exists()
+
+
+def test_pth_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    p = tmp_path / "evil.pth"
+    torch.save({"features.0.weight": _Marker(marker)}, p)
+    with pytest.raises(ToonFaceError) as e:
+        VGG19Features.from_file(p)
+    assert str(p) in _one_line(e)
+    assert not marker.exists()
+
+
+def test_python2_latin1_npy_is_read(tmp_path, weights):
+    """white-box's file came from Python 2: its pickle (protocol 2) spells bytes as
+    _codecs.encode(..., 'latin1'), which the restricted unpickler admits."""
+    import pickle
+
+    from numpy.lib import format as npy_format
+
+    d = _to_npy_dict(weights)
+    p = tmp_path / "py2.npy"
+    with open(p, "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
+        f.write(pickle.dumps(np.array(d, dtype=object), protocol=2))
+    assert b"_codecs" in p.read_bytes()
+    net = VGG19Features.from_file(p)
+    torch.testing.assert_close(net.convs["conv4_4"].bias, torch.from_numpy(d["conv4_4"][1]))
+
+
 # ------------------------------------------------------------------ resolve_vgg_weights order
 
 @pytest.fixture

@@ -293,7 +293,7 @@ def test_ddp_two_cpu_processes(tmp_path, demo_data):
                            "--master_port", str(port), str(script)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     init = ckpt.load_checkpoint_file(tmp_path / "ck" / "ddp" / "ckpt" / "latest.pt")
     for name in a:
         torch.testing.assert_close(a[name], b[name])

@@ -141,6 +141,50 @@ def test_failed_start_leaves_no_run_folder(tmp_path, demo_data):
     assert not (tmp_path / "ck" / "x").exists()
 
 
+def test_unwritable_checkpoints_dir_is_one_line_before_any_work(tmp_path, demo_data):
+    """Checked when the run is opened: before the photos are read (the photo folder here is
+    missing, and that is not what is reported)."""
+    from training.loop import pretrain
+
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    ck.chmod(0o555)  # read-only by intent: refused even where root could write
+    try:
+        with pytest.raises(ToonFaceError, match=r"run folder .*cannot write in .*read-only"):
+            pretrain(pretrain_cfg(tmp_path, demo_data, name="p", total_iter=1,
+                                  photo_dir=str(tmp_path / "no_photos")))
+    finally:
+        ck.chmod(0o755)
+    assert list(ck.iterdir()) == []
+
+
+def test_disk_full_while_training_is_one_line_and_keeps_the_last_checkpoint(tmp_path, demo_data,
+                                                                            monkeypatch):
+    from tests.oserrors import disk_full
+    from training.loop import pretrain
+
+    disk_full(monkeypatch, when=lambda tmp: "step_000004" in tmp)  # the second checkpoint
+    with pytest.raises(ToonFaceError) as e:
+        pretrain(pretrain_cfg(tmp_path, demo_data, name="f", total_iter=4, save_every=2))
+    msg, ck = str(e.value), tmp_path / "ck" / "f" / "ckpt"
+    assert "\n" not in msg and "No space left on device" in msg and "step_000004" in msg
+    assert f"stopped at step 4, the last checkpoint is {ck / 'latest.pt'} (step 2)" in msg
+    assert ckpt.load_checkpoint_file(ck / "latest.pt")["step"] == 2
+    assert not list(ck.glob("*.tmp")) and not list(ck.glob(".*.tmp"))
+
+
+def test_unreadable_cartoon_folder_is_one_line_with_the_cause(tmp_path, demo_data, monkeypatch):
+    from tests.oserrors import deny_reading
+    from training.loop import train
+
+    cartoons = tmp_path / "cartoons"
+    shutil.copytree(demo_data[1], cartoons)
+    deny_reading(monkeypatch, cartoons)
+    with pytest.raises(ToonFaceError, match=r"cartoon folder .*cannot read it \(Permission denied\)"):
+        train(train_cfg(tmp_path, demo_data, name="u", total_iter=1, cartoon_dir=str(cartoons)))
+    assert not (tmp_path / "ck" / "u").exists()
+
+
 def test_stale_temporaries_are_removed_and_divergence_names_no_missing_checkpoint(tmp_path, demo_data,
                                                                                  monkeypatch):
     from losses import variation
