@@ -168,6 +168,14 @@ def choose_output(accept: str | None) -> str:
     return best[0]
 
 
+def unread_body(exc: ApiError) -> ApiError:
+    """``exc`` answered with ``Connection: close``: it was raised before the body was read to its
+    end, and on a kept-alive connection uvicorn would go on receiving (and dropping) the rest of
+    an upload we refused; closing cuts it off."""
+    exc.headers.setdefault("Connection", "close")
+    return exc
+
+
 def encode_jpeg(rgb, gray: bool) -> bytes:
     """JPEG bytes (quality 92, 4:2:0); RGB carries the sRGB profile, gray is written as L."""
     from PIL import Image
@@ -299,13 +307,16 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
               response_class=Response)
     async def cartoonize(request: Request) -> Response:
         s = running()
-        output = choose_output(request.headers.get("accept"))
-        if s.pool.full():  # shed load before reading the body
-            raise s.busy_error()
-        upload = await read_form(request, file_field="image", text_fields=FORM_FIELDS,
-                                 max_file_bytes=config.max_bytes, tmp_dir=s.tmp / "uploads",
-                                 timeout=config.upload_timeout, sniff=sniff_image,
-                                 accepted="a PNG or JPEG image")
+        try:
+            output = choose_output(request.headers.get("accept"))
+            if s.pool.full():  # shed load before reading the body
+                raise s.busy_error()
+            upload = await read_form(request, file_field="image", text_fields=FORM_FIELDS,
+                                     max_file_bytes=config.max_bytes, tmp_dir=s.tmp / "uploads",
+                                     timeout=config.upload_timeout, sniff=sniff_image,
+                                     accepted="a PNG or JPEG image")
+        except ApiError as exc:
+            raise unread_body(exc) from None
         try:
             if upload.path is None:
                 raise ApiError("missing_field", "no 'image' file in the form (multipart field "
@@ -384,14 +395,17 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
               openapi_extra=video_doc, response_class=JSONResponse)
     async def videos(request: Request) -> JSONResponse:
         s = running()
-        if s.jobs.active() >= config.max_jobs:
-            raise ApiError("busy", f"{config.max_jobs} video jobs are already queued or running; "
-                                   "try again later", headers={"Retry-After": "30"})
-        upload = await read_form(request, file_field="video", text_fields=FORM_FIELDS,
-                                 max_file_bytes=config.max_video_bytes, tmp_dir=s.tmp / "uploads",
-                                 timeout=config.upload_timeout, sniff=sniff_video,
-                                 accepted="an MP4/MOV, WebM/MKV or AVI video",
-                                 limit_option="--max-video-bytes")
+        try:
+            if s.jobs.active() >= config.max_jobs:
+                raise ApiError("busy", f"{config.max_jobs} video jobs are already queued or running; "
+                                       "try again later", headers={"Retry-After": "30"})
+            upload = await read_form(request, file_field="video", text_fields=FORM_FIELDS,
+                                     max_file_bytes=config.max_video_bytes,
+                                     tmp_dir=s.tmp / "uploads", timeout=config.upload_timeout,
+                                     sniff=sniff_video, accepted="an MP4/MOV, WebM/MKV or AVI video",
+                                     limit_option="--max-video-bytes")
+        except ApiError as exc:
+            raise unread_body(exc) from None
         try:
             if upload.path is None:
                 raise ApiError("missing_field", "no 'video' file in the form (multipart field "

@@ -230,8 +230,10 @@ def test_body_over_max_bytes_is_413(make_app):
         # within the form allowance: the file part itself is counted as it streams
         assert_error(post(c, big), 413, "too_large", "2 KB", "--max-bytes")
         huge = b"\x89PNG\r\n\x1a\n" + bytes(200_000)
-        # Content-Length over the limit: refused before the body is read
-        assert_error(post(c, huge), 413, "too_large", "request body is")
+        # Content-Length over the limit: refused before the body is read, connection closed
+        r = post(c, huge)
+        assert_error(r, 413, "too_large", "request body is")
+        assert r.headers["connection"] == "close"
         assert post(c, png(16, 16)).status_code == 200
 
 

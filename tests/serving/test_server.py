@@ -105,8 +105,15 @@ def test_an_oversize_chunked_upload_is_cut_off_at_the_limit(make_app, caplog):
         sock.setblocking(True)
         assert answered, f"no answer after {sent} bytes"
         status, body = read_response(sock)
+        # ... and the connection is closed: uvicorn does not go on receiving the rest
+        sock.settimeout(10)
+        try:
+            closed = sock.recv(65536) == b""
+        except ConnectionResetError:
+            closed = True
         sock.close()
         assert status == 413 and body["error"]["code"] == "too_large"
+        assert closed
         assert sent < total
         assert get(srv.port, "/healthz")[0] == 200
     line = request_lines(caplog)[0]
