@@ -453,3 +453,23 @@ def test_the_page_and_its_files_are_served_locally(client):
         assert client.get(asset).status_code == 200
     for text in (page.text, client.get("/static/app.js").text, client.get("/static/style.css").text):
         assert not re.search(r"https?://", text), "the page must not load anything from the internet"
+
+
+def test_bf16_precision_is_close_to_fp32(make_app, oracle):
+    app, _ = make_app(precision="bf16")
+    data = png()
+    with TestClient(app) as c:
+        r = post(c, data)
+    assert r.status_code == 200
+    got = np.asarray(decode(r.content)).astype(int)
+    diff = np.abs(got - oracle(data).astype(int))
+    assert got.shape == (H, W, 3) and diff.mean() < 2.0 and diff.max() < 40, (diff.mean(), diff.max())
+
+
+def test_portrait_mode_runs_the_face_detector(client):
+    """The synthetic picture has no face: portrait mode says so and cartoonizes the whole image."""
+    r = post(client, png(), portrait="true", headers={"Accept": "application/json"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["portrait"] is True and (body["width"], body["height"]) == (W, H)
+    assert any("no face found" in n for n in body["notices"]), body["notices"]
