@@ -309,8 +309,10 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         s = running()
         try:
             output = choose_output(request.headers.get("accept"))
-            if s.pool.full():  # shed load before reading the body
-                raise s.busy_error()
+            # A full queue is refused after the body is read (bounded by --max-bytes): a 503
+            # given mid-upload must close the connection, and a client still sending then
+            # often sees a reset instead of the answer (measured: 11 of 39 refusals in
+            # bench_serve.py's overload phase); read first, every client gets its 503.
             upload = await read_form(request, file_field="image", text_fields=FORM_FIELDS,
                                      max_file_bytes=config.max_bytes, tmp_dir=s.tmp / "uploads",
                                      timeout=config.upload_timeout, sniff=sniff_image,
