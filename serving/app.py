@@ -306,8 +306,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     @app.post("/api/cartoonize", summary="Cartoonize one image", openapi_extra=form_doc,
               response_class=Response)
     async def cartoonize(request: Request) -> Response:
-        s = running()
         try:
+            s = running()
             output = choose_output(request.headers.get("accept"))
             # A full queue is refused after the body is read (bounded by --max-bytes): a 503
             # given mid-upload must close the connection, and a client still sending then
@@ -329,10 +329,10 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             request.state.style = key
             strength = parse_strength(upload.fields.get("strength"))
             portrait = parse_portrait(upload.fields.get("portrait"))
-            width, height = image_size(upload.path, config.max_side)
+            image_size(upload.path, config.max_side)
             path = upload.path
 
-            def work() -> tuple[bytes, list[str], str]:
+            def work() -> tuple[bytes, list[str], str, tuple[int, int]]:
                 from datasets.images import ImageTooLarge, UnreadableImage, decode_image
                 from inference.io import encode_png
 
@@ -358,12 +358,12 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                 elapsed = time.perf_counter() - t0
                 s.metrics.inference.observe(elapsed)
                 s.run_seconds = 0.8 * s.run_seconds + 0.2 * elapsed
-                return body, notices, media
+                return body, notices, media, (cartoon.shape[1], cartoon.shape[0])
 
             t_start = time.perf_counter()
             loop = asyncio.get_running_loop()
             try:
-                body, notices, media = await s.pool.run(
+                body, notices, media, (width, height) = await s.pool.run(
                     work, deadline=loop.time() + config.timeout, gone=request.is_disconnected)
             except QueueFull:
                 raise s.busy_error() from None
@@ -396,8 +396,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     @app.post("/api/videos", status_code=202, summary="Start a video job",
               openapi_extra=video_doc, response_class=JSONResponse)
     async def videos(request: Request) -> JSONResponse:
-        s = running()
         try:
+            s = running()
             if s.jobs.active() >= config.max_jobs:
                 raise ApiError("busy", f"{config.max_jobs} video jobs are already queued or running; "
                                        "try again later", headers={"Retry-After": "30"})

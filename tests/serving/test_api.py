@@ -150,6 +150,8 @@ def _kinds():
 @pytest.mark.parametrize("kind", ["gray", "rgba", "palette", "16-bit", "cmyk-jpeg", "exif-rotated-jpeg"])
 def test_every_kind_of_input_goes_through_the_shared_decoder(client, oracle, kind):
     data, size, mode = _kinds()[kind]
+    js = post(client, data, filename="x.bin", headers={"Accept": "application/json"}).json()
+    assert (js["width"], js["height"]) == size  # as shown: EXIF orientation applied
     r = post(client, data, filename="x.bin")
     assert r.status_code == 200, r.text
     im = decode(r.content)
