@@ -104,7 +104,7 @@ async def read_form(request: Request, *, file_field: str, text_fields: tuple[str
     is taken). Raises ApiError (400 bad_request, 408, 413 too_large, 415, 422) or ClientGone;
     on any error no file is left behind.
     """
-    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.exceptions import FormParserError
     from python_multipart.multipart import MultipartParser
 
     ctype, params = _options(request.headers.get("content-type", "").encode("latin-1"))
@@ -199,16 +199,16 @@ async def read_form(request: Request, *, file_field: str, text_fields: tuple[str
     def on_end() -> None:
         state["ended"] = True
 
-    parser = MultipartParser(params[b"boundary"], callbacks={
+    callbacks = {
         "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
         "on_header_field": on_header_field, "on_header_value": on_header_value,
         "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-        "on_end": on_end})
-
+        "on_end": on_end}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     stream = request.stream().__aiter__()
     try:
+        parser = MultipartParser(params[b"boundary"], callbacks=callbacks)
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -233,7 +233,7 @@ async def read_form(request: Request, *, file_field: str, text_fields: tuple[str
     except ClientDisconnect:
         up.remove()
         raise ClientGone() from None
-    except MultipartParseError as exc:
+    except FormParserError as exc:
         up.remove()
         raise ApiError("bad_request", f"malformed multipart body ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     except BaseException:

@@ -188,6 +188,21 @@ def test_not_multipart_is_415(client):
     assert_error(r, 415, "unsupported_media_type")
 
 
+def test_malformed_multipart_bodies_are_400(client):
+    ctype = {"Content-Type": "multipart/form-data; boundary=xyz"}
+    r = client.post("/api/cartoonize", content=b"--xyz\r\nContent-Disposition: form-data; name=\"image\"; "
+                    b"filename=\"a.png\"\r\n\r\n" + png(), headers=ctype)  # no closing boundary
+    assert_error(r, 400, "bad_request", "incomplete multipart body")
+    r = client.post("/api/cartoonize", content=b"garbage without any boundary", headers=ctype)
+    assert_error(r, 400, "bad_request", "malformed multipart body")
+    r = client.post("/api/cartoonize", content=b"x",
+                    headers={"Content-Type": "multipart/form-data; boundary=" + "b" * 100})
+    assert_error(r, 400, "bad_request", "malformed multipart body")
+    r = client.post("/api/cartoonize", content=b"--xyz\r\nContent-Type: text/plain\r\n\r\nhi\r\n--xyz--\r\n",
+                    headers=ctype)
+    assert_error(r, 400, "bad_request", "no form-data name")
+
+
 def test_unknown_style_lists_the_names(client):
     assert_error(post(client, png(), style="Hayao"), 400, "unknown_style", "'Hayao'", "Hard, Soft")
     assert_error(post(client, png(), style="soft=x,hard=1"), 400, "invalid_style", "not a number")
