@@ -73,7 +73,7 @@ def test_upload_pick_a_style_and_see_the_result(page, tmp_path):
     link = by_id(driver, "download")
     assert link.is_displayed() and link.get_attribute("href").startswith("blob:")
     assert link.get_attribute("download") == "photo-cartoon.png"
-    assert not by_id(driver, "error").is_displayed()
+    assert not by_id(driver, "error").is_displayed() and not by_id(driver, "cancel").is_displayed()
 
 
 def test_drag_and_drop_an_image(page):
@@ -129,3 +129,4 @@ def test_a_video_shows_progress_and_its_result(page, tmp_path):
     assert driver.execute_script("const v = document.getElementById('after');"
                                  "return [v.videoWidth, v.videoHeight]") == [48, 32]
     assert by_id(driver, "download").get_attribute("download") == "clip-cartoon.mp4"
+    assert not by_id(driver, "cancel").is_displayed()  # shown only while the job runs
