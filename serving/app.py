@@ -172,8 +172,7 @@ def unread_body(exc: ApiError) -> ApiError:
     """``exc`` answered with ``Connection: close``: it was raised before the body was read to its
     end, and on a kept-alive connection uvicorn would go on receiving (and dropping) the rest of
     an upload we refused; closing cuts it off."""
-    exc.headers.setdefault("Connection", "close")
-    return exc
+    return ApiError(exc.code, exc.message, headers={**exc.headers, "Connection": "close"})
 
 
 def encode_jpeg(rgb, gray: bool) -> bytes:
