@@ -109,7 +109,7 @@ class _Gated:
         return self.inner.frames(frames, **kw)
 
 
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
     end = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > end:

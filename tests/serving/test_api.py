@@ -490,3 +490,12 @@ def test_portrait_mode_runs_the_face_detector(client):
     body = r.json()
     assert body["portrait"] is True and (body["width"], body["height"]) == (W, H)
     assert any("no face found" in n for n in body["notices"]), body["notices"]
+
+
+def test_before_startup_the_service_answers_503_unavailable(make_app):
+    app, _ = make_app()
+    c = TestClient(app)  # no `with`: the lifespan (temporary folder, workers) has not run
+    assert_error(c.get("/healthz"), 503, "unavailable", "not running")
+    r = post(c, png())
+    assert_error(r, 503, "unavailable")
+    assert r.headers["connection"] == "close"  # refused before its body was read

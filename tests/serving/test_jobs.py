@@ -167,13 +167,13 @@ def test_cancel_stops_within_a_frame_and_removes_the_files(make_app, tmp_path, s
 
 
 def test_jobs_expire_with_their_files(make_app, tmp_path):
-    app, svc = make_app(job_ttl=0.4)
+    app, svc = make_app(job_ttl=2.0)
     with TestClient(app) as c:
         job = wait_job(c, post_video(c, clip(tmp_path, 2)).json()["id"])
         assert job["status"] == "done"
         folder = svc.tmp / "jobs" / job["id"]
         assert (folder / "cartoon.mp4").is_file()
-        wait_until(lambda: not folder.exists(), 10, "expiry sweep")
+        wait_until(lambda: not folder.exists(), 30, "expiry sweep")
         assert_error(c.get(f"/api/jobs/{job['id']}/result"), 404, "not_found", "expired")
 
 
