@@ -2,6 +2,7 @@
 modules and no upward imports between the layers
 
     utils <- models <- representations, datasets <- losses <- training <- inference <- evaluation
+          <- serving
 
 (entry points, bench/ and tests/ sit above all of them). Imports inside functions count too:
 a lazy import is still a dependency."""
@@ -13,7 +14,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 LAYERS = {"utils": 0, "models": 1, "representations": 2, "datasets": 2, "losses": 3,
-          "training": 4, "inference": 5, "evaluation": 6}
+          "training": 4, "inference": 5, "evaluation": 6, "serving": 7}
 
 
 def project_modules() -> dict[str, Path]:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["demo.py", "prepare.py", "pretrain.py", "train.py", "test.py", "sweep.py",
-           "plot_curves.py", "cartoonize.py", "export.py"]
+           "plot_curves.py", "cartoonize.py", "export.py", "serve.py"]
 WIDTH = 100
 BLOCK = re.compile(r"(<!-- help:(?P<name>[\w.]+) -->\n)(.*?)(<!-- /help -->)", re.S)
 

@@ -1,0 +1,139 @@
+"""Serve the styles of a folder over HTTP: a web page and a JSON/multipart API.
+
+    python serve.py --styles-dir checkpoints            # http://127.0.0.1:8080
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+import click
+
+from inference.styles import DEFAULT_STYLES_DIR
+from serving.config import DEFAULT_MAX_BYTES, DEFAULT_MAX_SIDE, MAX_SIDE_LIMIT, PRECISIONS, ServeConfig
+from utils.device import DEVICE_HELP
+from utils.errors import ToonFaceError
+
+EPILOG = ("Endpoints: GET / (web page), GET /docs (OpenAPI), GET /api/styles, POST /api/cartoonize, "
+          "POST /api/videos, GET|DELETE /api/jobs/{id}, GET /api/jobs/{id}/result, GET /healthz, "
+          "GET /metrics. Errors are JSON {\"error\": {\"code\", \"message\"}}. One log line per "
+          "request on stderr.")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (IPv4 or IPv6); ToonFaceError when it cannot bind."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ToonFaceError(f"--host {host}: cannot resolve ({exc.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ToonFaceError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    return sock
+
+
+def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_host_memory: bool,
+               landmark_detector: str | None) -> None:
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.engine import TorchEngine
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    config.validate()
+    engine = TorchEngine(config.styles_dir, config.device, config.precision, landmark_detector)
+    if reuse_host_memory and engine.device.type == "cpu":
+        from utils.memory import retain_freed_memory
+
+        retain_freed_memory()
+    app = create_app(config, engine)
+    sock = listen(host, port)
+    bound = sock.getsockname()
+    shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
+    logging.getLogger("toonface.serve").info("listening on http://%s:%d", shown, bound[1])
+    server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning",
+                                          timeout_graceful_shutdown=10, lifespan="on"))
+    server.run(sockets=[sock])
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
+                                                "max_content_width": 100})
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; put a TLS proxy in front).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="TCP port (0: any free port, printed at start).")
+@click.option("--styles-dir", "--styles_dir", "styles_dir", default=DEFAULT_STYLES_DIR,
+              show_default=True, type=click.Path(path_type=str),
+              help="The styles served: run folders and generator .pt files (see --list-styles "
+                   "of cartoonize.py). Read at start.")
+@click.option("--default-style", default=None,
+              help="Style (or blend) used when a request names none  [default: the first by name]")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
+              help="Largest image upload in bytes (413 past it, while it streams).")
+@click.option("--max-side", type=click.IntRange(1, MAX_SIDE_LIMIT), default=DEFAULT_MAX_SIDE,
+              show_default=True, help="Largest width and height of an image or video frame (413).")
+@click.option("--max-video-bytes", type=click.IntRange(min=1), default=ServeConfig.max_video_bytes,
+              show_default=True, help="Largest video upload in bytes.")
+@click.option("--max-video-frames", type=click.IntRange(min=1), default=ServeConfig.max_video_frames,
+              show_default=True, help="Longest video in frames (the job fails past it).")
+@click.option("--queue", type=click.IntRange(min=0), default=ServeConfig.queue, show_default=True,
+              help="Image requests that may wait for a worker; past it: 503 with Retry-After.")
+@click.option("--workers", type=click.IntRange(min=1), default=ServeConfig.workers, show_default=True,
+              help="Inference threads (one per device; more only helps on a GPU).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=ServeConfig.timeout,
+              show_default=True, help="Seconds for an image request's queue wait + inference (504).")
+@click.option("--upload-timeout", type=click.FloatRange(min=0, min_open=True),
+              default=ServeConfig.upload_timeout, show_default=True,
+              help="Seconds for a request body to arrive in full (408).")
+@click.option("--max-loaded-styles", type=click.IntRange(min=1), default=ServeConfig.max_loaded_styles,
+              show_default=True, help="Generators kept in memory (least recently used dropped).")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=ServeConfig.max_jobs, show_default=True,
+              help="Video jobs queued or running at once (503 past it); one runs at a time.")
+@click.option("--job-ttl", type=click.FloatRange(min=0, min_open=True), default=ServeConfig.job_ttl,
+              show_default=True, help="Seconds a finished video job and its files are kept.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + ".")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Generator arithmetic (bf16 autocast: CUDA or CPUs with bf16 units; fp16: CUDA).")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="torch CPU threads (0: torch's default, one per core).")
+@click.option("--landmark-detector", default=None,
+              help="Face detector of portrait requests: mediapipe, mediapipe-tasks or dlib  "
+                   "[default: mediapipe where installed, else dlib]")
+@click.option("--tmp-dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Where the service's temporary folder is made (removed at exit)  [default: "
+                   "the system's]")
+@click.option("--log-client", is_flag=True, help="Put the client's address in the request log.")
+@click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
+              help="CPU: malloc keeps freed memory for reuse (glibc); large images run faster.")
+def main(host, port, styles_dir, default_style, max_bytes, max_side, max_video_bytes,
+         max_video_frames, queue, workers, timeout, upload_timeout, max_loaded_styles, max_jobs,
+         job_ttl, device, precision, threads, landmark_detector, tmp_dir, log_client,
+         reuse_host_memory):
+    """Serve cartoonization over HTTP: a web page at / and an API under /api."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    config = ServeConfig(styles_dir=styles_dir, default_style=default_style, max_bytes=max_bytes,
+                         max_side=max_side, max_video_bytes=max_video_bytes,
+                         max_video_frames=max_video_frames, queue=queue, workers=workers,
+                         timeout=timeout, upload_timeout=upload_timeout,
+                         max_loaded_styles=max_loaded_styles, max_jobs=max_jobs, job_ttl=job_ttl,
+                         device=device, precision=precision, tmp_dir=tmp_dir,
+                         log_client=log_client)
+    try:
+        run_server(config, host, port, threads, reuse_host_memory, landmark_detector)
+    except ToonFaceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

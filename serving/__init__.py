@@ -1,0 +1,17 @@
+"""The web service (``serve.py``): an HTTP API and a web page over the inference package.
+
+- :mod:`serving.app`: ``create_app(ServeConfig)``, the FastAPI application (routes, error
+  handlers, lifespan: temporary folder, worker threads, job sweeper).
+- :mod:`serving.config`: ``ServeConfig``, every limit and default in one place.
+- :mod:`serving.errors`: ``ApiError`` and the one JSON error shape.
+- :mod:`serving.uploads`: streaming multipart reading with byte limits and an idle timeout,
+  format sniffing by magic bytes, the image header check.
+- :mod:`serving.engine`: engines (a style name -> a callable stylizer); ``TorchEngine``; the
+  LRU cache of loaded styles.
+- :mod:`serving.pool`: the bounded queue in front of the inference worker threads.
+- :mod:`serving.jobs`: video jobs (a single video worker thread, progress, cancel, expiry).
+- :mod:`serving.metrics`: Prometheus metrics and the one-line-per-request log.
+- ``serving/static/``: the web page (plain HTML, CSS and JS; nothing from the internet).
+
+Nothing happens at import: every object is built by ``create_app``.
+"""

@@ -1,0 +1,165 @@
+"""Engines: what turns a style name into a callable that cartoonizes uint8 RGB arrays.
+
+An engine is any object with ``name`` and ``load(spec) -> Stylizer``; a :class:`Stylizer` maps
+an (H, W, 3) uint8 RGB photo to its cartoon of the same size (``strength`` and ``portrait`` per
+call) and a list of same-size video frames to as many cartoons. The service only talks to these
+two interfaces, so another runtime (onnxruntime on an exported model) is one more class here and
+one more choice of ``serve.py --engine``.
+
+:class:`TorchEngine` loads styles with :func:`inference.styles.load_style` (names, blends) and
+runs them through :class:`inference.cartoonizer.Cartoonizer`. :class:`StyleCache` keeps the
+``max_loaded`` most recently used stylizers and loads each one once, even when several worker
+threads ask for it at the same moment.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from inference.cartoonizer import Cartoonizer, blend
+from inference.styles import load_style
+from utils.device import resolve_device
+from utils.errors import ToonFaceError
+
+
+class Stylizer(Protocol):
+    """One loaded style. Thread-safe: worker threads may call it at the same time."""
+
+    meta: dict[str, Any]
+
+    def __call__(self, rgb: np.ndarray, *, strength: float = 1.0, portrait: bool = False,
+                 notice: Callable[[str], Any] | None = None) -> np.ndarray: ...
+
+    def frames(self, frames: list[np.ndarray], *, strength: float = 1.0,
+               portrait: bool = False) -> list[np.ndarray]: ...
+
+
+class Engine(Protocol):
+    name: str
+
+    def load(self, spec: str) -> Stylizer: ...
+
+
+def _autocast(device, precision: str):
+    """A context running the generator in ``precision`` (fp32: no autocast). The guided filter
+    computes in float32 whatever the autocast (models/guided_filter.py)."""
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return torch.autocast(device.type, dtype=dtype)
+
+
+class TorchStylizer:
+    """A style's generator in a :class:`Cartoonizer` (strength 1, no portrait), plus a portrait
+    Cartoonizer built on first use (its face detector is loaded then)."""
+
+    def __init__(self, generator, meta: dict[str, Any], device, precision: str,
+                 landmark_detector: str | None = None):
+        self.meta, self.device, self.precision = meta, device, precision
+        self._detector = landmark_detector
+        self._toon = Cartoonizer(generator, device, image_size=meta.get("image_size"),
+                                 face_size=meta.get("face_size"))
+        self._portrait: Cartoonizer | None = None
+        # Portrait mode keeps per-call state (the notice callback, a detector that is not
+        # documented thread-safe): one portrait call at a time per style.
+        self._portrait_lock = threading.Lock()
+
+    def _portrait_toon(self) -> Cartoonizer:
+        if self._portrait is None:
+            self._portrait = Cartoonizer(self._toon.generator, self.device,
+                                         image_size=self.meta.get("image_size"),
+                                         face_size=self.meta.get("face_size"), portrait=True,
+                                         landmark_detector=self._detector)
+        return self._portrait
+
+    def __call__(self, rgb: np.ndarray, *, strength: float = 1.0, portrait: bool = False,
+                 notice: Callable[[str], Any] | None = None) -> np.ndarray:
+        if not 0.0 <= strength <= 1.0:
+            raise ToonFaceError(f"strength must be in [0, 1], got {strength}")
+        with _autocast(self.device, self.precision):
+            if portrait:
+                with self._portrait_lock:
+                    toon = self._portrait_toon()
+                    toon.notice = notice or (lambda m: None)
+                    cartoon = toon(rgb)
+            else:
+                cartoon = self._toon(rgb)
+        return blend(rgb, cartoon, strength)
+
+    def frames(self, frames: list[np.ndarray], *, strength: float = 1.0,
+               portrait: bool = False) -> list[np.ndarray]:
+        if portrait:
+            return [self(f, strength=strength, portrait=True) for f in frames]
+        with _autocast(self.device, self.precision):
+            cartoons = self._toon.stylize_batch(frames)
+        return [blend(f, c, strength) for f, c in zip(frames, cartoons)]
+
+
+class TorchEngine:
+    """Styles from ``styles_dir`` run by PyTorch on ``device`` in ``precision``."""
+
+    name = "torch"
+
+    def __init__(self, styles_dir, device: str = "auto", precision: str = "fp32",
+                 landmark_detector: str | None = None):
+        self.styles_dir = styles_dir
+        self.device = resolve_device(device)
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ToonFaceError("--precision fp16 needs a CUDA device (CPUs: fp32 or bf16)")
+        self.precision = precision
+        self.landmark_detector = landmark_detector
+
+    def load(self, spec: str) -> TorchStylizer:
+        G, meta = load_style(spec, self.styles_dir, self.device, warn=lambda m: None)
+        return TorchStylizer(G, meta, self.device, self.precision, self.landmark_detector)
+
+
+class StyleCache:
+    """The ``max_loaded`` most recently used stylizers of an engine, keyed by style spec.
+
+    ``get`` is thread-safe; a style is loaded once even when several threads ask for it
+    together (the others wait for that load). A load that fails is not cached.
+    """
+
+    def __init__(self, engine: Engine, max_loaded: int):
+        if max_loaded < 1:
+            raise ValueError(f"max_loaded must be >= 1, got {max_loaded}")
+        self.engine, self.max_loaded = engine, max_loaded
+        self._items: OrderedDict[str, Stylizer] = OrderedDict()
+        self._loading: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.loads = 0  # how many times the engine loaded a style (for tests and metrics)
+
+    def get(self, key: str) -> Stylizer:
+        while True:
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+                wait = self._loading.get(key)
+                if wait is None:
+                    wait = self._loading[key] = threading.Event()
+                    break
+            wait.wait()  # another thread is loading it; look again when it is done
+        try:
+            stylizer = self.engine.load(key)
+            with self._lock:
+                self.loads += 1
+                self._items[key] = stylizer
+                while len(self._items) > self.max_loaded:
+                    self._items.popitem(last=False)
+            return stylizer
+        finally:
+            with self._lock:
+                del self._loading[key]
+            wait.set()
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._items)

@@ -1,0 +1,140 @@
+"""Prometheus metrics (prometheus_client, one registry per app) and the request log.
+
+:class:`RequestLog` is a pure ASGI middleware around the whole app. For every HTTP request it
+
+- counts the body bytes received and the response bytes sent, times the request, and records
+  ``toonface_http_requests_total{method, route, status}``, the latency histogram
+  ``toonface_http_request_duration_seconds{route}`` and the byte counters (``route`` is the
+  matched route's template, e.g. ``/api/jobs/{job_id}``, so labels stay few);
+- writes ONE log line: ``<UTC time> <method> <path> <status> in=<bytes> out=<bytes>
+  style=<style or -> <ms>ms`` (+ ``client=<host:port>`` only when asked): no query string, no
+  header, no image content;
+- turns an exception that escaped a handler (a bug) into a 500 JSON error, logging the
+  traceback on the server only.
+
+Gauges read live values when scraped: the queue length, the inferences running, the loaded
+styles and the video jobs by state.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from serving.errors import error_body
+
+log = logging.getLogger("toonface.serve")
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class Metrics:
+    """The app's registry and its metrics; ``render()`` is the /metrics body and type."""
+
+    def __init__(self, *, queue_length: Callable[[], int], running: Callable[[], int],
+                 loaded_styles: Callable[[], int], jobs: Callable[[], dict[str, int]]):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client.core import GaugeMetricFamily
+
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("toonface_http_requests", "HTTP requests answered",
+                                ["method", "route", "status"], registry=r)
+        self.latency = Histogram("toonface_http_request_duration_seconds",
+                                 "Time from the request's arrival to the end of its response",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.bytes_in = Counter("toonface_http_request_bytes", "Request body bytes received", registry=r)
+        self.bytes_out = Counter("toonface_http_response_bytes", "Response body bytes sent", registry=r)
+        self.inference = Histogram("toonface_inference_duration_seconds",
+                                   "Decode + stylize + encode of one image in a worker",
+                                   buckets=LATENCY_BUCKETS, registry=r)
+        Gauge("toonface_queue_length", "Requests waiting for an inference worker",
+              registry=r).set_function(queue_length)
+        Gauge("toonface_inference_running", "Inferences running in worker threads",
+              registry=r).set_function(running)
+        Gauge("toonface_styles_loaded", "Generators held in memory (LRU)",
+              registry=r).set_function(loaded_styles)
+
+        class JobsCollector:
+            def collect(self):
+                g = GaugeMetricFamily("toonface_video_jobs", "Video jobs by state", labels=["state"])
+                for state, n in jobs().items():
+                    g.add_metric([state], n)
+                yield g
+
+        r.register(JobsCollector())
+
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _route_label(scope: dict[str, Any]) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
+
+
+class RequestLog:
+    """ASGI middleware: metrics, one log line per request, and the last-resort 500."""
+
+    def __init__(self, app, metrics: Metrics, log_client: bool = False):
+        self.app, self.metrics, self.log_client = app, metrics, log_client
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        scope.setdefault("state", {})
+        counts = {"in": 0, "out": 0, "status": 0, "started": False}
+
+        async def counting_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                counts["in"] += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message):
+            if message["type"] == "http.response.start":
+                counts["status"] = message["status"]
+                counts["started"] = True
+            elif message["type"] == "http.response.body":
+                counts["out"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        except Exception as exc:  # noqa: BLE001 - a bug: log it, answer 500, keep serving
+            log.error("internal error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            if not counts["started"]:
+                import json
+
+                body = json.dumps(error_body("internal_error", "internal server error (the server "
+                                                               "log has the details)")).encode()
+                await counting_send({"type": "http.response.start", "status": 500,
+                                     "headers": [(b"content-type", b"application/json"),
+                                                 (b"content-length", str(len(body)).encode())]})
+                await counting_send({"type": "http.response.body", "body": body})
+            else:
+                counts["status"] = counts["status"] or 500
+        finally:
+            self._record(scope, counts, time.perf_counter() - start)
+
+    def _record(self, scope, counts, seconds: float) -> None:
+        status = counts["status"] or 499  # no response started: the client went away
+        route = _route_label(scope)
+        m = self.metrics
+        m.requests.labels(scope.get("method", "?"), route, str(status)).inc()
+        m.latency.labels(route).observe(seconds)
+        m.bytes_in.inc(counts["in"])
+        m.bytes_out.inc(counts["out"])
+        style = (scope.get("state") or {}).get("style") or "-"
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        line = (f"{stamp} {scope.get('method', '?')} {scope.get('path', '?')} {status} "
+                f"in={counts['in']} out={counts['out']} style={style} {seconds * 1000:.0f}ms")
+        if self.log_client and scope.get("client"):
+            host, port = scope["client"][:2]
+            line += f" client={host}:{port}"
+        log.info("%s", line)
