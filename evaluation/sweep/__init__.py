@@ -31,19 +31,21 @@ Resumable: a run (pretraining or training) whose ``generator/latest.pt`` reached
 evaluation whose ``metrics.json`` covers the same photos is reused.
 
 Modules: ``plan`` (option sets, commands, validation; nothing runs), ``run`` (the sweep:
-training in order), ``scoring`` (evaluating the runs), ``report`` (summaries and figures).
+training in order), ``evaluate_runs`` (scoring the runs), ``report`` (summaries and figures).
 """
 from evaluation.sweep.plan import (RESERVED, SweepFile, SweepPlan, canonical,
                                    check_heldout_people, convert, fmt_value, option_names,
                                    parse_grid, plan, plan_sweep, read_configs, read_sweep_file,
                                    run_dir, run_id, run_state, to_args)
-from evaluation.sweep.report import (FIGURE_FACES, METRIC_COLUMNS, comparison_figure, metric_bars,
-                                     row_label, summarise)
+from evaluation.sweep.report import (FIGURE_FACES, METRIC_COLUMNS, by_configuration,
+                                     comparison_figure, mean_std, metric_bars, paired_counts,
+                                     paired_table, row_label, summarise)
 from evaluation.sweep.run import command, sweep
-from evaluation.sweep.scoring import evaluate_all
+from evaluation.sweep.evaluate_runs import evaluate_all, evaluate_sweep
 
 __all__ = ["RESERVED", "SweepFile", "SweepPlan", "canonical", "check_heldout_people",
            "convert", "fmt_value", "option_names", "parse_grid", "plan", "plan_sweep", "read_configs",
            "read_sweep_file", "run_dir", "run_id", "run_state", "to_args", "FIGURE_FACES",
            "METRIC_COLUMNS", "comparison_figure", "metric_bars", "row_label", "summarise", "command",
-           "sweep", "evaluate_all"]
+           "sweep", "evaluate_all", "evaluate_sweep", "mean_std", "paired_counts",
+           "by_configuration", "paired_table"]

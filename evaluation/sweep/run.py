@@ -41,8 +41,14 @@ def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None
     that have no generator yet are reported as such)."""
     from evaluation.sweep.report import summarise
 
+    from evaluation.sweep.evaluate_runs import check_evaluate_section
+    from evaluation.sweep.report import compare_spec
+
     sp = plan_sweep(name, list(grid), configs, list(base_args))
     runs = sp.runs
+    if evaluate_runs:  # a typo in what to score stops the sweep now, not after hours of training
+        check_evaluate_section(sp)
+        compare_spec(sp)
     if evaluate_runs and not eval_photo_dir and len({heldout_identity(r["cfg"]) for r in runs}) > 1:
         raise ToonFaceError("the runs of this sweep hold out different photos (they differ in seed, "
                             "holdout or photo_dir without --heldout_people): pass --eval-photo-dir "
@@ -89,10 +95,10 @@ def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None
     results: list[dict | None] = []
     extra: dict = {}
     if evaluate_runs:
-        from evaluation.sweep.scoring import evaluate_all
+        from evaluation.sweep.evaluate_runs import evaluate_sweep
 
-        results = evaluate_all(runs, failed, eval_photo_dir, num, inception, device, echo)
-
+        extra = evaluate_sweep(sp, failed, eval_photo_dir, num, inception, device, echo)
+        results = extra["runs"]
     out = summarise(sp, results, failed, extra)
     out["failed"] = failed
     out["pretrains"] = [p["id"] for p in sp.pretrains if p["id"] in by_id]

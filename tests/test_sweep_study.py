@@ -1,0 +1,140 @@
+"""Sweep files as studies: the pretrain stage (one pretraining per seed, its generator the
+--init of that seed's runs, resumed and skipped), option precedence (file base < command line
+< a configuration's own), and held-out people checked before anything runs."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evaluation.sweep import plan_sweep
+from utils.errors import ToonFaceError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sweep_cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "sweep.py"), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def write(path: Path, data) -> Path:
+    path.write_text(json.dumps(data))
+    return path
+
+
+def tiny_study(tmp_path, data, **extra):
+    photos, cartoons = data
+    base = {"photo_dir": str(photos), "cartoon_dir": str(cartoons), "image_size": 32,
+            "batch_size": 2, "total_iter": 2, "workers": 0, "progress": False,
+            "tensorboard": False, "vgg_weights": "random", "heldout_people": ["0003", "0007"]}
+    study = {"base": base, "pretrain": {"total_iter": 1},
+             "runs": [{"w5": 0, "seed": 1}, {"w5": 1, "seed": 1}, {"w5": 0, "seed": 2}]}
+    study.update(extra)
+    return write(tmp_path / "study.json", study)
+
+
+def test_pretrain_stage_one_per_seed_and_init(tmp_path, demo_data):
+    ck = tmp_path / "ck"
+    sp = plan_sweep("st", [], str(tiny_study(tmp_path, demo_data)), ["--checkpoints_dir", str(ck)])
+    assert [p["id"] for p in sp.pretrains] == ["pretrain-seed1", "pretrain-seed2"]
+    assert [r["id"] for r in sp.runs] == ["w5=0_seed=1", "w5=1_seed=1", "w5=0_seed=2"]
+    assert [r["pretrain"] for r in sp.runs] == ["pretrain-seed1", "pretrain-seed1", "pretrain-seed2"]
+    for r in sp.runs:
+        init = ck / "st" / r["pretrain"] / "generator" / "latest.pt"
+        assert r["cfg"].model.init == str(init)
+        assert r["args"][r["args"].index("--init") + 1] == str(init)
+    p1 = sp.pretrains[0]["cfg"]
+    # the pretraining takes the base options pretrain.py knows, its own section wins
+    assert (p1.kind, p1.run.seed, p1.optim.total_iter, p1.data.image_size) == ("pretrain", 1, 1, 32)
+    assert p1.data.heldout_people == "0003,0007" and p1.run.name == "st/pretrain-seed1"
+    assert not ck.exists()  # planning writes nothing
+
+
+def test_a_run_with_its_own_init_needs_no_pretraining(tmp_path, demo_data):
+    study = tiny_study(tmp_path, demo_data, runs=[{"w5": 0, "seed": 1, "init": "none"},
+                                                  {"w5": 1, "seed": 2}])
+    sp = plan_sweep("st", [], str(study), ["--checkpoints_dir", str(tmp_path)])
+    assert [p["id"] for p in sp.pretrains] == ["pretrain-seed2"]
+    assert sp.runs[0]["pretrain"] is None and sp.runs[0]["cfg"].model.init == "none"
+
+
+def test_command_line_beats_file_base_and_runs_beat_both(tmp_path, demo_data):
+    study = tiny_study(tmp_path, demo_data, runs=[{"w5": 0}, {"w5": 1, "total_iter": 7}])
+    sp = plan_sweep("st", [], str(study), ["--total_iter", "5", "--vgg-weights", "/x/vgg19.pth",
+                                           "--checkpoints_dir", str(tmp_path)])
+    assert [r["cfg"].optim.total_iter for r in sp.runs] == [5, 7]
+    assert {r["cfg"].loss.vgg_weights for r in sp.runs} == {"/x/vgg19.pth"}
+    # the command line's pretrain options reach the pretraining; its own section still wins
+    assert sp.pretrains[0]["cfg"].optim.total_iter == 1
+    sp = plan_sweep("st", [], str(study), ["--image_size", "48", "--checkpoints_dir", str(tmp_path)])
+    assert sp.pretrains[0]["cfg"].data.image_size == 48 and sp.runs[0]["cfg"].data.image_size == 48
+
+
+def test_pretrain_section_keys_are_pretrain_options(tmp_path, demo_data):
+    study = tiny_study(tmp_path, demo_data, pretrain={"w5": 1})
+    with pytest.raises(ToonFaceError, match="study.json pretrain: .*unknown pretrain option 'w5'|"
+                                            "unknown pretrain option 'w5'"):
+        plan_sweep("st", [], str(study), [])
+    with pytest.raises(ToonFaceError, match="unknown section"):
+        plan_sweep("st", [], str(write(tmp_path / "b.json", {"runs": [{}], "pretrian": {}})), [])
+
+
+@pytest.mark.parametrize("case", ["missing", "twice", "scenery"])
+def test_bad_heldout_people_stop_before_anything_runs(tmp_path, demo_data, case):
+    import shutil
+
+    photos, cartoons = demo_data
+    ck = tmp_path / "ck"
+    extra = {}
+    if case == "missing":
+        extra["heldout_people"] = ["0003", "9999"]
+        want = "held-out person 9999 has no photo in"
+    elif case == "twice":
+        own = tmp_path / "photos"
+        shutil.copytree(photos, own)
+        (own / "more").mkdir()
+        shutil.copy(own / "0007.png", own / "more" / "0007.jpg.png")  # stem 0007.jpg: not the same
+        shutil.copy(own / "0007.png", own / "more" / "0007.png")
+        extra["photo_dir"] = str(own)
+        want = "held-out person 0007 appears 2 times in"
+    else:
+        scn = tmp_path / "scenery"
+        scn.mkdir()
+        shutil.copy(photos / "0003.png", scn / "0003.png")
+        extra.update(scenery_photo_dir=str(scn), scenery_cartoon_dir=str(cartoons))
+        want = "held-out person 0003 also appears in training (scenery photos"
+    study = json.loads(tiny_study(tmp_path, demo_data).read_text())
+    study["base"].update(extra)
+    res = sweep_cli("--name", "st", "--configs", write(tmp_path / "s.json", study), "--",
+                    "--checkpoints_dir", ck)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: run w5=0_seed=1: " + want), res.stderr
+    assert not ck.exists()
+
+
+def test_study_sweep_pretrains_once_per_seed_then_resumes(tmp_path, demo_data):
+    ck = tmp_path / "ck"
+    study = tiny_study(tmp_path, demo_data, runs=[{"w5": 0, "seed": 1}, {"w5": 1, "seed": 1}])
+    args = ["--name", "st", "--configs", study, "--no-eval", "--", "--checkpoints_dir", ck]
+    res = sweep_cli(*args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stderr.count("pretrain.py") == 1 and res.stderr.count("train.py") == 3
+    order = [line.split("]")[1].split(":")[0].strip() for line in res.stderr.splitlines()
+             if line.startswith("[")]
+    assert order == ["pretrain-seed1", "w5=0", "w5=1"]  # one seed: it does not label the runs
+    pre = ck / "st" / "pretrain-seed1"
+    for rid in ("w5=0", "w5=1"):
+        cfg = json.loads((ck / "st" / rid / "config.json").read_text())
+        assert cfg["init_resolved"] == str(pre / "generator" / "latest.pt") and cfg["seed"] == 1
+        # held out on both sides: the people's photos are the held-out list
+        held = (ck / "st" / rid / "heldout.txt").read_text().split()
+        assert [Path(h).stem for h in held] == ["0003", "0007"]
+    sweep_json = json.loads((ck / "st" / "sweep.json").read_text())
+    assert [p["id"] for p in sweep_json["pretrains"]] == ["pretrain-seed1"]
+
+    again = sweep_cli(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("finished, skipped") == 3 and ".py" not in again.stderr
