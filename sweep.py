@@ -26,6 +26,9 @@ import click
               help="print the train.py commands (and whether each is new/resume/done) and exit")
 @click.option("--train/--no-train", "train_runs", default=True, show_default=True,
               help="start pretrain.py / train.py for unfinished runs (--no-train: re-score what exists)")
+@click.option("--only", "only", multiple=True, metavar="GLOB",
+              help="train only the runs whose id matches (e.g. '*seed=2'), with their pretraining; "
+                   "several --only add up")
 @click.option("--eval/--no-eval", "evaluate_runs", default=True, show_default=True,
               help="evaluate every run on the same held-out faces")
 @click.option("--eval-photo-dir", "--eval_photo_dir", "eval_photo_dir", type=click.Path(), default=None,

@@ -138,3 +138,95 @@ def test_study_sweep_pretrains_once_per_seed_then_resumes(tmp_path, demo_data):
     again = sweep_cli(*args)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("finished, skipped") == 3 and ".py" not in again.stderr
+
+
+# ------------------------------------------------------------------ study statistics
+def test_mean_std_over_seeds_by_hand():
+    from evaluation.sweep import mean_std
+
+    m, s, n = mean_std([0.02, 0.04, 0.03])
+    assert n == 3 and m == pytest.approx(0.03) and s == pytest.approx(0.01)  # sample std, ddof 1
+    assert mean_std([5.0, None, float("nan")]) == (5.0, None, 1)
+    assert mean_std([None]) == (None, None, 0)
+
+
+def test_by_configuration_groups_seeds():
+    from evaluation.sweep import by_configuration
+
+    entries = [{"options": {"w5": 0.0, "seed": s}, "summary": {"nme68_mean": v, "flatness": f}}
+               for s, v, f in ((1, 0.10, 1.0), (2, 0.20, 3.0), (3, 0.30, 5.0))]
+    entries += [{"options": {"w5": 10.0, "seed": s}, "summary": {"nme68_mean": v, "flatness": None}}
+                for s, v in ((1, 0.05), (2, 0.07))]
+    rows = by_configuration(entries, ["nme68_mean", "flatness"], "seed")
+    assert [r["configuration"] for r in rows] == ["w5=0", "w5=10"]
+    assert rows[0]["runs"] == 3 and rows[0]["seeds"] == "1 2 3"
+    assert rows[0]["nme68_mean_mean"] == pytest.approx(0.2) and rows[0]["nme68_mean_std"] == pytest.approx(0.1)
+    assert rows[0]["flatness_mean"] == pytest.approx(3.0) and rows[0]["flatness_std"] == pytest.approx(2.0)
+    assert rows[1]["nme68_mean_mean"] == pytest.approx(0.06)
+    assert rows[1]["nme68_mean_std"] == pytest.approx(0.0141421356)
+    assert rows[1]["flatness_mean"] is None and rows[1]["flatness_std"] is None
+
+
+def test_paired_counts_per_seed_by_hand():
+    from evaluation.sweep import paired_counts, paired_table
+
+    base = {"a": 0.10, "b": 0.20, "c": 0.30, "d": None, "e": 0.5}
+    other = {"a": 0.05, "b": 0.25, "c": 0.30, "d": 0.1}
+    assert paired_counts(base, other) == {"improved": 1, "worse": 1, "tied": 1, "compared": 3, "missing": 2}
+
+    def entry(w5, seed, nme, ident):
+        return {"options": {"w5": w5, "seed": seed},
+                "per_image": {n: {"nme68": x, "identity_distance": y}
+                              for n, x, y in zip("abc", nme, ident)}}
+
+    entries = [entry(0.0, 1, (0.1, 0.2, 0.3), (0.4, 0.4, 0.4)),
+               entry(10.0, 1, (0.05, 0.1, 0.4), (0.3, 0.5, 0.4)),
+               entry(0.0, 2, (0.1, 0.1, 0.1), (0.4, 0.4, 0.4)),
+               entry(10.0, 2, (0.2, 0.2, 0.2), (0.1, 0.1, 0.1)),
+               entry(10.0, 3, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))]  # seed 3 has no baseline run
+    rows = paired_table(entries, "seed", {"w5": 0.0}, ["nme68", "identity_distance"])
+    got = {(r["seed"], r["metric"]): (r["improved"], r["worse"], r["tied"]) for r in rows}
+    assert got == {(1, "nme68"): (2, 1, 0), (1, "identity_distance"): (1, 1, 1),
+                   (2, "nme68"): (0, 3, 0), (2, "identity_distance"): (3, 0, 0)}
+    assert {(r["configuration"], r["baseline"]) for r in rows} == {("w5=10", "w5=0")}
+
+
+def test_study_scores_reference_portrait_and_writes_tables(tmp_path, demo_data):
+    """A 2-run study (w5 = 0 / 1 of one seed, 2 steps each) with the reference row, portrait
+    mode on 2 scenes and the paired comparison: every table and the figure are written, and a
+    rerun (re-score, --no-train) reuses every evaluation."""
+    import csv
+
+    photos, cartoons = demo_data
+    ck = tmp_path / "ck"
+    study = tiny_study(tmp_path, demo_data, runs=[{"w5": 0}, {"w5": 1}],
+                       evaluate={"reference": {"dir": str(cartoons), "label": "drawn cartoons"},
+                                 "portrait": {"photo_dir": str(photos), "photos": ["0001", "0002"]}},
+                       compare={"replicate": "seed", "baseline": {"w5": 0}})
+    args = ["--name", "st", "--configs", study, "--", "--checkpoints_dir", ck]
+    res = sweep_cli(*args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    sweep_dir = ck / "st"
+    with open(sweep_dir / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run"] for r in rows] == ["w5=0", "w5=1", "drawn cartoons"]
+    assert [r["status"] for r in rows] == ["evaluated", "evaluated", "reference"]
+    assert rows[0]["portrait_pairs"] == "2" and rows[2]["portrait_pairs"] == ""
+    # the reference is scored on the same held-out faces at the runs' size
+    ref = json.loads((sweep_dir / "reference" / "metrics.json").read_text())
+    assert [Path(p).stem for p in ref["source"]["photos"]] == ["0003", "0007"]
+    assert ref["source"]["image_size"] == 32
+    with open(sweep_dir / "study.csv") as f:
+        study_rows = list(csv.DictReader(f))
+    assert [r["configuration"] for r in study_rows] == ["w5=0", "w5=1", "drawn cartoons"]
+    assert study_rows[0]["runs"] == "1" and study_rows[0]["nme68_mean_std"] == ""
+    with open(sweep_dir / "paired.csv") as f:
+        paired = list(csv.DictReader(f))
+    assert [(p["configuration"], p["baseline"], p["metric"]) for p in paired] == \
+        [("w5=1", "w5=0", "nme68"), ("w5=1", "w5=0", "identity_distance")]
+    assert all(int(p["compared"]) + int(p["missing"]) == 2 for p in paired)
+    assert (sweep_dir / "comparison.png").is_file()
+
+    again = sweep_cli(*args[:4], "--no-train", *args[4:])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("already there") == 5 and "train.py" not in again.stderr

@@ -32,13 +32,16 @@ def command(run: dict, state: str) -> list[str]:
 # -------------------------------------------------------------------------------- the sweep
 def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None = None,
           base_args: list[str] | tuple[str, ...] = (), dry_run: bool = False,
-          train_runs: bool = True, evaluate_runs: bool = True, eval_photo_dir: str | None = None,
+          train_runs: bool = True, only: list[str] | tuple[str, ...] = (), evaluate_runs: bool = True, eval_photo_dir: str | None = None,
           num: int | None = None, inception: str | None = None, device: str = "auto",
           echo: Callable[[str], None] = _echo) -> dict:
     """Plan, run, evaluate and summarise a sweep; returns paths of what it wrote.
 
     ``train_runs=False`` re-scores what exists (no pretrain.py / train.py is started; runs
-    that have no generator yet are reported as such)."""
+    that have no generator yet are reported as such). ``only``: glob patterns of run ids;
+    only those runs (and their pretrainings) are trained, so a study can run in parts, also
+    side by side (a run's lock keeps two sweeps off the same run); every run is still
+    evaluated and summarised."""
     from evaluation.sweep.report import summarise
 
     from evaluation.sweep.evaluate_runs import check_evaluate_section
@@ -54,9 +57,10 @@ def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None
                             "holdout or photo_dir without --heldout_people): pass --eval-photo-dir "
                             "with the evaluation faces")
     sweep_dir = sp.sweep_dir
+    _in_order(sp, list(only))  # a pattern that selects nothing stops the sweep now
     by_id = {p["id"]: p for p in sp.pretrains}
     if dry_run:
-        for r in _in_order(sp):
+        for r in _in_order(sp, list(only)):
             state = run_state(r["cfg"])
             echo(f"# {r['id']} ({state})")
             click.echo(shlex.join(command(r, state)))
@@ -72,7 +76,7 @@ def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None
         indent=2, default=str) + "\n")
     failed: list[str] = []
     if train_runs:
-        order = _in_order(sp)
+        order = _in_order(sp, list(only))
         for i, r in enumerate(order):
             tag = f"[{i + 1}/{len(order)}] {r['id']}"
             if r.get("pretrain") in failed:
@@ -105,12 +109,22 @@ def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None
     return out
 
 
-def _in_order(sp: SweepPlan) -> list[dict]:
-    """The train runs in file order, each seed's pretraining right before its first run (so a
-    sweep stopped part-way has whole configurations, not all pretrainings first)."""
+def _in_order(sp: SweepPlan, only: list[str] | None = None) -> list[dict]:
+    """The train runs in file order (those matching a glob of ``only``, when given), each
+    seed's pretraining right before its first run (so a sweep stopped part-way has whole
+    configurations, not all pretrainings first)."""
+    import fnmatch
+
     by_id = {p["id"]: p for p in sp.pretrains}
+    runs = sp.runs
+    if only:
+        for pat in only:
+            if not any(fnmatch.fnmatchcase(r["id"], pat) for r in runs):
+                raise ToonFaceError(f"--only {pat}: no run of the sweep matches (runs: "
+                                    f"{', '.join(r['id'] for r in runs)})")
+        runs = [r for r in runs if any(fnmatch.fnmatchcase(r["id"], pat) for pat in only)]
     out, placed = [], set()
-    for r in sp.runs:
+    for r in runs:
         pid = r.get("pretrain")
         if pid and pid not in placed:
             out.append(by_id[pid])
