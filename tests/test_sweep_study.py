@@ -201,6 +201,7 @@ def test_study_scores_reference_portrait_and_writes_tables(tmp_path, demo_data):
     ck = tmp_path / "ck"
     study = tiny_study(tmp_path, demo_data, runs=[{"w5": 0}, {"w5": 1}],
                        evaluate={"reference": {"dir": str(cartoons), "label": "drawn cartoons"},
+                                 "pretrained": True,
                                  "portrait": {"photo_dir": str(photos), "photos": ["0001", "0002"]}},
                        compare={"replicate": "seed", "baseline": {"w5": 0}})
     args = ["--name", "st", "--configs", study, "--", "--checkpoints_dir", ck]
@@ -209,16 +210,17 @@ def test_study_scores_reference_portrait_and_writes_tables(tmp_path, demo_data):
     sweep_dir = ck / "st"
     with open(sweep_dir / "summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["run"] for r in rows] == ["w5=0", "w5=1", "drawn cartoons"]
-    assert [r["status"] for r in rows] == ["evaluated", "evaluated", "reference"]
-    assert rows[0]["portrait_pairs"] == "2" and rows[2]["portrait_pairs"] == ""
+    assert [r["run"] for r in rows] == ["w5=0", "w5=1", "pretrain-seed0", "drawn cartoons"]
+    assert [r["status"] for r in rows] == ["evaluated", "evaluated", "pretrained", "reference"]
+    assert rows[0]["portrait_pairs"] == "2" and rows[3]["portrait_pairs"] == ""
     # the reference is scored on the same held-out faces at the runs' size
     ref = json.loads((sweep_dir / "reference" / "metrics.json").read_text())
     assert [Path(p).stem for p in ref["source"]["photos"]] == ["0003", "0007"]
     assert ref["source"]["image_size"] == 32
     with open(sweep_dir / "study.csv") as f:
         study_rows = list(csv.DictReader(f))
-    assert [r["configuration"] for r in study_rows] == ["w5=0", "w5=1", "drawn cartoons"]
+    assert [r["configuration"] for r in study_rows] == [
+        "w5=0", "w5=1", "pretrained generator (no cartoon training)", "drawn cartoons"]
     assert study_rows[0]["runs"] == "1" and study_rows[0]["nme68_mean_std"] == ""
     with open(sweep_dir / "paired.csv") as f:
         paired = list(csv.DictReader(f))
@@ -229,4 +231,4 @@ def test_study_scores_reference_portrait_and_writes_tables(tmp_path, demo_data):
 
     again = sweep_cli(*args[:4], "--no-train", *args[4:])
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stderr.count("already there") == 5 and "train.py" not in again.stderr
+    assert again.stderr.count("already there") == 6 and "train.py" not in again.stderr

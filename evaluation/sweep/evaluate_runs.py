@@ -5,6 +5,8 @@ on the same held-out photos (test.py's ``evaluate``), and, when the sweep file a
   paired with the held-out photos by file stem and scored exactly like a run (both cropped to
   the runs' training size the way test.py crops photos; ``test.py --outputs``'s
   ``evaluate_outputs``), a baseline row;
+- ``evaluate.pretrained: true``: the pretrained generators the runs start from, scored like
+  the runs (what the faces look like before any cartoon training: no stylisation);
 - ``evaluate.portrait``: scenes (``photo_dir`` and the ``photos`` stems in it) cartoonized at
   full size in portrait mode (``inference.Cartoonizer(portrait=True)``, what cartoonize.py
   --portrait delivers) and scored by ``evaluate_outputs``: nme68 / identity of the largest
@@ -208,9 +210,12 @@ def check_evaluate_section(sp: SweepPlan) -> None:
     ({dir, label}) names a folder, ``portrait`` ({photo_dir, photos}) names scenes that exist."""
     ev = sp.file.evaluate
     where = f"{sp.file.path}: evaluate"
-    unknown = sorted(set(ev) - {"reference", "portrait"})
+    unknown = sorted(set(ev) - {"reference", "portrait", "pretrained"})
     if unknown:
-        raise ToonFaceError(f"{where}: unknown key(s) {', '.join(unknown)} (expected reference, portrait)")
+        raise ToonFaceError(f"{where}: unknown key(s) {', '.join(unknown)} (expected reference, "
+                            "portrait, pretrained)")
+    if not isinstance(ev.get("pretrained", False), bool):
+        raise ToonFaceError(f"{where}: pretrained: expected true or false")
     ref = ev.get("reference")
     if ref is not None:
         if not isinstance(ref, dict) or "dir" not in ref:
@@ -227,13 +232,18 @@ def check_evaluate_section(sp: SweepPlan) -> None:
 def evaluate_sweep(sp: SweepPlan, failed: list[str], eval_photo_dir: str | None, num: int | None,
                    inception: str | None, device: str, echo) -> dict:
     """Everything the sweep file asks to score: ``{"photos", "runs" (per run, or None),
-    "reference" (or None), "portrait" (per run, or None)}``."""
+    "reference" (or None), "portrait" (per run, or None), "pretrained" (per pretraining, or
+    None; with ``evaluate.pretrained: true``: the starting generators, a no-stylisation row)}``."""
     from evaluation.evaluate import dlib_analyser
 
     echo = Notices(echo)
     photos = evaluation_photos(sp.runs, eval_photo_dir, num)
     analyser = dlib_analyser()  # its models load once for the whole sweep
     results = evaluate_all(sp.runs, failed, photos, inception, device, echo, analyser)
+    pretrained = None
+    if sp.file.evaluate.get("pretrained") and sp.pretrains:
+        pretrained = evaluate_all(sp.pretrains, failed, photos, inception, device, echo, analyser)
     return {"photos": photos, "runs": results,
             "reference": evaluate_reference(sp, photos, device, echo, analyser),
-            "portrait": evaluate_portraits(sp, results, device, echo, analyser)}
+            "portrait": evaluate_portraits(sp, results, device, echo, analyser),
+            "pretrained": pretrained}

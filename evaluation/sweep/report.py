@@ -91,11 +91,13 @@ def config_label(config: dict[str, Any]) -> str:
 
 def by_configuration(entries: list[dict], metrics: list[str], replicate: str) -> list[dict]:
     """Rows of mean / std over replicates: ``entries`` are ``{"options", "summary"}`` of complete
-    runs; configurations in first-seen order. Row keys: ``configuration``, ``runs``,
+    runs (an entry's ``configuration`` key, when there, names its group instead of its
+    options); configurations in first-seen order. Row keys: ``configuration``, ``runs``,
     ``<replicate>s`` (the values seen), ``<metric>_mean`` and ``<metric>_std``."""
     groups: dict[str, list[dict]] = {}
     for e in entries:
-        groups.setdefault(config_label(configuration(e["options"], replicate)), []).append(e)
+        label = e.get("configuration") or config_label(configuration(e["options"], replicate))
+        groups.setdefault(label, []).append(e)
     rows = []
     for label, members in groups.items():
         row: dict[str, Any] = {"configuration": label, "runs": len(members),
@@ -204,6 +206,18 @@ def summarise(sp: SweepPlan, results: list[dict | None], failed: list[str],
         if status == "evaluated":
             entries.append({"id": r["id"], "options": r["options"], "summary": s,
                             "per_image": per_image_values(m)})
+    pre_entries = []
+    for p, res in zip(sp.pretrains, extra.get("pretrained") or []):
+        m = (res or {}).get("metrics", {})
+        if not m:
+            continue
+        total = p["cfg"].optim.total_iter
+        status = "pretrained" if m.get("step") == total else f"partial ({m.get('step')} of {total})"
+        rows.append([p["id"], *[None] * len(swept), status, m.get("step"),
+                     *[m.get("summary", {}).get(k) for k in metric_keys]])
+        if status == "pretrained":
+            pre_entries.append({"options": {"seed": p["seed"]}, "summary": m.get("summary", {}),
+                                "configuration": "pretrained generator (no cartoon training)"})
     ref_summary = {}
     if reference:
         ref_summary = dict(reference["metrics"].get("summary", {}))
@@ -216,6 +230,8 @@ def summarise(sp: SweepPlan, results: list[dict | None], failed: list[str],
     if spec:
         rep = spec["replicate"]
         table = by_configuration(entries, metric_keys, rep)
+        if pre_entries:
+            table += by_configuration(pre_entries, metric_keys, "seed")
         if reference:
             table.append({"configuration": reference["label"], "runs": 1, f"{rep}s": "",
                           **{f"{k}_mean": ref_summary.get(k) for k in metric_keys}})
