@@ -232,3 +232,22 @@ def test_study_scores_reference_portrait_and_writes_tables(tmp_path, demo_data):
     again = sweep_cli(*args[:4], "--no-train", *args[4:])
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("already there") == 6 and "train.py" not in again.stderr
+
+
+@pytest.mark.parametrize("section, value, want", [
+    ("evaluate", {"reference": {"dir": "/no/such/dir"}}, "reference folder not found: /no/such/dir"),
+    ("evaluate", {"portrait": {"photo_dir": "PHOTOS", "photos": ["0001", "zz"]}}, "no image(s) named zz.*"),
+    ("evaluate", {"refrence": {}}, "unknown key(s) refrence"),
+    ("compare", {"baseline": {"w5": 3}}, "no run has the baseline options"),
+    ("compare", {"baseline": {"w5": 0}, "paired": ["flatness"]}, "flatness is not a per-image metric"),
+    ("compare", {"replicate": "seeds"}, "unknown train option 'seeds'"),
+])
+def test_bad_evaluate_and_compare_sections_stop_before_training(tmp_path, demo_data, section, value, want):
+    photos, _ = demo_data
+    if "portrait" in value:
+        value["portrait"]["photo_dir"] = str(photos)
+    ck = tmp_path / "ck"
+    res = sweep_cli("--name", "st", "--configs", tiny_study(tmp_path, demo_data, **{section: value}),
+                    "--", "--checkpoints_dir", ck)
+    assert res.returncode == 2 and want in res.stderr, res.stderr[-2000:]
+    assert len(res.stderr.strip().splitlines()) == 1 and not ck.exists()
