@@ -254,6 +254,8 @@ def plan_sweep(name: str, grid: list[str], configs: str | None, base_args: list[
         for k in c:
             if k not in keys and len({json.dumps(d.get(k)) for d in combos}) > 1:
                 keys.append(k)
+    if len(combos) == 1:  # a single configuration is named by its own options, not "base"
+        keys = list(combos[0])
     _, cli_base = parse_args("train", list(base_args), "base options")
 
     runs, ids = [], set()
