@@ -7,7 +7,9 @@ Base train.py options go after ``--``; every configuration adds its own:
         --photo_dir data/ffhq --cartoon_dir data/Hayao --total_iter 20000
     python sweep.py --name abl2 --configs ablation.yaml --dry-run -- --total_iter 20000
 
-Rerunning the same command resumes: finished runs are skipped, interrupted ones continue.
+Options after ``--`` override the sweep file's ``base`` (a configuration's own options override
+both). Rerunning the same command resumes: finished runs are skipped, interrupted ones
+continue; ``--no-train`` re-scores the runs that exist without training.
 """
 import sys
 
@@ -22,6 +24,11 @@ import click
               help="JSON/YAML list of option sets, or {base: {...}, runs: [...]} (times the grid)")
 @click.option("--dry-run", "--dry_run", "dry_run", is_flag=True,
               help="print the train.py commands (and whether each is new/resume/done) and exit")
+@click.option("--train/--no-train", "train_runs", default=True, show_default=True,
+              help="start pretrain.py / train.py for unfinished runs (--no-train: re-score what exists)")
+@click.option("--only", "only", multiple=True, metavar="GLOB",
+              help="train only the runs whose id matches (e.g. '*seed=2'), with their pretraining; "
+                   "several --only add up")
 @click.option("--eval/--no-eval", "evaluate_runs", default=True, show_default=True,
               help="evaluate every run on the same held-out faces")
 @click.option("--eval-photo-dir", "--eval_photo_dir", "eval_photo_dir", type=click.Path(), default=None,

@@ -1,0 +1,249 @@
+"""Scoring a sweep's runs with the evaluation kit (``evaluation.evaluate``): every finished run
+on the same held-out photos (test.py's ``evaluate``), and, when the sweep file asks for them:
+
+- ``evaluate.reference``: a folder of reference outputs (e.g. the authors' own cartoons),
+  paired with the held-out photos by file stem and scored exactly like a run (both cropped to
+  the runs' training size the way test.py crops photos; ``test.py --outputs``'s
+  ``evaluate_outputs``), a baseline row;
+- ``evaluate.pretrained: true``: the pretrained generators the runs start from, scored like
+  the runs (what the faces look like before any cartoon training: no stylisation);
+- ``evaluate.portrait``: scenes (``photo_dir`` and the ``photos`` stems in it) cartoonized at
+  full size in portrait mode (``inference.Cartoonizer(portrait=True)``, what cartoonize.py
+  --portrait delivers) and scored by ``evaluate_outputs``: nme68 / identity of the largest
+  face of each scene, found rates over all of them.
+
+Every evaluation is reused when its ``metrics.json`` covers the same photos (and step).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from utils.errors import ToonFaceError
+
+from evaluation.sweep.plan import SweepPlan, run_dir
+
+REFERENCE_DIR = "reference"   # <sweep>/reference/{photos,outputs}/ and its metrics.json
+PORTRAIT_DIR = "portrait"     # <run>/test/step_XXXXXX/portrait/{outputs/, metrics.json}
+
+
+class Notices:
+    """An echo that prints each 'notice:' line once per sweep (no Inception file...)."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        self.echo, self.seen = echo, set()
+
+    def __call__(self, msg: str) -> None:
+        if msg.startswith("notice:"):
+            if msg in self.seen:
+                return
+            self.seen.add(msg)
+        self.echo(msg)
+
+
+def _read_metrics(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def evaluation_photos(runs: list[dict], eval_photo_dir: str | None, num: int | None) -> list[Path]:
+    """The photos every run is scored on: ``eval_photo_dir``, else the held-out photos the
+    runs share (their ``heldout.txt``). Raises ToonFaceError when the runs disagree."""
+    from datasets.folders import collect_images
+    from evaluation.evaluate import heldout_photos
+
+    folders = [run_dir(r["cfg"]) for r in runs]
+    if eval_photo_dir:
+        photos = collect_images(eval_photo_dir, "evaluation photo")
+    else:
+        lists = {r["id"]: f.read_heldout() for r, f in zip(runs, folders) if f.heldout_file.is_file()}
+        if len({tuple(v) for v in lists.values()}) > 1:
+            raise ToonFaceError("runs of this sweep hold out different photos (heldout.txt differs): "
+                                "pass --eval-photo-dir")
+        first = next((f for f in folders if f.heldout_file.is_file()), None)
+        if first is None:
+            raise ToonFaceError(f"no run of the sweep wrote a heldout.txt under {folders[0].checkpoints_dir}")
+        photos = heldout_photos(first)
+    return photos[:num] if num else photos
+
+
+def evaluate_all(runs: list[dict], failed: list[str], photos: list[Path], inception: str | None,
+                 device: str, echo, analyser=None) -> list[dict | None]:
+    """Each run with a generator evaluated on ``photos``; None for runs without one. A run that
+    has not reached its total_iter is evaluated at its latest step (the summary says so)."""
+    from evaluation.evaluate import evaluate
+    from models.checkpoint import load_checkpoint_file
+
+    cache: dict = {}
+    results: list[dict | None] = []
+    for r in runs:
+        f = run_dir(r["cfg"])
+        if r["id"] in failed or not f.latest_generator.is_file():
+            results.append(None)
+            continue
+        step = int(load_checkpoint_file(f.latest_generator).get("step", 0))
+        out = f.test_dir(step)
+        m = _read_metrics(out / "metrics.json")
+        if m and m.get("photos") == [str(p) for p in photos] and m.get("step") == step:
+            echo(f"{r['id']}: evaluation of step {step} already there")
+            results.append({"metrics": m, "out_dir": out, "index": out / "index.html"})
+            continue
+        results.append(evaluate(checkpoint=str(f.latest_generator), photos=photos, out=str(out),
+                                inception=inception, device=device, feature_cache=cache,
+                                checkpoints_dir=r["cfg"].run.checkpoints_dir, analyser=analyser,
+                                echo=echo))
+    return results
+
+
+def evaluate_reference(sp: SweepPlan, photos: list[Path], device: str, echo, analyser=None) -> dict | None:
+    """The ``evaluate.reference`` folder scored as if it were a run's outputs on ``photos``
+    (pairs by stem; both sides cropped to the runs' image size like test.py's photos); None
+    when the sweep file has no reference. Writes ``<sweep>/reference/``."""
+    spec = sp.file.evaluate.get("reference")
+    if not spec:
+        return None
+    from datasets.images import list_images
+    from evaluation.evaluate import evaluate_outputs, load_crops
+    from training.visuals import save_png
+
+    ref_dir = Path(spec["dir"])
+    by_stem = {p.stem: p for p in list_images(ref_dir)}
+    size = sp.runs[0]["cfg"].data.image_size
+    pairs = [(i, p, by_stem.get(p.stem)) for i, p in enumerate(photos)]
+    missing = [p.stem for _, p, c in pairs if c is None]
+    if missing:
+        echo(f"notice: reference {ref_dir} has no image for {len(missing)} photo(s): {', '.join(missing[:5])}")
+    pairs = [(i, p, c) for i, p, c in pairs if c is not None]
+    if not pairs:
+        raise ToonFaceError(f"reference folder {ref_dir}: no image has the stem of an evaluation photo")
+    root = sp.sweep_dir / REFERENCE_DIR
+    stamp = {"photos": [str(p) for _, p, _ in pairs], "reference": [str(c) for _, _, c in pairs],
+             "image_size": size}
+    m = _read_metrics(root / "metrics.json")
+    if m and m.get("source") == stamp:
+        echo(f"reference ({spec.get('label', ref_dir)}): evaluation already there")
+        return {"metrics": m, "out_dir": root, "index": root / "index.html", "label": label_of(spec)}
+    names = [f"{i:04d}_{p.stem}" for i, p, _ in pairs]
+    for sub, files in (("photos", [p for _, p, _ in pairs]), ("outputs", [c for _, _, c in pairs])):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for name, crop in zip(names, load_crops(files, size)):
+            save_png(root / sub / f"{name}.png", crop)
+    res = evaluate_outputs(outputs=str(root / "outputs"), photo_dir=str(root / "photos"), out=str(root),
+                           device=device, analyser=analyser, echo=echo)
+    # the stamp says which files the crops came from, so a rerun reuses the scores
+    m = dict(res["metrics"])
+    m["source"] = stamp
+    (root / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
+    return {"metrics": m, "out_dir": root, "index": res["index"], "label": label_of(spec)}
+
+
+def label_of(spec: dict) -> str:
+    return str(spec.get("label") or Path(spec["dir"]).name)
+
+
+def portrait_scenes(sp: SweepPlan) -> list[Path]:
+    """The scene files of ``evaluate.portrait`` (each stem must name exactly one image)."""
+    spec = sp.file.evaluate.get("portrait")
+    if not spec:
+        return []
+    from datasets.images import list_images
+
+    folder = Path(spec["photo_dir"])
+    files = list_images(folder) if folder.is_dir() else []
+    out = []
+    for stem in spec["photos"]:
+        found = [p for p in files if p.stem == str(stem)]
+        if len(found) != 1:
+            raise ToonFaceError(f"{sp.file.path}: evaluate.portrait: {'no' if not found else len(found)} "
+                                f"image(s) named {stem}.* in {folder}")
+        out.append(found[0])
+    return out
+
+
+def evaluate_portraits(sp: SweepPlan, results: list[dict | None], device: str, echo,
+                       analyser=None) -> list[dict | None]:
+    """Per run with a held-out evaluation: its generator on the ``evaluate.portrait`` scenes in
+    portrait mode, scored by the kit; None where a run has no evaluation or the file no scenes."""
+    scenes = portrait_scenes(sp)
+    if not scenes:
+        return [None] * len(sp.runs)
+    from datasets.images import read_image_rgb
+    from evaluation.evaluate import evaluate_outputs
+    from inference.cartoonizer import Cartoonizer
+    from training.visuals import save_png
+
+    spec = sp.file.evaluate["portrait"]
+    out: list[dict | None] = []
+    for r, res in zip(sp.runs, results):
+        if res is None:
+            out.append(None)
+            continue
+        root = Path(res["out_dir"]) / PORTRAIT_DIR
+        m = _read_metrics(root / "metrics.json")
+        if m and m.get("portrait_scenes") == [str(p) for p in scenes]:
+            echo(f"{r['id']}: portrait evaluation already there")
+            out.append({"metrics": m, "out_dir": root})
+            continue
+        gen = res["metrics"].get("checkpoint") or str(run_dir(r["cfg"]).latest_generator)
+        toon = Cartoonizer.from_checkpoint(gen, device, portrait=True,
+                                           landmark_detector=r["cfg"].data.landmark_detector,
+                                           landmark_model=r["cfg"].data.landmark_model,
+                                           notice=lambda msg, rid=r["id"]: echo(f"notice: {rid}: {msg}"))
+        (root / "outputs").mkdir(parents=True, exist_ok=True)
+        echo(f"{r['id']}: portrait mode on {len(scenes)} scenes")
+        for scene in scenes:
+            save_png(root / "outputs" / f"{scene.stem}.png", toon(read_image_rgb(scene)))
+        res_p = evaluate_outputs(outputs=str(root / "outputs"), photo_dir=str(spec["photo_dir"]),
+                                 out=str(root), device=device, analyser=analyser, echo=echo)
+        m = dict(res_p["metrics"])
+        m["portrait_scenes"] = [str(p) for p in scenes]
+        (root / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
+        out.append({"metrics": m, "out_dir": root})
+    return out
+
+
+def check_evaluate_section(sp: SweepPlan) -> None:
+    """The sweep file's ``evaluate`` section, checked before anything runs: ``reference``
+    ({dir, label}) names a folder, ``portrait`` ({photo_dir, photos}) names scenes that exist."""
+    ev = sp.file.evaluate
+    where = f"{sp.file.path}: evaluate"
+    unknown = sorted(set(ev) - {"reference", "portrait", "pretrained"})
+    if unknown:
+        raise ToonFaceError(f"{where}: unknown key(s) {', '.join(unknown)} (expected reference, "
+                            "portrait, pretrained)")
+    if not isinstance(ev.get("pretrained", False), bool):
+        raise ToonFaceError(f"{where}: pretrained: expected true or false")
+    ref = ev.get("reference")
+    if ref is not None:
+        if not isinstance(ref, dict) or "dir" not in ref:
+            raise ToonFaceError(f"{where}: reference: expected {{dir: FOLDER, label: TEXT}}")
+        if not Path(ref["dir"]).is_dir():
+            raise ToonFaceError(f"{where}: reference folder not found: {ref['dir']}")
+    por = ev.get("portrait")
+    if por is not None:
+        if not isinstance(por, dict) or "photo_dir" not in por or not isinstance(por.get("photos"), list):
+            raise ToonFaceError(f"{where}: portrait: expected {{photo_dir: FOLDER, photos: [stems]}}")
+        portrait_scenes(sp)
+
+
+def evaluate_sweep(sp: SweepPlan, failed: list[str], eval_photo_dir: str | None, num: int | None,
+                   inception: str | None, device: str, echo) -> dict:
+    """Everything the sweep file asks to score: ``{"photos", "runs" (per run, or None),
+    "reference" (or None), "portrait" (per run, or None), "pretrained" (per pretraining, or
+    None; with ``evaluate.pretrained: true``: the starting generators, a no-stylisation row)}``."""
+    from evaluation.evaluate import dlib_analyser
+
+    echo = Notices(echo)
+    photos = evaluation_photos(sp.runs, eval_photo_dir, num)
+    analyser = dlib_analyser()  # its models load once for the whole sweep
+    results = evaluate_all(sp.runs, failed, photos, inception, device, echo, analyser)
+    pretrained = None
+    if sp.file.evaluate.get("pretrained") and sp.pretrains:
+        pretrained = evaluate_all(sp.pretrains, failed, photos, inception, device, echo, analyser)
+    return {"photos": photos, "runs": results,
+            "reference": evaluate_reference(sp, photos, device, echo, analyser),
+            "portrait": evaluate_portraits(sp, results, device, echo, analyser),
+            "pretrained": pretrained}
