@@ -107,13 +107,17 @@ class TorchEngine:
     name = "torch"
 
     def __init__(self, styles_dir, device: str = "auto", precision: str = "fp32",
-                 landmark_detector: str | None = None):
+                 landmark_detector: str | None = None, landmark_model: str | None = None):
+        """Raises ToonFaceError (one line) for a device, precision or face detector that
+        cannot be used: at start-up, not at the first request that needs it."""
+        from datasets.landmarks import resolve_detector
+
         self.styles_dir = styles_dir
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ToonFaceError("--precision fp16 needs a CUDA device (CPUs: fp32 or bf16)")
         self.precision = precision
-        self.landmark_detector = landmark_detector
+        self.landmark_detector = resolve_detector(landmark_detector, landmark_model)
 
     def load(self, spec: str) -> TorchStylizer:
         G, meta = load_style(spec, self.styles_dir, self.device, warn=lambda m: None)

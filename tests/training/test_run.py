@@ -136,9 +136,33 @@ def test_failed_start_leaves_no_run_folder(tmp_path, demo_data):
                         vgg_weights=str(tmp_path / "vgg19.pth")))
     with pytest.raises(ToonFaceError, match="cartoon folder not found"):
         train(train_cfg(tmp_path, demo_data, name="x", total_iter=1, cartoon_dir=str(tmp_path / "no")))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not weights at all")
+    with pytest.raises(ToonFaceError, match="garbage.pth"):  # found when read, before the folder exists
+        train(train_cfg(tmp_path, demo_data, name="x", total_iter=1, vgg_weights=str(garbage)))
     with pytest.raises(ToonFaceError, match="--device mps"):
         train(train_cfg(tmp_path, demo_data, name="x", total_iter=1, device="mps"))
     assert not (tmp_path / "ck" / "x").exists()
+
+
+def test_a_start_failing_after_the_folder_is_made_removes_it(tmp_path, demo_data, monkeypatch):
+    """A fresh run's folder made by a start that then fails is removed (nothing half-made is
+    left); a resumed run's folder is never removed."""
+    import training.loop as loop
+
+    def broken(cfg):
+        raise ToonFaceError("generator cannot be built")
+
+    train = loop.train
+    train(train_cfg(tmp_path, demo_data, name="kept", total_iter=1))
+    monkeypatch.setattr(loop, "new_generator", broken)
+    with pytest.raises(ToonFaceError, match="cannot be built"):
+        train(train_cfg(tmp_path, demo_data, name="x", total_iter=1))
+    assert not (tmp_path / "ck" / "x").exists()
+    with pytest.raises(ToonFaceError, match="cannot be built"):
+        train(resolve("train", {"name": "kept", "checkpoints_dir": str(tmp_path / "ck"), "resume": True,
+                                "total_iter": 2}, {"name", "checkpoints_dir", "resume", "total_iter"}))
+    assert (tmp_path / "ck" / "kept" / "ckpt" / "latest.pt").is_file()
 
 
 def test_unwritable_checkpoints_dir_is_one_line_before_any_work(tmp_path, demo_data):
