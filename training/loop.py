@@ -80,8 +80,11 @@ class Session:
     def create(self) -> None:
         """Make (or reopen) the run folder, write config.json, start log.txt and stats."""
         cfg = self.cfg
-        self.made_folder = self.info.is_main and self.state is None and not self.run.path.exists()
+        fresh = self.info.is_main and self.state is None and not self.run.path.exists()
         self.lock = create_run(cfg, self.run, self.info, self.lock)
+        # Set only once the lock is ours: a start that lost the race for the same new name
+        # must not remove the winner's folder.
+        self.made_folder = fresh
         setup_logging(self.run.log_file if self.info.is_main else None, self.info.is_main)
         log.info("%s run %s on %s (world size %d)\n%s", self.kind, self.run, self.device,
                  self.info.world_size, describe(cfg))

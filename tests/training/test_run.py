@@ -165,6 +165,31 @@ def test_a_start_failing_after_the_folder_is_made_removes_it(tmp_path, demo_data
     assert (tmp_path / "ck" / "kept" / "ckpt" / "latest.pt").is_file()
 
 
+def test_two_fresh_starts_with_one_name_leave_the_winners_folder(tmp_path, demo_data, monkeypatch):
+    """Both starts see no folder; the other process makes it and takes the lock first. This
+    start fails with "in use" and must not remove the folder it did not make."""
+    import training.loop as loop
+    from training.run import RunLock
+
+    real = loop.create_run
+    held = []
+
+    def other_process_first(cfg, run, info, lock):
+        run.mkdirs()
+        held.append(RunLock(run).acquire())
+        (run.path / "theirs.txt").write_text("kept")
+        return real(cfg, run, info, lock)
+
+    monkeypatch.setattr(loop, "create_run", other_process_first)
+    try:
+        with pytest.raises(ToonFaceError, match="in use by another process"):
+            loop.train(train_cfg(tmp_path, demo_data, name="x", total_iter=1))
+        assert (tmp_path / "ck" / "x" / "theirs.txt").read_text() == "kept"
+    finally:
+        for lock in held:
+            lock.release()
+
+
 def test_unwritable_checkpoints_dir_is_one_line_before_any_work(tmp_path, demo_data):
     """Checked when the run is opened: before the photos are read (the photo folder here is
     missing, and that is not what is reported)."""
@@ -228,7 +253,6 @@ def test_heldout_list_survives_any_file_name(tmp_path, demo_data):
     from PIL import Image
 
     from training.loop import pretrain
-    from utils.run_dir import RunDir
 
     photos = tmp_path / "odd"
     photos.mkdir()
@@ -389,7 +413,6 @@ def test_kill_9_leaves_no_loader_worker(tmp_path, demo_data):
 def test_heldout_people_are_left_out_on_both_sides(tmp_path):
     from datasets.demo import build_demo_data
     from training.loop import prepare_train
-    from utils.run_dir import RunDir
 
     photos, cartoons = build_demo_data(tmp_path / "data", 10, 10, size=48)
     stems = sorted(p.stem for p in Path(photos).glob("*.png"))[:3]
