@@ -317,17 +317,17 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
         gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
     if out is not None:
         check_out_dir(out, photo_dir=photo_dir)
+    dev = resolve_device(str(device))
+    if style:
+        G = G.to(dev)
+    else:  # a bad file is the one line reported, before notes and before the photos are read
+        G, meta = load_generator(gen_path, dev)
     cfg = read_run_config(run)
     if landmark_detector is None and landmark_model is None:
         landmark_detector, landmark_model = cfg.get("landmark_detector"), cfg.get("landmark_model")
     spec = resolve_detector(landmark_detector, landmark_model)
     if spec.note:
         echo(f"note: {spec.note}")
-    dev = resolve_device(str(device))
-    if style:
-        G = G.to(dev)
-    else:
-        G, meta = load_generator(gen_path, dev)  # a bad file is reported before the photos are read
     paths, source = select_photos(photos, photo_dir, run, gen_path, num)
     gstep = meta.get("step")
     label = _safe_label(meta["style"]) if meta.get("blend") else gen_path.stem
