@@ -253,6 +253,7 @@ def test_heldout_list_survives_any_file_name(tmp_path, demo_data):
     from PIL import Image
 
     from training.loop import pretrain
+    from utils.run_dir import RunDir
 
     photos = tmp_path / "odd"
     photos.mkdir()
@@ -413,6 +414,7 @@ def test_kill_9_leaves_no_loader_worker(tmp_path, demo_data):
 def test_heldout_people_are_left_out_on_both_sides(tmp_path):
     from datasets.demo import build_demo_data
     from training.loop import prepare_train
+    from utils.run_dir import RunDir
 
     photos, cartoons = build_demo_data(tmp_path / "data", 10, 10, size=48)
     stems = sorted(p.stem for p in Path(photos).glob("*.png"))[:3]
