@@ -137,6 +137,10 @@ class Cartoonizer:
             datasets.landmarks.DETECTOR_NAMES or a DetectorSpec; default: mediapipe where its
             legacy API is installed, else dlib) and the Tasks model file.
         notice: callback for one-line notices (e.g. "no face found").
+        runtime: what computes generator + guided filter on a photo given its context, in place
+            of PyTorch: a callable (B, 3, H, W) float32 -> (B, 3, H, W), such as
+            :class:`inference.onnx_engine.OnnxGenerate` (``--engine onnxruntime``); None =
+            PyTorch. Everything else (context, tiles, portrait mode, strength) is the same.
     """
 
     def __init__(self, generator: torch.nn.Module, device: str | torch.device = "cpu", *,
@@ -144,7 +148,8 @@ class Cartoonizer:
                  overlap: int = DEFAULT_OVERLAP, image_size: int | None = None,
                  face_size: float | None = None, portrait: bool = False,
                  landmark_detector=None, landmark_model=None,
-                 notice: Callable[[str], Any] | None = None):
+                 notice: Callable[[str], Any] | None = None,
+                 runtime: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if not 0.0 <= strength <= 1.0:
             raise ToonFaceError(f"strength must be in [0, 1], got {strength}")
         if eps <= 0:
@@ -154,6 +159,7 @@ class Cartoonizer:
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.eps, self.strength = float(eps), float(strength)
+        self.runtime = runtime
         self.image_size, self.face_size = image_size, face_size
         self.context = CONTEXT  # what portrait crops take from around a face (inference.portrait)
         self.portrait = None
@@ -167,13 +173,30 @@ class Cartoonizer:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                         *, style: str | None = None, styles_dir: str | os.PathLike = "checkpoints",
-                        **kwargs: Any) -> "Cartoonizer":
+                        engine: str = "torch", cache_dir: str | os.PathLike | None = None,
+                        threads: int = 0, **kwargs: Any) -> "Cartoonizer":
         """Load a generator file, training checkpoint or run folder (see
         :func:`utils.run_dir.resolve_generator`), or a style / blend of styles by name
-        (``style``, see inference/styles.py) found in ``styles_dir``."""
-        dev = resolve_device(str(device))
-        G, meta = choose_generator(path, style, styles_dir, dev,
-                                   warn=kwargs.get("notice"))
+        (``style``, see inference/styles.py) found in ``styles_dir``.
+
+        ``engine="onnxruntime"`` runs it with onnxruntime (exported once into ``cache_dir``; see
+        :mod:`inference.onnx_engine`; ``threads``: its intra-op threads, 0 = torch's count);
+        ToonFaceError (one line) where onnxruntime is missing or cannot run on ``device``.
+        """
+        from inference.onnx_engine import check_engine
+
+        check_engine(engine)
+        if engine == "onnxruntime":
+            from inference.onnx_engine import OnnxGenerate, providers_for
+
+            providers_for(device)  # a missing package or provider before the generator loads
+            G, meta = choose_generator(path, style, styles_dir, "cpu", warn=kwargs.get("notice"))
+            kwargs["runtime"] = OnnxGenerate.for_generator(
+                G, kwargs.get("eps", INFERENCE_EPS), cache_dir, str(device), threads)
+            dev = torch.device("cpu")  # onnxruntime takes host arrays, whatever its provider
+        else:
+            dev = resolve_device(str(device))
+            G, meta = choose_generator(path, style, styles_dir, dev, warn=kwargs.get("notice"))
         kwargs.setdefault("image_size", meta.get("image_size"))
         kwargs.setdefault("face_size", meta.get("face_size"))
         toon = cls(G, dev, **kwargs)
@@ -235,6 +258,8 @@ class Cartoonizer:
 
     def _generate(self, xp: torch.Tensor) -> torch.Tensor:
         """G + guided filter on an already padded (B, 3, H, W), H and W multiples of 4."""
+        if self.runtime is not None:
+            return self.runtime(xp)
         return guided_filter(xp, self.generator(xp), GUIDED_FILTER_R, self.eps)
 
     def _one_tile(self, h: int, w: int) -> bool:
@@ -260,7 +285,8 @@ class Cartoonizer:
             for j, x0 in enumerate(xs):
                 wx = feather_1d(tw, _shared(xs, tw, j - 1), _shared(xs, tw, j))
                 tile = x[..., y0:y0 + th, x0:x0 + tw].to(self.device)
-                out = self._generate(tile)[0].clamp(-1.0, 1.0).permute(1, 2, 0).cpu().numpy()
+                # float(): under bf16 autocast the tile comes back in bf16, which numpy lacks
+                out = self._generate(tile)[0].float().clamp(-1.0, 1.0).permute(1, 2, 0).cpu().numpy()
                 wt = (wy[:, None] * wx[None, :])[..., None]
                 acc[y0:y0 + th, x0:x0 + tw] += out * wt
                 wsum[y0:y0 + th, x0:x0 + tw] += wt
