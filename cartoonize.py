@@ -9,10 +9,10 @@ import sys
 import click
 
 from inference.cartoonizer import (CONTEXT, DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS,
-                                   MIN_OVERLAP, Cartoonizer, cartoonize_files)
+                                   MIN_OVERLAP, cartoonize_files)
 from inference.cli import generator_options
 from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
-from inference.onnx_engine import ENGINES
+from inference.onnx_engine import ENGINES, load_cartoonizer
 from inference.styles import format_styles, scan_styles
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE
 from utils.errors import ToonFaceError
@@ -121,13 +121,11 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
         sys.exit(2)
     try:
         check_writable(out_dir, "--out", folder=True)
-        toon = Cartoonizer.from_checkpoint(checkpoint, device=device, style=style,
-                                           styles_dir=styles_dir, engine=engine,
-                                           cache_dir=cache_dir, eps=eps, strength=strength,
-                                           tile=tile, overlap=overlap, portrait=portrait,
-                                           landmark_detector=landmark_detector,
-                                           landmark_model=landmark_model,
-                                           notice=lambda m: _err(f"notice: {m}"))
+        toon = load_cartoonizer(engine, checkpoint, device, cache_dir=cache_dir, style=style,
+                                styles_dir=styles_dir, eps=eps, strength=strength, tile=tile,
+                                overlap=overlap, portrait=portrait,
+                                landmark_detector=landmark_detector, landmark_model=landmark_model,
+                                notice=lambda m: _err(f"notice: {m}"))
     except ToonFaceError as exc:
         _err(f"error: {exc}")
         sys.exit(exc.exit_code)

@@ -173,30 +173,14 @@ class Cartoonizer:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                         *, style: str | None = None, styles_dir: str | os.PathLike = "checkpoints",
-                        engine: str = "torch", cache_dir: str | os.PathLike | None = None,
-                        threads: int = 0, **kwargs: Any) -> "Cartoonizer":
+                        **kwargs: Any) -> "Cartoonizer":
         """Load a generator file, training checkpoint or run folder (see
         :func:`utils.run_dir.resolve_generator`), or a style / blend of styles by name
-        (``style``, see inference/styles.py) found in ``styles_dir``.
-
-        ``engine="onnxruntime"`` runs it with onnxruntime (exported once into ``cache_dir``; see
-        :mod:`inference.onnx_engine`; ``threads``: its intra-op threads, 0 = torch's count);
-        ToonFaceError (one line) where onnxruntime is missing or cannot run on ``device``.
-        """
-        from inference.onnx_engine import check_engine
-
-        check_engine(engine)
-        if engine == "onnxruntime":
-            from inference.onnx_engine import OnnxGenerate, providers_for
-
-            providers_for(device)  # a missing package or provider before the generator loads
-            G, meta = choose_generator(path, style, styles_dir, "cpu", warn=kwargs.get("notice"))
-            kwargs["runtime"] = OnnxGenerate.for_generator(
-                G, kwargs.get("eps", INFERENCE_EPS), cache_dir, str(device), threads)
-            dev = torch.device("cpu")  # onnxruntime takes host arrays, whatever its provider
-        else:
-            dev = resolve_device(str(device))
-            G, meta = choose_generator(path, style, styles_dir, dev, warn=kwargs.get("notice"))
+        (``style``, see inference/styles.py) found in ``styles_dir``. For onnxruntime see
+        :func:`inference.onnx_engine.load_cartoonizer`."""
+        dev = resolve_device(str(device))
+        G, meta = choose_generator(path, style, styles_dir, dev,
+                                   warn=kwargs.get("notice"))
         kwargs.setdefault("image_size", meta.get("image_size"))
         kwargs.setdefault("face_size", meta.get("face_size"))
         toon = cls(G, dev, **kwargs)

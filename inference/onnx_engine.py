@@ -2,6 +2,7 @@
 
     >>> runtime = OnnxGenerate.for_generator(G, eps=5e-3, cache_dir=default_cache_dir())
     >>> toon = Cartoonizer(G, runtime=runtime)      # everything else as with PyTorch
+    >>> toon = load_cartoonizer("onnxruntime", style="hayao")   # what cartoonize.py does
 
 What runs in onnxruntime is generator + final guided filter on a photo that already has its
 context (:class:`inference.export.ExportableGenerate`): the part of
@@ -165,18 +166,21 @@ class OnnxGenerate:
                       cache_dir: str | os.PathLike | None = None, device: str = "cpu",
                       threads: int = 0) -> "OnnxGenerate":
         """Export ``generator`` (once; cached in ``cache_dir``, default
-        :func:`default_cache_dir`) and open it. A cached file that onnxruntime cannot read
-        (damaged by hand) is exported again."""
+        :func:`default_cache_dir`) and open it."""
         providers = providers_for(device)
         cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        path = cached_onnx(generator, eps, cache_dir)
+        return cls.open(cached_onnx(generator, eps, cache_dir), generator, eps, providers, threads)
+
+    @classmethod
+    def open(cls, path: Path, generator: torch.nn.Module, eps: float, providers: list[str],
+             threads: int = 0) -> "OnnxGenerate":
+        """A session of the cached file ``path`` (:func:`cached_onnx`); a file onnxruntime
+        cannot read (damaged by hand) is exported again from ``generator``."""
         try:
             return cls(path, providers, threads)
-        except ToonFaceError:
-            raise
         except Exception:  # noqa: BLE001 - onnxruntime raises its own types for a bad file
             path.unlink(missing_ok=True)
-            return cls(cached_onnx(generator, eps, cache_dir), providers, threads)
+            return cls(cached_onnx(generator, eps, path.parent), providers, threads)
 
     def __call__(self, xp: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(xp.detach().to("cpu", torch.float32).numpy())
@@ -184,6 +188,26 @@ class OnnxGenerate:
             self.calls += 1
         return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
 
-    def describe(self) -> dict[str, Any]:
-        return {"engine": "onnxruntime", "file": str(self.path),
-                "providers": self.session.get_providers()}
+
+def load_cartoonizer(engine: str = "torch", checkpoint: str | os.PathLike | None = None,
+                     device: str = "auto", *, cache_dir: str | os.PathLike | None = None,
+                     threads: int = 0, **kwargs: Any):
+    """:meth:`inference.cartoonizer.Cartoonizer.from_checkpoint` run by ``engine``.
+
+    onnxruntime: the generator is loaded on the CPU, exported once into ``cache_dir`` and run
+    by onnxruntime on ``device``'s provider (``threads`` intra-op threads, 0 = torch's count);
+    the package and provider are checked before the generator is read. Raises ToonFaceError
+    (one line) for an unknown engine, missing packages or an unwritable cache.
+    """
+    from inference.cartoonizer import INFERENCE_EPS, Cartoonizer
+
+    check_engine(engine)
+    if engine == "torch":
+        return Cartoonizer.from_checkpoint(checkpoint, device, **kwargs)
+    providers = providers_for(device)
+    toon = Cartoonizer.from_checkpoint(checkpoint, "cpu", **kwargs)
+    path = cached_onnx(toon.generator, kwargs.get("eps", INFERENCE_EPS),
+                       cache_dir if cache_dir is not None else default_cache_dir())
+    toon.runtime = OnnxGenerate.open(path, toon.generator, kwargs.get("eps", INFERENCE_EPS),
+                                     providers, threads)
+    return toon

@@ -153,8 +153,8 @@ class OnnxRuntimeEngine:
         from inference.onnx_engine import OnnxGenerate, cached_onnx
 
         G, meta = load_style(spec, self.styles_dir, self.device, warn=lambda m: None)
-        runtime = OnnxGenerate(cached_onnx(G, INFERENCE_EPS, self.cache_dir), self.providers,
-                               self.threads)
+        runtime = OnnxGenerate.open(cached_onnx(G, INFERENCE_EPS, self.cache_dir), G,
+                                    INFERENCE_EPS, self.providers, self.threads)
         return CartoonizerStylizer(G, meta, self.device, "fp32", self.landmark_detector, runtime)
 
 
