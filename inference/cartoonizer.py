@@ -39,8 +39,10 @@ import torch.nn.functional as F
 from datasets.images import to_tensor, to_uint8
 from datasets.landmarks import resolve_detector
 from inference.cli import choose_generator
+from inference.fast_generate import fast_generate
 from inference.portrait import PortraitProcessor
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE, TemporalStabilizer
+from models.generator import Generator
 from models.guided_filter import guided_filter
 from utils.device import resolve_device
 from utils.errors import ToonFaceError
@@ -244,6 +246,8 @@ class Cartoonizer:
         """G + guided filter on an already padded (B, 3, H, W), H and W multiples of 4."""
         if self.runtime is not None:
             return self.runtime(xp)
+        if isinstance(self.generator, Generator):  # the trainer's module, run for inference
+            return fast_generate(self.generator, xp, GUIDED_FILTER_R, self.eps)
         return guided_filter(xp, self.generator(xp), GUIDED_FILTER_R, self.eps)
 
     def _one_tile(self, h: int, w: int) -> bool:
