@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from datasets.images import to_tensor, to_uint8
 from inference.cartoonizer import CONTEXT, GUIDED_FILTER_R, INFERENCE_EPS, Cartoonizer, pad_context
-from inference.fast_generate import _pointwise_op, fast_generate, generator_forward, upsample2x_tf_fast
+from inference.fast_generate import (_pointwise_op, fast_generate, generator_forward,
+                                     space_to_depth_conv, upsample2x_tf_fast)
 from models import Generator, guided_filter
 from models.layers import upsample2x_tf
 from tests.inference import make_picture, make_trained_like_generator
@@ -75,6 +77,36 @@ def test_bf16_autocast_is_as_close_to_fp32_as_before(G, fuse):
     fp32 = reference(G, x)
     err, ref_err = (out.float() - fp32).abs(), (ref.float() - fp32).abs()
     assert err.mean() <= 1.1 * ref_err.mean() and err.max() < 0.05, (err.mean(), ref_err.mean())
+
+
+@pytest.mark.parametrize("k,out_channels,bias", [(7, 3, True), (3, 1, False), (5, 4, True)])
+def test_space_to_depth_conv_is_the_convolution(k, out_channels, bias):
+    """Oracle: F.conv2d with "same" zero padding, at sizes whose blocks touch every border."""
+    op = _pointwise_op()
+    if op is None:
+        pytest.skip("this PyTorch build has no oneDNN pointwise convolution")
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 8, 12, 18, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(out_channels, 8, k, k, generator=g)
+    b = torch.randn(out_channels, generator=g) if bias else None
+    out = space_to_depth_conv(op, x, w, b)
+    assert out.shape == (2, out_channels, 12, 18)
+    assert (out - F.conv2d(x.contiguous(), w, b, 1, k // 2)).abs().max() < 1e-4
+
+
+def test_only_the_fp32_output_conv_runs_on_pixel_blocks(G, monkeypatch):
+    """In bf16 oneDNN's direct convolution is faster (AMX), so blocks are fp32 only."""
+    import inference.fast_generate as fg
+
+    calls = []
+    real = fg.space_to_depth_conv
+    monkeypatch.setattr(fg, "space_to_depth_conv", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = photo(1, 3, 32, 40)
+    generator_forward(G, x)
+    assert len(calls) == (1 if _pointwise_op() is not None else 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        generator_forward(G, x)
+    assert len(calls) == (1 if _pointwise_op() is not None else 0)
 
 
 @pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
