@@ -25,6 +25,7 @@ alike. Both get the same number of threads (``--threads``, default torch's). The
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -149,9 +150,24 @@ def main(argv=None) -> dict:
     return payload
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds all processes spent busy (/proc/stat: every state but idle and iowait),
+    this process's own, and the wall clock, to tell how much of a run other work took."""
+    import resource
+    import time
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    busy = float("nan")
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"busy": busy, "own": own.ru_utime + own.ru_stime, "wall": time.monotonic()}
+
+
 def vs_onnxruntime(args, threads: int) -> dict:
     """Per-image latency: Cartoonizer fp32 / bf16 vs onnxruntime on export.py's file."""
-    import os
     import tempfile
     import time
 
@@ -193,7 +209,7 @@ def vs_onnxruntime(args, threads: int) -> dict:
 
         runs = {"onnxruntime": onnxruntime_file, "torch fp32": torch_fp32,
                 "torch bf16": torch_bf16, "ort engine": engine}
-        load_before = os.getloadavg()
+        load_before, cpu_before = os.getloadavg(), cpu_seconds()
         print(f"cpu, {threads} threads (torch and onnxruntime {ort.__version__}); repeats "
               f"{args.repeats}; load average {load_before[0]:.2f}", flush=True)
         results, rows = [], []
@@ -218,13 +234,20 @@ def vs_onnxruntime(args, threads: int) -> dict:
                          f"{r['fp32_speed_vs_onnxruntime']:.2f}x",
                          f"{r['bf16_speed_vs_onnxruntime']:.2f}x"])
             print(f"  {size}: " + ", ".join(f"{n} {1e3 * m:.1f} ms" for n, m in med.items()), flush=True)
-    load_after = os.getloadavg()
+    load_after, cpu_after = os.getloadavg(), cpu_seconds()
+    wall = cpu_after["wall"] - cpu_before["wall"]
+    others = ((cpu_after["busy"] - cpu_before["busy"]) - (cpu_after["own"] - cpu_before["own"]))
+    others_share = max(0.0, others) / (wall * (os.cpu_count() or 1))
     print()
     print(table(rows, ["size", *(f"{n} ms" for n in runs), "fp32 vs ort", "bf16 vs ort"]))
     print(f"(ratios: onnxruntime's median time / ours, above 1 = ours faster; load average "
-          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after)")
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (this run's own threads "
+          f"count in it); other processes used {100 * others_share:.0f}% of the CPUs' time "
+          f"during the {wall:.0f} s run)")
     payload = {"args": vars(args), "machine": machine(), "results": results,
                "onnxruntime": ort.__version__, "load_average": [load_before, load_after],
+               "other_processes_cpu_share": others_share, "seconds": wall,
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                "command": " ".join([sys.executable, *sys.argv])}
     write_json(args.json, payload)
     return payload

@@ -10,7 +10,10 @@ Steps, as white-box inference but without losing pixels and without a frame at t
    multiple of 8 and caps the side at 720; we crop the padding off afterwards, so the output has
    the input's size). See :data:`CONTEXT` for why: the generator's zero padding would otherwise
    change the outer ~30 px.
-2. raw = G(photo); out = guided_filter(photo, raw, r=1, eps) (white-box inference eps 5e-3).
+2. raw = G(photo); out = guided_filter(photo, raw, r=1, eps) (white-box inference eps 5e-3),
+   for a ``models.Generator`` by :func:`inference.fast_generate.fast_generate` (the same
+   function in channels_last with fused oneDNN layers; equal to float rounding), or by a
+   ``runtime`` such as onnxruntime (``--engine onnxruntime``, :mod:`inference.onnx_engine`).
 3. Large images run in overlapping tiles of the padded photo (at most ``tile`` x ``tile``, placed
    evenly, origins on the stride-4 grid), so memory is bounded by the tile size. A tile's pixels
    within ``CONTEXT`` of an edge it shares with another tile are context only (weight 0); the
