@@ -15,9 +15,10 @@ measured on this machine in the same dtype: a large dense matmul and a large 3x3
 cartoon out, as cartoonize.py and serve.py see it) of ToonFace's :class:`Cartoonizer` in fp32
 and bf16 against onnxruntime running the file export.py writes (context padding, generator,
 guided filter and clamp in one graph, the whole image at once), at 256, 512 and 1024 px, and
-prints each median and the speed ratios (onnxruntime's time / ours: above 1 = ours faster).
-The engines take turns within each repeat, so a change in the machine's load hits all of them
-alike. Both get the same number of threads (``--threads``, default torch's). The column
+prints each median and the speed ratios (onnxruntime's time / ours: above 1 = ours faster),
+both the ratio of the medians and the median of the ratios within each repeat. The engines take
+turns within each repeat (each repeat starting with another one), so a change in the machine's
+load or speed hits all of them alike. Both get the same number of threads (``--threads``, default torch's). The column
 ``ort engine`` is ``--engine onnxruntime`` (the exported generator inside the Cartoonizer).
 
     .venv/bin/python bench/bench_inference.py --vs-onnxruntime --repeats 9
@@ -219,20 +220,30 @@ def vs_onnxruntime(args, threads: int) -> dict:
                 for _ in range(args.warmup):
                     fn(rgb)
             times = {name: [] for name in runs}
-            for _ in range(args.repeats):
-                for name, fn in runs.items():  # take turns: load changes hit every engine
+            names = list(runs)
+            for i in range(args.repeats):
+                # take turns, starting with a different engine each repeat: a change in the
+                # machine's speed hits every engine alike, and none always runs first
+                for name in names[i % len(names):] + names[:i % len(names)]:
                     t0 = time.perf_counter()
-                    fn(rgb)
+                    runs[name](rgb)
                     times[name].append(time.perf_counter() - t0)
             med = {name: median(ts) for name, ts in times.items()}
+            # onnxruntime's time / ours within each repeat (the same stretch of the machine's
+            # time), then the median: steadier than the ratio of medians when the machine's
+            # speed drifts during the run (a shared VM's does, by 1.5x at times)
+            paired = {p: median([o / t for o, t in zip(times["onnxruntime"], times[f"torch {p}"])])
+                      for p in ("fp32", "bf16")}
             r = {"size": size, **{f"{k.replace(' ', '_')}_ms": v * 1e3 for k, v in med.items()},
                  "fp32_speed_vs_onnxruntime": med["onnxruntime"] / med["torch fp32"],
                  "bf16_speed_vs_onnxruntime": med["onnxruntime"] / med["torch bf16"],
+                 "fp32_speed_vs_onnxruntime_paired": paired["fp32"],
+                 "bf16_speed_vs_onnxruntime_paired": paired["bf16"],
                  "times_s": times}
             results.append(r)
             rows.append([f"{size}x{size}", *(1e3 * med[n] for n in runs),
-                         f"{r['fp32_speed_vs_onnxruntime']:.2f}x",
-                         f"{r['bf16_speed_vs_onnxruntime']:.2f}x"])
+                         f"{r['fp32_speed_vs_onnxruntime']:.2f}x / {paired['fp32']:.2f}x",
+                         f"{r['bf16_speed_vs_onnxruntime']:.2f}x / {paired['bf16']:.2f}x"])
             print(f"  {size}: " + ", ".join(f"{n} {1e3 * m:.1f} ms" for n, m in med.items()), flush=True)
     load_after, cpu_after = os.getloadavg(), cpu_seconds()
     wall = cpu_after["wall"] - cpu_before["wall"]
@@ -240,7 +251,8 @@ def vs_onnxruntime(args, threads: int) -> dict:
     others_share = max(0.0, others) / (wall * (os.cpu_count() or 1))
     print()
     print(table(rows, ["size", *(f"{n} ms" for n in runs), "fp32 vs ort", "bf16 vs ort"]))
-    print(f"(ratios: onnxruntime's median time / ours, above 1 = ours faster; load average "
+    print(f"(speed ratios, above 1 = ours faster: onnxruntime's median time / ours, then the "
+          f"median over repeats of onnxruntime's time / ours in the same repeat; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (this run's own threads "
           f"count in it); other processes used {100 * others_share:.0f}% of the CPUs' time "
           f"during the {wall:.0f} s run)")
