@@ -22,6 +22,7 @@ The exported model is float32: onnxruntime's CPU kernels have no bfloat16 convol
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import threading
@@ -59,8 +60,9 @@ def import_onnxruntime():
             missing.append(name)
     if missing:
         what = " and ".join(missing)
-        raise ToonFaceError(f"--engine onnxruntime needs the {what} package{'s' * (len(missing) > 1)} "
-                            f"(pip install {' '.join(missing)}), or use --engine torch")
+        plural = "s" if len(missing) > 1 else ""
+        raise ToonFaceError(f"--engine onnxruntime needs the {what} package{plural} (pip install "
+                            f"{' '.join(missing)}), or use --engine torch")
     import onnxruntime
 
     return onnxruntime
@@ -71,8 +73,9 @@ def check_engine(engine: str, precision: str = "fp32") -> None:
     if engine not in ENGINES:
         raise ToonFaceError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
     if engine == "onnxruntime" and precision != "fp32":
-        raise ToonFaceError(f"--precision {precision} is not supported with --engine onnxruntime "
-                            "(the exported model is float32); use --precision fp32 or --engine torch")
+        raise ToonFaceError(f"--precision {precision} is not supported with --engine "
+                            "onnxruntime (the exported model is float32); use --precision fp32 "
+                            "or --engine torch")
 
 
 def generator_key(generator: torch.nn.Module, eps: float) -> str:
@@ -85,9 +88,8 @@ def generator_key(generator: torch.nn.Module, eps: float) -> str:
     h.update(repr((EXPORT_VERSION, ONNX_OPSET, type(generator).__name__, sorted(config.items()),
                    float(eps).hex())).encode())
     for name, t in generator.state_dict().items():
-        t = t.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:32]
 
 
@@ -107,7 +109,9 @@ def cached_onnx(generator: torch.nn.Module, eps: float, cache_dir: str | os.Path
     except OSError as exc:
         raise ToonFaceError(f"--cache-dir {cache_dir}: cannot create it "
                             f"({exc.strerror or type(exc).__name__})") from None
-    module = ExportableGenerate(generator.cpu().eval(), eps)
+    if any(t.device.type != "cpu" for t in generator.state_dict().values()):
+        generator = copy.deepcopy(generator).cpu()  # the trace runs on the CPU; the caller's stays
+    module = ExportableGenerate(generator.eval(), eps)
     with torch.no_grad():
         export_onnx(module, path, EXPORT_SIZE, EXPORT_SIZE)
     return path
@@ -154,7 +158,8 @@ class OnnxGenerate:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads) or torch.get_num_threads()
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # warnings about unused initialisers are not the user's
+        # errors only: its graph-optimisation warnings ask nothing of the user
+        options.log_severity_level = 3
         self.session = ort.InferenceSession(str(self.path), options,
                                             providers=providers or ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
