@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make demo   - install, then pretrain + train on the embedded demo data (CPU, ~3 min)
+#   make demo   - install, then pretrain + train on the embedded demo data (2-core CPU: ~2 min,
+#                 after ~1.5 min of install on a fresh clone)
 #   make test   - install, then run the test suite
 # and a second test environment:
 #   make test-numpy2 - the suite in .venv-numpy2: numpy 2, no mediapipe (landmarks from dlib;

@@ -121,6 +121,11 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
         sys.exit(2)
     try:
         check_writable(out_dir, "--out", folder=True)
+        if (landmark_detector or landmark_model) and not portrait:
+            from datasets.landmarks import resolve_detector
+
+            resolve_detector(landmark_detector, landmark_model)  # a wrong name is an error here too
+            _err("notice: --landmark-detector/--landmark-model act only with --portrait")
         toon = load_cartoonizer(engine, checkpoint, device, cache_dir=cache_dir, style=style,
                                 styles_dir=styles_dir, eps=eps, strength=strength, tile=tile,
                                 overlap=overlap, portrait=portrait,

@@ -41,7 +41,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_host_memory: bool,
-               landmark_detector: str | None) -> None:
+               landmark_detector: str | None, landmark_model: str | None = None) -> None:
     import uvicorn
 
     from serving.app import create_app
@@ -52,7 +52,7 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
 
         torch.set_num_threads(threads)
     config.validate()
-    engine = make_engine(config, landmark_detector, threads)
+    engine = make_engine(config, landmark_detector, landmark_model, threads)
     if reuse_host_memory and engine.device.type == "cpu":
         from utils.memory import retain_freed_memory
 
@@ -118,6 +118,8 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
 @click.option("--landmark-detector", default=None,
               help="Face detector of portrait requests: mediapipe, mediapipe-tasks or dlib  "
                    "[default: mediapipe where installed, else dlib]")
+@click.option("--landmark-model", type=click.Path(dir_okay=False), default=None,
+              help="FaceLandmarker .task file for --landmark-detector mediapipe-tasks.")
 @click.option("--tmp-dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Where the service's temporary folder is made (removed at exit)  [default: "
                    "the system's]")
@@ -126,8 +128,8 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
               help="CPU: malloc keeps freed memory for reuse (glibc); large images run faster.")
 def main(host, port, styles_dir, default_style, max_bytes, max_side, max_video_bytes,
          max_video_frames, queue, workers, timeout, upload_timeout, max_loaded_styles, max_jobs,
-         job_ttl, device, precision, engine, cache_dir, threads, landmark_detector, tmp_dir,
-         log_client, reuse_host_memory):
+         job_ttl, device, precision, engine, cache_dir, threads, landmark_detector, landmark_model,
+         tmp_dir, log_client, reuse_host_memory):
     """Serve cartoonization over HTTP: a web page at / and an API under /api."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config = ServeConfig(styles_dir=styles_dir, default_style=default_style, max_bytes=max_bytes,
@@ -139,7 +141,7 @@ def main(host, port, styles_dir, default_style, max_bytes, max_side, max_video_b
                          cache_dir=cache_dir, tmp_dir=tmp_dir,
                          log_client=log_client)
     try:
-        run_server(config, host, port, threads, reuse_host_memory, landmark_detector)
+        run_server(config, host, port, threads, reuse_host_memory, landmark_detector, landmark_model)
     except ToonFaceError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -2,8 +2,8 @@
 
 Scores the 49 ffhq-mini photos (256x256) against, per condition:
 
-- ``cartoon``: the white-box authors' own cartoon of the same photo (the reference level of
-  DESIGN.md section 5);
+- ``cartoon``: the white-box authors' own cartoon of the same photo (the reference level the
+  README's evaluation section quotes);
 - ``blur2``: ``cv2.GaussianBlur`` of the photo, sigma 2 (OpenCV picks the 13x13 kernel);
 - ``quant8``: the photo reduced to 8 colours by Pillow's median cut (``Image.quantize(8,
   MEDIANCUT)``, no dithering): a palette of 8 RGB colours chosen per image;

@@ -317,17 +317,17 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
         gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
     if out is not None:
         check_out_dir(out, photo_dir=photo_dir)
+    dev = resolve_device(str(device))
+    if style:
+        G = G.to(dev)
+    else:  # a bad file is the one line reported, before notes and before the photos are read
+        G, meta = load_generator(gen_path, dev)
     cfg = read_run_config(run)
     if landmark_detector is None and landmark_model is None:
         landmark_detector, landmark_model = cfg.get("landmark_detector"), cfg.get("landmark_model")
     spec = resolve_detector(landmark_detector, landmark_model)
     if spec.note:
         echo(f"note: {spec.note}")
-    dev = resolve_device(str(device))
-    if style:
-        G = G.to(dev)
-    else:
-        G, meta = load_generator(gen_path, dev)  # a bad file is reported before the photos are read
     paths, source = select_photos(photos, photo_dir, run, gen_path, num)
     gstep = meta.get("step")
     label = _safe_label(meta["style"]) if meta.get("blend") else gen_path.stem
@@ -392,17 +392,24 @@ def _record_metrics(gen_path: Path, result: dict, source: str, echo: Callable[[s
     """The summary into the generator file's metadata (see :func:`evaluate`)."""
     from datetime import datetime, timezone
 
-    from models.checkpoint import update_generator_meta
+    from models.checkpoint import same_generator, update_generator_meta
 
     summary = {k: v for k, v in _clean(result.get("summary", {})).items() if v is not None}
     summary.update(photos=source, image_size=result.get("image_size"),
                    scored_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    try:
-        update_generator_meta(gen_path, metrics=summary)
-    except (ToonFaceError, OSError) as exc:
-        echo(f"notice: metrics not recorded in {gen_path} ({exc})")
-        return
-    echo(f"metrics recorded in {gen_path}")
+    targets = [gen_path]
+    # The style registry reads a run's generator/latest.pt: a scored step_N.pt with the same
+    # weights (the run's last step) is recorded there too, so --list-styles shows it.
+    latest = gen_path.with_name("latest.pt")
+    if gen_path.name != "latest.pt" and latest.is_file() and same_generator(gen_path, latest):
+        targets.append(latest)
+    for target in targets:
+        try:
+            update_generator_meta(target, metrics=summary)
+        except (ToonFaceError, OSError) as exc:
+            echo(f"notice: metrics not recorded in {target} ({exc})")
+            continue
+        echo(f"metrics recorded in {target}")
 
 
 def default_scores_dir(outputs: str | Path) -> Path:

@@ -83,6 +83,20 @@ def update_generator_meta(path: str | os.PathLike, **meta: Any) -> None:
     atomic_save(path, lambda f: torch.save(obj, f))
 
 
+def same_generator(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when two generator files hold the same weights bit for bit (e.g. a run's
+    ``generator/step_N.pt`` and the ``latest.pt`` written at the same step)."""
+    try:
+        x, y = load_checkpoint_file(a), load_checkpoint_file(b)
+    except ToonFaceError:
+        return False
+    gx, gy = x.get("generator"), y.get("generator")
+    if x.get("format") != GENERATOR_FORMAT or y.get("format") != GENERATOR_FORMAT \
+            or not isinstance(gx, dict) or not isinstance(gy, dict) or gx.keys() != gy.keys():
+        return False
+    return all(torch.equal(gx[k], gy[k]) for k in gx)
+
+
 def load_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
     """The dict in a ``.pt`` file, read with ``weights_only=True``.
 

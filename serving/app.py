@@ -331,6 +331,32 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             image_size(upload.path, config.max_side)
             path = upload.path
 
+            def animation(path, stylizer, notices: list[str]):
+                """An animated PNG -> its cartoon as an animated PNG (each frame as a still;
+                frame times and loop count kept), at most --max-video-frames frames."""
+                from datasets.images import UnreadableImage, decode_frames
+                from inference.io import encode_apng
+
+                try:
+                    anim = decode_frames(path, max_pixels=config.max_pixels, max_bytes=config.max_bytes)
+                except UnreadableImage as exc:
+                    raise ApiError("unreadable_image", str(exc)) from None
+                if len(anim.frames) > config.max_video_frames:
+                    raise ApiError("image_too_large", f"the animation has {len(anim.frames)} frames; "
+                                   f"at most {config.max_video_frames} (--max-video-frames)")
+                try:
+                    outs = [stylizer(f.rgb, strength=strength, portrait=portrait, notice=notices.append)
+                            for f in anim.frames]
+                except ToonFaceError as exc:
+                    raise ApiError("bad_request", str(exc)) from None
+                if output == "jpeg":
+                    notices.append("an animation cannot be a JPEG: answered as an animated PNG")
+                notices.append(f"{len(outs)}-frame animation: every frame stylized, frame times and "
+                               "loop count kept")
+                body = encode_apng(outs, [f.alpha for f in anim.frames], anim.durations_ms, anim.loop,
+                                   gray=all(f.gray for f in anim.frames))
+                return body, outs[0]
+
             def work() -> tuple[bytes, list[str], str, tuple[int, int]]:
                 from datasets.images import ImageTooLarge, UnreadableImage, decode_image
                 from inference.io import encode_png
@@ -345,15 +371,19 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                     raise ApiError("unreadable_image", str(exc)) from None
                 stylizer = s.stylizer(key)
                 notices = list(decoded.notes)
-                try:
-                    cartoon = stylizer(decoded.rgb, strength=strength, portrait=portrait,
-                                       notice=notices.append)
-                except ToonFaceError as exc:
-                    raise ApiError("bad_request", str(exc)) from None
-                if output == "jpeg":
-                    body, media = encode_jpeg(cartoon, decoded.gray), "image/jpeg"
+                if decoded.frames > 1:  # an animated PNG: every frame, its times and loop kept
+                    body, cartoon = animation(path, stylizer, notices)
+                    media = "image/png"
                 else:
-                    body, media = encode_png(cartoon, decoded.alpha, decoded.gray), "image/png"
+                    try:
+                        cartoon = stylizer(decoded.rgb, strength=strength, portrait=portrait,
+                                           notice=notices.append)
+                    except ToonFaceError as exc:
+                        raise ApiError("bad_request", str(exc)) from None
+                    if output == "jpeg":
+                        body, media = encode_jpeg(cartoon, decoded.gray), "image/jpeg"
+                    else:
+                        body, media = encode_png(cartoon, decoded.alpha, decoded.gray), "image/png"
                 elapsed = time.perf_counter() - t0
                 s.metrics.inference.observe(elapsed)
                 s.run_seconds = 0.8 * s.run_seconds + 0.2 * elapsed

@@ -111,13 +111,17 @@ class TorchEngine:
     name = "torch"
 
     def __init__(self, styles_dir, device: str = "auto", precision: str = "fp32",
-                 landmark_detector: str | None = None):
+                 landmark_detector: str | None = None, landmark_model: str | None = None):
+        """Raises ToonFaceError (one line) for a device, precision or face detector that
+        cannot be used: at start-up, not at the first request that needs it."""
+        from datasets.landmarks import resolve_detector
+
         self.styles_dir = styles_dir
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ToonFaceError("--precision fp16 needs a CUDA device (CPUs: fp32 or bf16)")
         self.precision = precision
-        self.landmark_detector = landmark_detector
+        self.landmark_detector = resolve_detector(landmark_detector, landmark_model)
 
     def load(self, spec: str) -> CartoonizerStylizer:
         G, meta = load_style(spec, self.styles_dir, self.device, warn=lambda m: None)
@@ -129,14 +133,16 @@ class OnnxRuntimeEngine:
     :func:`inference.onnx_engine.default_cache_dir`) and run by onnxruntime in float32.
 
     Raises ToonFaceError (one line) at construction where onnxruntime is not installed, the
-    device has no onnxruntime provider, ``precision`` is not fp32 or ``cache_dir`` cannot be
-    written: before the server starts, not at the first request.
+    device has no onnxruntime provider, ``precision`` is not fp32, the face detector cannot be
+    used or ``cache_dir`` cannot be written: before the server starts, not at the first request.
     """
 
     name = "onnxruntime"
 
     def __init__(self, styles_dir, device: str = "auto", precision: str = "fp32",
-                 landmark_detector: str | None = None, cache_dir=None, threads: int = 0):
+                 landmark_detector: str | None = None, landmark_model: str | None = None,
+                 cache_dir=None, threads: int = 0):
+        from datasets.landmarks import resolve_detector
         from inference.onnx_engine import check_engine, default_cache_dir, providers_for
         from utils.io import check_writable
 
@@ -144,7 +150,8 @@ class OnnxRuntimeEngine:
         self.providers = providers_for(device)
         self.styles_dir, self.device_spec, self.precision = styles_dir, device, precision
         self.device = resolve_device("cpu")  # onnxruntime takes host arrays, whatever its provider
-        self.landmark_detector, self.threads = landmark_detector, threads
+        self.landmark_detector = resolve_detector(landmark_detector, landmark_model)
+        self.threads = threads
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
         check_writable(self.cache_dir, "--cache-dir", folder=True)
 
@@ -158,12 +165,14 @@ class OnnxRuntimeEngine:
         return CartoonizerStylizer(G, meta, self.device, "fp32", self.landmark_detector, runtime)
 
 
-def make_engine(config, landmark_detector: str | None = None, threads: int = 0) -> Engine:
+def make_engine(config, landmark_detector: str | None = None, landmark_model: str | None = None,
+                threads: int = 0) -> Engine:
     """The engine ``config.engine`` names (a :class:`serving.config.ServeConfig`)."""
     if config.engine == "onnxruntime":
         return OnnxRuntimeEngine(config.styles_dir, config.device, config.precision,
-                                 landmark_detector, config.cache_dir, threads)
-    return TorchEngine(config.styles_dir, config.device, config.precision, landmark_detector)
+                                 landmark_detector, landmark_model, config.cache_dir, threads)
+    return TorchEngine(config.styles_dir, config.device, config.precision, landmark_detector,
+                       landmark_model)
 
 
 class StyleCache:

@@ -464,3 +464,13 @@ def test_broken_and_looping_symlinks_are_reported(tmp_path, ckpt):
     assert sum("broken symbolic link" in e for e in errors) == 2
     assert sum("symbolic link loop" in e for e in errors) == 1
     assert (tmp_path / "o" / "a.png").is_file()
+
+
+def test_a_bad_face_detector_is_an_error_even_without_portrait(tmp_path, ckpt):
+    Image.fromarray(make_picture(8, 8)).save(tmp_path / "p.png")
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path / "o",
+                    "--landmark-detector", "nope")
+    assert code == 2 and "nope" in one_error(log) and not (tmp_path / "o").exists()
+    code, log = run(tmp_path / "p.png", "--checkpoint", ckpt, "--out", tmp_path / "o",
+                    "--landmark-detector", "dlib")
+    assert code == 0 and "act only with --portrait" in log, log

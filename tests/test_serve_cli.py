@@ -95,6 +95,14 @@ def test_a_bad_default_style_or_device_fails_at_start(styles):
     assert code == 2 and "fp16 needs a CUDA device" in out, out
 
 
+def test_a_bad_face_detector_fails_at_start_not_at_the_first_portrait(styles, tmp_path):
+    code, out = run("--styles-dir", styles, "--landmark-detector", "nope")
+    assert code == 2 and out.startswith("error:") and "nope" in out and out.count("\n") == 1, out
+    code, out = run("--styles-dir", styles, "--landmark-detector", "mediapipe-tasks",
+                    "--landmark-model", tmp_path / "missing.task")
+    assert code == 2 and out.startswith("error:") and "missing.task" in out, out
+
+
 def test_a_port_in_use_fails_at_start(styles):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

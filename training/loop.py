@@ -75,11 +75,16 @@ class Session:
         self.texture_gen = torch.Generator().manual_seed(self.cfg.run.seed)
         self.face_size: float | None = None
         self._stop: str | None = None
+        self.made_folder = False  # create() made the run folder (a fresh run, rank 0)
 
     def create(self) -> None:
         """Make (or reopen) the run folder, write config.json, start log.txt and stats."""
         cfg = self.cfg
+        fresh = self.info.is_main and self.state is None and not self.run.path.exists()
         self.lock = create_run(cfg, self.run, self.info, self.lock)
+        # Set only once the lock is ours: a start that lost the race for the same new name
+        # must not remove the winner's folder.
+        self.made_folder = fresh
         setup_logging(self.run.log_file if self.info.is_main else None, self.info.is_main)
         log.info("%s run %s on %s (world size %d)\n%s", self.kind, self.run, self.device,
                  self.info.world_size, describe(cfg))
@@ -100,10 +105,18 @@ class Session:
 
     @contextmanager
     def closed_on_error(self):
+        """Release the run on any error; a run folder this start made is removed again (a
+        failed start leaves nothing behind, so the name stays free and ``test.py`` says "run
+        not found", not "no generator yet")."""
         try:
             yield
         except BaseException:
             self.close()
+            if self.made_folder and not self.run.latest_checkpoint.exists():
+                import shutil
+
+                setup_logging(None, self.info.is_main)  # let go of <run>/log.txt first
+                shutil.rmtree(self.run.path, ignore_errors=True)
             raise
 
     # -- helpers for the steps
@@ -370,9 +383,13 @@ def _build_train(s: Session) -> Prepared:
     cfg = s.cfg
     weights = cfg.loss.active()
     # Everything that can fail is checked before the run folder exists.
-    vgg_path = None
+    vgg = None
     if "content" in weights or "structure" in weights:
-        vgg_path = resolve_vgg_weights(cfg.loss.vgg_weights, cfg.run.checkpoints_dir)
+        # Read (and so checked) here, not only resolved: a file that is not VGG19 weights is
+        # one line before the folder scan. Built before create() seeds the global generator,
+        # so G and the discriminators start from the same numbers as when it was built later.
+        vgg = build_vgg(resolve_vgg_weights(cfg.loss.vgg_weights, cfg.run.checkpoints_dir),
+                        cfg.run.checkpoints_dir, seed=cfg.run.seed)
     if s.step == 0:
         cfg.model.init_resolved, cfg.model.pretrained_hash = resolve_init(cfg)
         if not cfg.run.style:
@@ -406,9 +423,8 @@ def _build_train(s: Session) -> Prepared:
     opt_D = s.adam([p for d in discs.values() for p in d.parameters()])
     modules = {"G": G, **{specs[n].checkpoint_key: d for n, d in discs.items()}}
     optimizers = {"opt_G": opt_G, "opt_D": opt_D}
-    vgg = None
-    if vgg_path is not None:
-        vgg = s.place(build_vgg(vgg_path, cfg.run.checkpoints_dir, seed=cfg.run.seed))
+    if vgg is not None:
+        vgg = s.place(vgg)
         if cfg.run.precision == "bf16":
             # Frozen weights: cast once here instead of by autocast at every forward (the
             # preprocessing constants stay float32).
@@ -416,7 +432,7 @@ def _build_train(s: Session) -> Prepared:
     structure = None
     if "structure" in weights:
         structure = Structure(cfg.loss.superpixel, cfg.loss.seg_num, cfg.loss.sscolor_power)
-    s.restore(modules, optimizers)  # last: building the VGG draws on the global random state
+    s.restore(modules, optimizers)  # last: the restored random state is the one the loop draws on
     objective = Objective(weights, discs, vgg, structure, cfg.model.gf_eps, s.device, s.autocast,
                           s.timer, s.memory_format)
     s.bar_keys = ("G/total", "D/total", "G/landmark")

@@ -235,3 +235,23 @@ def test_test_py_scores_a_style_and_records_its_metrics(styles_dir, tmp_path):
     both = _cli("test.py", "--style", "soft", "--checkpoint", d / "hard.pt", "--styles-dir", d,
                 "--photo_dir", photos)
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_scoring_the_last_step_file_records_into_latest_too(tmp_path):
+    """The registry reads generator/latest.pt: scoring generator/step_N.pt with the same
+    weights records there too; another step's file leaves latest.pt as it was."""
+    from evaluation.evaluate import _record_metrics
+
+    gen = tmp_path / "run" / "generator"
+    gen.mkdir(parents=True)
+    last, older = make_generator(seed=1), make_generator(seed=2)
+    for name, G, step in (("step_000002.pt", last, 2), ("latest.pt", last, 2), ("step_000001.pt", older, 1)):
+        save_generator(gen / name, G, step=step)
+    said = []
+    _record_metrics(gen / "step_000001.pt", {"summary": {"nme68_mean": 0.5}}, "photos", said.append)
+    assert "metrics" not in load_checkpoint_file(gen / "latest.pt")
+    _record_metrics(gen / "step_000002.pt", {"summary": {"nme68_mean": 0.1}}, "photos", said.append)
+    assert load_checkpoint_file(gen / "latest.pt")["metrics"]["nme68_mean"] == 0.1
+    assert load_checkpoint_file(gen / "step_000002.pt")["metrics"]["nme68_mean"] == 0.1
+    assert said == [f"metrics recorded in {gen / 'step_000001.pt'}", f"metrics recorded in {gen / 'step_000002.pt'}",
+                    f"metrics recorded in {gen / 'latest.pt'}"]

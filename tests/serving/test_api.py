@@ -103,6 +103,28 @@ def test_blend_of_styles(client, oracle):
     np.testing.assert_array_equal(np.asarray(decode(r.content)), oracle(data, "soft=0.5,hard=0.5"))
 
 
+def test_an_animated_png_is_answered_frame_by_frame_with_its_timing(client, oracle):
+    """An APNG upload is a PNG by its magic bytes: every frame is stylized (the same pixels as
+    each frame sent alone), frame times and loop count kept; never a silent 1-frame answer."""
+    from PIL import Image
+
+    frames = [np.roll(photo(), 7 * i, axis=1) for i in range(3)]
+    buf = io.BytesIO()
+    Image.fromarray(frames[0]).save(buf, format="PNG", save_all=True,
+                                    append_images=[Image.fromarray(f) for f in frames[1:]],
+                                    duration=[100, 200, 300], loop=2)
+    r = post(client, buf.getvalue(), headers={"accept": "application/json"}, style="soft")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert any("3-frame animation" in n for n in body["notices"]), body["notices"]
+    im = Image.open(io.BytesIO(base64.b64decode(body["image"])))
+    assert im.n_frames == 3 and im.info.get("loop") == 2
+    for i, f in enumerate(frames):
+        im.seek(i)
+        assert im.info["duration"] == 100 * (i + 1)
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), oracle(encode(f), "Soft"))
+
+
 def test_jpeg_and_json_answers(client, oracle):
     data = png()
     jpg = post(client, data, headers={"Accept": "image/jpeg"})

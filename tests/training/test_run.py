@@ -136,9 +136,58 @@ def test_failed_start_leaves_no_run_folder(tmp_path, demo_data):
                         vgg_weights=str(tmp_path / "vgg19.pth")))
     with pytest.raises(ToonFaceError, match="cartoon folder not found"):
         train(train_cfg(tmp_path, demo_data, name="x", total_iter=1, cartoon_dir=str(tmp_path / "no")))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not weights at all")
+    with pytest.raises(ToonFaceError, match="garbage.pth"):  # found when read, before the folder exists
+        train(train_cfg(tmp_path, demo_data, name="x", total_iter=1, vgg_weights=str(garbage)))
     with pytest.raises(ToonFaceError, match="--device mps"):
         train(train_cfg(tmp_path, demo_data, name="x", total_iter=1, device="mps"))
     assert not (tmp_path / "ck" / "x").exists()
+
+
+def test_a_start_failing_after_the_folder_is_made_removes_it(tmp_path, demo_data, monkeypatch):
+    """A fresh run's folder made by a start that then fails is removed (nothing half-made is
+    left); a resumed run's folder is never removed."""
+    import training.loop as loop
+
+    def broken(cfg):
+        raise ToonFaceError("generator cannot be built")
+
+    train = loop.train
+    train(train_cfg(tmp_path, demo_data, name="kept", total_iter=1))
+    monkeypatch.setattr(loop, "new_generator", broken)
+    with pytest.raises(ToonFaceError, match="cannot be built"):
+        train(train_cfg(tmp_path, demo_data, name="x", total_iter=1))
+    assert not (tmp_path / "ck" / "x").exists()
+    with pytest.raises(ToonFaceError, match="cannot be built"):
+        train(resolve("train", {"name": "kept", "checkpoints_dir": str(tmp_path / "ck"), "resume": True,
+                                "total_iter": 2}, {"name", "checkpoints_dir", "resume", "total_iter"}))
+    assert (tmp_path / "ck" / "kept" / "ckpt" / "latest.pt").is_file()
+
+
+def test_two_fresh_starts_with_one_name_leave_the_winners_folder(tmp_path, demo_data, monkeypatch):
+    """Both starts see no folder; the other process makes it and takes the lock first. This
+    start fails with "in use" and must not remove the folder it did not make."""
+    import training.loop as loop
+    from training.run import RunLock
+
+    real = loop.create_run
+    held = []
+
+    def other_process_first(cfg, run, info, lock):
+        run.mkdirs()
+        held.append(RunLock(run).acquire())
+        (run.path / "theirs.txt").write_text("kept")
+        return real(cfg, run, info, lock)
+
+    monkeypatch.setattr(loop, "create_run", other_process_first)
+    try:
+        with pytest.raises(ToonFaceError, match="in use by another process"):
+            loop.train(train_cfg(tmp_path, demo_data, name="x", total_iter=1))
+        assert (tmp_path / "ck" / "x" / "theirs.txt").read_text() == "kept"
+    finally:
+        for lock in held:
+            lock.release()
 
 
 def test_unwritable_checkpoints_dir_is_one_line_before_any_work(tmp_path, demo_data):
@@ -204,7 +253,6 @@ def test_heldout_list_survives_any_file_name(tmp_path, demo_data):
     from PIL import Image
 
     from training.loop import pretrain
-    from utils.run_dir import RunDir
 
     photos = tmp_path / "odd"
     photos.mkdir()
@@ -365,7 +413,6 @@ def test_kill_9_leaves_no_loader_worker(tmp_path, demo_data):
 def test_heldout_people_are_left_out_on_both_sides(tmp_path):
     from datasets.demo import build_demo_data
     from training.loop import prepare_train
-    from utils.run_dir import RunDir
 
     photos, cartoons = build_demo_data(tmp_path / "data", 10, 10, size=48)
     stems = sorted(p.stem for p in Path(photos).glob("*.png"))[:3]
