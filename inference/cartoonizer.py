@@ -75,11 +75,11 @@ ALIGN = 4  # the generator downsamples twice
 # context; smaller --overlap values are raised to it (with a notice), and a tile must be at least
 # twice its overlap (so a tile adds at least as many new pixels as it recomputes). The default
 # tile takes a 1024x1024 photo with its context (1120 px) in one piece: at 1024 px tiles, that
-# photo ran as 4 tiles of 624 px, 1.24x its padded pixels and 1.3x the time of one piece
-# (which beats onnxruntime on the exported file there, 4 tiles do not; bench_inference.py
-# --vs-onnxruntime), for a peak resident size of 1.1 GB instead of 0.7 (fp32, whole process;
-# --tile 1024 keeps the old bound). Large photos compute fewer pixels twice too: 2896x1932 is 6
-# tiles of 1084x1080, 1.26x its pixels, instead of 12 of 844x764, 1.38x.
+# photo ran as 4 tiles of 624 px, 1.24x its padded pixels and 1.3x the time of one piece (one
+# piece is 1.15x onnxruntime's speed on the exported file there, 4 tiles were 0.91-1.03x in two
+# runs; bench_inference.py --vs-onnxruntime), for a peak resident size of 1.1 GB instead of
+# 0.7 (fp32, whole process; --tile 1024 keeps the old bound). Large photos compute fewer pixels
+# twice too: 2896x1932 is 6 tiles of 1084x1080, 1.26x its pixels, instead of 12 of 844x764, 1.38x.
 BLEND = 8
 MIN_OVERLAP = 2 * CONTEXT + BLEND
 DEFAULT_TILE = 1024 + 2 * CONTEXT
