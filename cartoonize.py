@@ -9,9 +9,10 @@ import sys
 import click
 
 from inference.cartoonizer import (CONTEXT, DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS,
-                                   MIN_OVERLAP, Cartoonizer, cartoonize_files)
+                                   MIN_OVERLAP, cartoonize_files)
 from inference.cli import generator_options
 from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
+from inference.onnx_engine import ENGINES, load_cartoonizer
 from inference.styles import format_styles, scan_styles
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE
 from utils.errors import ToonFaceError
@@ -68,6 +69,13 @@ def _err(msg: str) -> None:
               help=f"Least tile overlap in pixels (multiple of 4); below {MIN_OVERLAP} (the least that "
                    "is seamless) it is raised to that, with a notice.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES), default="torch", show_default=True,
+              help="What runs the generator: PyTorch, or onnxruntime on the generator exported to "
+                   "ONNX once (cached in --cache-dir; for machines without PyTorch's fast CPU "
+                   "paths). Same images within one uint8 level.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Where --engine onnxruntime keeps exported generators, named by a hash of the "
+                   "weights  [default: ~/.cache/toonface/onnx]")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video frames per forward pass.")
 @click.option("--temporal", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
@@ -95,8 +103,8 @@ def _err(msg: str) -> None:
                    "'error:' line each).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, landmark_detector,
-         landmark_model, strength, eps, tile, overlap, device, batch, temporal, metrics, flow_max_side,
-         max_pixels, max_bytes, reuse_host_memory, overwrite, no_progress):
+         landmark_model, strength, eps, tile, overlap, device, engine, cache_dir, batch, temporal,
+         metrics, flow_max_side, max_pixels, max_bytes, reuse_host_memory, overwrite, no_progress):
     """Cartoonize INPUT files, folders (recursive) and videos into --out."""
     if list_styles:
         try:
@@ -118,12 +126,11 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
 
             resolve_detector(landmark_detector, landmark_model)  # a wrong name is an error here too
             _err("notice: --landmark-detector/--landmark-model act only with --portrait")
-        toon = Cartoonizer.from_checkpoint(checkpoint, device=device, style=style,
-                                           styles_dir=styles_dir, eps=eps, strength=strength,
-                                           tile=tile, overlap=overlap, portrait=portrait,
-                                           landmark_detector=landmark_detector,
-                                           landmark_model=landmark_model,
-                                           notice=lambda m: _err(f"notice: {m}"))
+        toon = load_cartoonizer(engine, checkpoint, device, cache_dir=cache_dir, style=style,
+                                styles_dir=styles_dir, eps=eps, strength=strength, tile=tile,
+                                overlap=overlap, portrait=portrait,
+                                landmark_detector=landmark_detector, landmark_model=landmark_model,
+                                notice=lambda m: _err(f"notice: {m}"))
     except ToonFaceError as exc:
         _err(f"error: {exc}")
         sys.exit(exc.exit_code)

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from inference.onnx_engine import ENGINES
 from inference.styles import DEFAULT_STYLES_DIR
 from serving.config import DEFAULT_MAX_BYTES, DEFAULT_MAX_SIDE, MAX_SIDE_LIMIT, PRECISIONS, ServeConfig
 from utils.device import DEVICE_HELP
@@ -44,15 +45,14 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
     import uvicorn
 
     from serving.app import create_app
-    from serving.engine import TorchEngine
+    from serving.engine import make_engine
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     config.validate()
-    engine = TorchEngine(config.styles_dir, config.device, config.precision, landmark_detector,
-                         landmark_model)
+    engine = make_engine(config, landmark_detector, landmark_model, threads)
     if reuse_host_memory and engine.device.type == "cpu":
         from utils.memory import retain_freed_memory
 
@@ -61,7 +61,8 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
     sock = listen(host, port)
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
-    logging.getLogger("toonface.serve").info("listening on http://%s:%d", shown, bound[1])
+    logging.getLogger("toonface.serve").info("listening on http://%s:%d (engine %s)", shown,
+                                             bound[1], engine.name)
     server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning",
                                           timeout_graceful_shutdown=10, lifespan="on"))
     server.run(sockets=[sock])
@@ -105,8 +106,15 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + ".")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="Generator arithmetic (bf16 autocast: CUDA or CPUs with bf16 units; fp16: CUDA).")
+@click.option("--engine", type=click.Choice(ENGINES), default="torch", show_default=True,
+              help="What runs the generator: PyTorch, or onnxruntime on each style exported to ONNX "
+                   "once (cached in --cache-dir; fp32 only; for machines without PyTorch's fast "
+                   "CPU paths). Same images within one uint8 level.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Where --engine onnxruntime keeps the exported styles, named by a hash of the "
+                   "weights  [default: ~/.cache/toonface/onnx]")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="torch CPU threads (0: torch's default, one per core).")
+              help="CPU threads of torch and onnxruntime (0: torch's default, one per core).")
 @click.option("--landmark-detector", default=None,
               help="Face detector of portrait requests: mediapipe, mediapipe-tasks or dlib  "
                    "[default: mediapipe where installed, else dlib]")
@@ -120,8 +128,8 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
               help="CPU: malloc keeps freed memory for reuse (glibc); large images run faster.")
 def main(host, port, styles_dir, default_style, max_bytes, max_side, max_video_bytes,
          max_video_frames, queue, workers, timeout, upload_timeout, max_loaded_styles, max_jobs,
-         job_ttl, device, precision, threads, landmark_detector, landmark_model, tmp_dir,
-         log_client, reuse_host_memory):
+         job_ttl, device, precision, engine, cache_dir, threads, landmark_detector, landmark_model,
+         tmp_dir, log_client, reuse_host_memory):
     """Serve cartoonization over HTTP: a web page at / and an API under /api."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config = ServeConfig(styles_dir=styles_dir, default_style=default_style, max_bytes=max_bytes,
@@ -129,7 +137,8 @@ def main(host, port, styles_dir, default_style, max_bytes, max_side, max_video_b
                          max_video_frames=max_video_frames, queue=queue, workers=workers,
                          timeout=timeout, upload_timeout=upload_timeout,
                          max_loaded_styles=max_loaded_styles, max_jobs=max_jobs, job_ttl=job_ttl,
-                         device=device, precision=precision, tmp_dir=tmp_dir,
+                         device=device, precision=precision, engine=engine,
+                         cache_dir=cache_dir, tmp_dir=tmp_dir,
                          log_client=log_client)
     try:
         run_server(config, host, port, threads, reuse_host_memory, landmark_detector, landmark_model)

@@ -113,7 +113,7 @@ def peaks(device, precision: str, repeats: int) -> dict[str, float]:
     x = torch.randn(8, 128, 64, 64, device=device, dtype=dt).contiguous(memory_format=torch.channels_last)
     w = torch.randn(128, 128, 3, 3, device=device, dtype=dt).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        cv = median(timeit(lambda: F.conv2d(x, w, padding=1), device, repeats, 1))
+        cv = median(timeit(lambda: torch.nn.functional.conv2d(x, w, padding=1), device, repeats, 1))
     conv_flops = 2 * 128 * 128 * 9 * 64 * 64 * 8
     return {"matmul": 2 * n ** 3 / mm / 1e9, "conv": conv_flops / cv / 1e9}
 

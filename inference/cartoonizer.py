@@ -10,7 +10,10 @@ Steps, as white-box inference but without losing pixels and without a frame at t
    multiple of 8 and caps the side at 720; we crop the padding off afterwards, so the output has
    the input's size). See :data:`CONTEXT` for why: the generator's zero padding would otherwise
    change the outer ~30 px.
-2. raw = G(photo); out = guided_filter(photo, raw, r=1, eps) (white-box inference eps 5e-3).
+2. raw = G(photo); out = guided_filter(photo, raw, r=1, eps) (white-box inference eps 5e-3),
+   for a ``models.Generator`` by :func:`inference.fast_generate.fast_generate` (the same
+   function in channels_last with fused oneDNN layers; equal to float rounding), or by a
+   ``runtime`` such as onnxruntime (``--engine onnxruntime``, :mod:`inference.onnx_engine`).
 3. Large images run in overlapping tiles of the padded photo (at most ``tile`` x ``tile``, placed
    evenly, origins on the stride-4 grid), so memory is bounded by the tile size. A tile's pixels
    within ``CONTEXT`` of an edge it shares with another tile are context only (weight 0); the
@@ -39,8 +42,10 @@ import torch.nn.functional as F
 from datasets.images import to_tensor, to_uint8
 from datasets.landmarks import resolve_detector
 from inference.cli import choose_generator
+from inference.fast_generate import fast_generate
 from inference.portrait import PortraitProcessor
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE, TemporalStabilizer
+from models.generator import Generator
 from models.guided_filter import guided_filter
 from utils.device import resolve_device
 from utils.errors import ToonFaceError
@@ -68,11 +73,16 @@ ALIGN = 4  # the generator downsamples twice
 # they get weight 0, and the neighbours cross-fade over the rest of their overlap (at least
 # BLEND px). MIN_OVERLAP is the least overlap that leaves every pixel a tile where it has full
 # context; smaller --overlap values are raised to it (with a notice), and a tile must be at least
-# twice its overlap (so a tile adds at least as many new pixels as it recomputes). 1024 tiles
-# keep the overlap cost near (1024 / 896)^2 = 1.3x and one tile's activations near 0.5 GB.
+# twice its overlap (so a tile adds at least as many new pixels as it recomputes). The default
+# tile takes a 1024x1024 photo with its context (1120 px) in one piece: at 1024 px tiles, that
+# photo ran as 4 tiles of 624 px, 1.24x its padded pixels and 1.3x the time of one piece (one
+# piece is 1.15x onnxruntime's speed on the exported file there, 4 tiles were 0.91-1.03x in two
+# runs; bench_inference.py --vs-onnxruntime), for a peak resident size of 1.1 GB instead of
+# 0.7 (fp32, whole process; --tile 1024 keeps the old bound). Large photos compute fewer pixels
+# twice too: 2896x1932 is 6 tiles of 1084x1080, 1.26x its pixels, instead of 12 of 844x764, 1.38x.
 BLEND = 8
 MIN_OVERLAP = 2 * CONTEXT + BLEND
-DEFAULT_TILE = 1024
+DEFAULT_TILE = 1024 + 2 * CONTEXT
 DEFAULT_OVERLAP = 128
 
 
@@ -137,6 +147,10 @@ class Cartoonizer:
             datasets.landmarks.DETECTOR_NAMES or a DetectorSpec; default: mediapipe where its
             legacy API is installed, else dlib) and the Tasks model file.
         notice: callback for one-line notices (e.g. "no face found").
+        runtime: what computes generator + guided filter on a photo given its context, in place
+            of PyTorch: a callable (B, 3, H, W) float32 -> (B, 3, H, W), such as
+            :class:`inference.onnx_engine.OnnxGenerate` (``--engine onnxruntime``); None =
+            PyTorch. Everything else (context, tiles, portrait mode, strength) is the same.
     """
 
     def __init__(self, generator: torch.nn.Module, device: str | torch.device = "cpu", *,
@@ -144,7 +158,8 @@ class Cartoonizer:
                  overlap: int = DEFAULT_OVERLAP, image_size: int | None = None,
                  face_size: float | None = None, portrait: bool = False,
                  landmark_detector=None, landmark_model=None,
-                 notice: Callable[[str], Any] | None = None):
+                 notice: Callable[[str], Any] | None = None,
+                 runtime: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if not 0.0 <= strength <= 1.0:
             raise ToonFaceError(f"strength must be in [0, 1], got {strength}")
         if eps <= 0:
@@ -154,6 +169,7 @@ class Cartoonizer:
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.eps, self.strength = float(eps), float(strength)
+        self.runtime = runtime
         self.image_size, self.face_size = image_size, face_size
         self.context = CONTEXT  # what portrait crops take from around a face (inference.portrait)
         self.portrait = None
@@ -170,7 +186,8 @@ class Cartoonizer:
                         **kwargs: Any) -> "Cartoonizer":
         """Load a generator file, training checkpoint or run folder (see
         :func:`utils.run_dir.resolve_generator`), or a style / blend of styles by name
-        (``style``, see inference/styles.py) found in ``styles_dir``."""
+        (``style``, see inference/styles.py) found in ``styles_dir``. For onnxruntime see
+        :func:`inference.onnx_engine.load_cartoonizer`."""
         dev = resolve_device(str(device))
         G, meta = choose_generator(path, style, styles_dir, dev,
                                    warn=kwargs.get("notice"))
@@ -235,6 +252,10 @@ class Cartoonizer:
 
     def _generate(self, xp: torch.Tensor) -> torch.Tensor:
         """G + guided filter on an already padded (B, 3, H, W), H and W multiples of 4."""
+        if self.runtime is not None:
+            return self.runtime(xp)
+        if isinstance(self.generator, Generator):  # the trainer's module, run for inference
+            return fast_generate(self.generator, xp, GUIDED_FILTER_R, self.eps)
         return guided_filter(xp, self.generator(xp), GUIDED_FILTER_R, self.eps)
 
     def _one_tile(self, h: int, w: int) -> bool:
@@ -260,7 +281,8 @@ class Cartoonizer:
             for j, x0 in enumerate(xs):
                 wx = feather_1d(tw, _shared(xs, tw, j - 1), _shared(xs, tw, j))
                 tile = x[..., y0:y0 + th, x0:x0 + tw].to(self.device)
-                out = self._generate(tile)[0].clamp(-1.0, 1.0).permute(1, 2, 0).cpu().numpy()
+                # float(): under bf16 autocast the tile comes back in bf16, which numpy lacks
+                out = self._generate(tile)[0].float().clamp(-1.0, 1.0).permute(1, 2, 0).cpu().numpy()
                 wt = (wy[:, None] * wx[None, :])[..., None]
                 acc[y0:y0 + th, x0:x0 + tw] += out * wt
                 wsum[y0:y0 + th, x0:x0 + tw] += wt

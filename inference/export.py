@@ -110,15 +110,31 @@ class ExportableCartoonizer(nn.Module):
         return guided_filter_export(x, raw, GUIDED_FILTER_R, self.eps)
 
 
+class ExportableGenerate(nn.Module):
+    """:meth:`ExportableCartoonizer.generate` alone: (B, 3, H, W) in [-1, 1], H and W multiples of
+    4, already given its context (a padded photo or a tile of one) -> the guided-filtered cartoon,
+    unclamped. The graph ``--engine onnxruntime`` runs in place of ``Cartoonizer._generate``, so
+    padding, tiling, portrait mode and strength stay in the Python path (inference/onnx_engine.py).
+    """
+
+    def __init__(self, generator: Generator, eps: float = INFERENCE_EPS):
+        super().__init__()
+        self.inner = ExportableCartoonizer(generator, eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner.generate(x)
+
+
 def example_input(height: int = 256, width: int = 256) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     return torch.rand(1, 3, height, width, generator=g) * 2 - 1
 
 
-def export_onnx(module: ExportableCartoonizer, path: str | os.PathLike, height: int = 256,
+def export_onnx(module: nn.Module, path: str | os.PathLike, height: int = 256,
                 width: int = 256, opset: int = ONNX_OPSET) -> Path:
-    """Write an ONNX file with dynamic batch, height and width (TorchScript-based exporter:
-    no onnxscript needed)."""
+    """Write an ONNX file of ``module`` (:class:`ExportableCartoonizer` or
+    :class:`ExportableGenerate`) with dynamic batch, height and width (TorchScript-based
+    exporter: no onnxscript needed)."""
     import io
 
     path = Path(path)

@@ -6,8 +6,8 @@
 - :mod:`serving.errors`: ``ApiError`` and the one JSON error shape.
 - :mod:`serving.uploads`: streaming multipart reading with byte limits and an idle timeout,
   format sniffing by magic bytes, the image header check.
-- :mod:`serving.engine`: engines (a style name -> a callable stylizer); ``TorchEngine``; the
-  LRU cache of loaded styles.
+- :mod:`serving.engine`: engines (a style name -> a callable stylizer); ``TorchEngine``,
+  ``OnnxRuntimeEngine`` (``serve.py --engine``); the LRU cache of loaded styles.
 - :mod:`serving.pool`: the bounded queue in front of the inference worker threads.
 - :mod:`serving.jobs`: video jobs (a single video worker thread, progress, cancel, expiry).
 - :mod:`serving.metrics`: Prometheus metrics and the one-line-per-request log.

@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference.styles import Style, parse_style_spec, scan_styles
 from serving.config import ServeConfig
-from serving.engine import Engine, StyleCache, TorchEngine
+from serving.engine import Engine, StyleCache, make_engine
 from serving.errors import (ApiError, api_error_handler, http_error_handler,
                             validation_error_handler)
 from serving.jobs import JobStore, VideoLimits
@@ -192,8 +192,8 @@ def encode_jpeg(rgb, gray: bool) -> bytes:
 
 # ----------------------------------------------------------------------------- factory
 def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
-    """The service for ``config``; ``engine`` defaults to a :class:`TorchEngine` on
-    ``config.device`` in ``config.precision``.
+    """The service for ``config``; ``engine`` defaults to the one ``config.engine`` names
+    (:func:`serving.engine.make_engine`), on ``config.device`` in ``config.precision``.
 
     Raises ToonFaceError (one line) for a bad setting, a styles folder without styles, or a
     ``default_style`` that is not one of them.
@@ -203,7 +203,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     if not styles:
         raise ToonFaceError(f"no styles in {config.styles_dir} (train.py --style NAME writes one; "
                             "run folders and generator .pt files are searched)")
-    engine = engine or TorchEngine(config.styles_dir, config.device, config.precision)
+    engine = engine or make_engine(config)
     svc = Service(config, engine, styles, "", StyleCache(engine, config.max_loaded_styles))
     first = sorted(styles.values(), key=lambda s: s.key)[0].name
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference.onnx_engine import check_engine
 from inference.styles import DEFAULT_STYLES_DIR
 from utils.errors import ToonFaceError
 
@@ -39,6 +40,8 @@ class ServeConfig:
     job_ttl: float = 3600.0               # a finished job and its files live this long
     device: str = "auto"
     precision: str = "fp32"
+    engine: str = "torch"                 # torch or onnxruntime (inference/onnx_engine.py)
+    cache_dir: str | Path | None = None   # onnxruntime's exported models; None: the user cache
     tmp_dir: str | Path | None = None     # parent of the service's own temporary folder
     log_client: bool = False              # put the client address in the request log
 
@@ -57,6 +60,7 @@ class ServeConfig:
                                 "are refused as decompression bombs by Pillow itself)")
         if self.precision not in PRECISIONS:
             raise ToonFaceError(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
+        check_engine(self.engine, self.precision)
         return self
 
     @property

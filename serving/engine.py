@@ -3,11 +3,13 @@
 An engine is any object with ``name`` and ``load(spec) -> Stylizer``; a :class:`Stylizer` maps
 an (H, W, 3) uint8 RGB photo to its cartoon of the same size (``strength`` and ``portrait`` per
 call) and a list of same-size video frames to as many cartoons. The service only talks to these
-two interfaces, so another runtime (onnxruntime on an exported model) is one more class here and
-one more choice of ``serve.py --engine``.
+two interfaces; ``serve.py --engine`` picks one (:func:`make_engine`).
 
 :class:`TorchEngine` loads styles with :func:`inference.styles.load_style` (names, blends) and
-runs them through :class:`inference.cartoonizer.Cartoonizer`. :class:`StyleCache` keeps the
+runs them through :class:`inference.cartoonizer.Cartoonizer`. :class:`OnnxRuntimeEngine` loads
+them the same way, exports each one's generator + guided filter to ONNX once (cached on disk by
+the weights' hash, :mod:`inference.onnx_engine`) and runs that in onnxruntime inside the same
+Cartoonizer, so context, tiles, portrait mode and strength are shared. :class:`StyleCache` keeps the
 ``max_loaded`` most recently used stylizers and loads each one once, even when several worker
 threads ask for it at the same moment.
 """
@@ -55,16 +57,17 @@ def _autocast(device, precision: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
-class TorchStylizer:
+class CartoonizerStylizer:
     """A style's generator in a :class:`Cartoonizer` (strength 1, no portrait), plus a portrait
-    Cartoonizer built on first use (its face detector is loaded then)."""
+    Cartoonizer built on first use (its face detector is loaded then). ``runtime``: what runs
+    generator + guided filter (None: PyTorch; see :class:`Cartoonizer`)."""
 
     def __init__(self, generator, meta: dict[str, Any], device, precision: str,
-                 landmark_detector: str | None = None):
+                 landmark_detector: str | None = None, runtime=None):
         self.meta, self.device, self.precision = meta, device, precision
         self._detector = landmark_detector
         self._toon = Cartoonizer(generator, device, image_size=meta.get("image_size"),
-                                 face_size=meta.get("face_size"))
+                                 face_size=meta.get("face_size"), runtime=runtime)
         self._portrait: Cartoonizer | None = None
         # Portrait mode keeps per-call state (the notice callback, a detector that is not
         # documented thread-safe): one portrait call at a time per style.
@@ -75,7 +78,8 @@ class TorchStylizer:
             self._portrait = Cartoonizer(self._toon.generator, self.device,
                                          image_size=self.meta.get("image_size"),
                                          face_size=self.meta.get("face_size"), portrait=True,
-                                         landmark_detector=self._detector)
+                                         landmark_detector=self._detector,
+                                         runtime=self._toon.runtime)
         return self._portrait
 
     def __call__(self, rgb: np.ndarray, *, strength: float = 1.0, portrait: bool = False,
@@ -119,9 +123,56 @@ class TorchEngine:
         self.precision = precision
         self.landmark_detector = resolve_detector(landmark_detector, landmark_model)
 
-    def load(self, spec: str) -> TorchStylizer:
+    def load(self, spec: str) -> CartoonizerStylizer:
         G, meta = load_style(spec, self.styles_dir, self.device, warn=lambda m: None)
-        return TorchStylizer(G, meta, self.device, self.precision, self.landmark_detector)
+        return CartoonizerStylizer(G, meta, self.device, self.precision, self.landmark_detector)
+
+
+class OnnxRuntimeEngine:
+    """Styles from ``styles_dir`` exported to ONNX (once, into ``cache_dir``; default
+    :func:`inference.onnx_engine.default_cache_dir`) and run by onnxruntime in float32.
+
+    Raises ToonFaceError (one line) at construction where onnxruntime is not installed, the
+    device has no onnxruntime provider, ``precision`` is not fp32, the face detector cannot be
+    used or ``cache_dir`` cannot be written: before the server starts, not at the first request.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, styles_dir, device: str = "auto", precision: str = "fp32",
+                 landmark_detector: str | None = None, landmark_model: str | None = None,
+                 cache_dir=None, threads: int = 0):
+        from datasets.landmarks import resolve_detector
+        from inference.onnx_engine import check_engine, default_cache_dir, providers_for
+        from utils.io import check_writable
+
+        check_engine(self.name, precision)
+        self.providers = providers_for(device)
+        self.styles_dir, self.device_spec, self.precision = styles_dir, device, precision
+        self.device = resolve_device("cpu")  # onnxruntime takes host arrays, whatever its provider
+        self.landmark_detector = resolve_detector(landmark_detector, landmark_model)
+        self.threads = threads
+        self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+        check_writable(self.cache_dir, "--cache-dir", folder=True)
+
+    def load(self, spec: str) -> CartoonizerStylizer:
+        from inference.cartoonizer import INFERENCE_EPS
+        from inference.onnx_engine import OnnxGenerate, cached_onnx
+
+        G, meta = load_style(spec, self.styles_dir, self.device, warn=lambda m: None)
+        runtime = OnnxGenerate.open(cached_onnx(G, INFERENCE_EPS, self.cache_dir), G,
+                                    INFERENCE_EPS, self.providers, self.threads)
+        return CartoonizerStylizer(G, meta, self.device, "fp32", self.landmark_detector, runtime)
+
+
+def make_engine(config, landmark_detector: str | None = None, landmark_model: str | None = None,
+                threads: int = 0) -> Engine:
+    """The engine ``config.engine`` names (a :class:`serving.config.ServeConfig`)."""
+    if config.engine == "onnxruntime":
+        return OnnxRuntimeEngine(config.styles_dir, config.device, config.precision,
+                                 landmark_detector, landmark_model, config.cache_dir, threads)
+    return TorchEngine(config.styles_dir, config.device, config.precision, landmark_detector,
+                       landmark_model)
 
 
 class StyleCache:
