@@ -136,6 +136,20 @@ def parse_portrait(raw: str | None) -> bool:
     raise ApiError("invalid_field", f"portrait must be true or false, got {raw[:40]!r}")
 
 
+def form_choices(request, upload, field: str, style_key) -> tuple[str, float, bool]:
+    """(style key, strength, portrait) of an upload form whose file field is ``field``
+    ("image" or "video"); ApiError for a missing or empty file and for bad fields.
+    ``style_key``: the service's name -> registry key lookup (400 listing the names); the key
+    goes into ``request.state.style`` (the request log) as soon as it is known."""
+    if upload.path is None:
+        raise ApiError("missing_field", f"no '{field}' file in the form (multipart field "
+                                        f"'{field}')")
+    if upload.size == 0:
+        raise ApiError("empty_file", f"the {field} file is empty (0 bytes)")
+    request.state.style = key = style_key(upload.fields.get("style"))
+    return key, parse_strength(upload.fields.get("strength")), parse_portrait(upload.fields.get("portrait"))
+
+
 def choose_output(accept: str | None) -> str:
     """"png", "jpeg" or "json" from an Accept header (q-values honoured; PNG on ties and for
     */*, image/*). ApiError 406 when it names none of them."""
@@ -319,15 +333,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         except ApiError as exc:
             raise unread_body(exc) from None
         try:
-            if upload.path is None:
-                raise ApiError("missing_field", "no 'image' file in the form (multipart field "
-                                                "'image')")
-            if upload.size == 0:
-                raise ApiError("empty_file", "the image file is empty (0 bytes)")
-            key = s.style_key(upload.fields.get("style"))
-            request.state.style = key
-            strength = parse_strength(upload.fields.get("strength"))
-            portrait = parse_portrait(upload.fields.get("portrait"))
+            key, strength, portrait = form_choices(request, upload, "image", s.style_key)
             image_size(upload.path, config.max_side)
             path = upload.path
 
@@ -438,15 +444,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         except ApiError as exc:
             raise unread_body(exc) from None
         try:
-            if upload.path is None:
-                raise ApiError("missing_field", "no 'video' file in the form (multipart field "
-                                                "'video')")
-            if upload.size == 0:
-                raise ApiError("empty_file", "the video file is empty (0 bytes)")
-            key = s.style_key(upload.fields.get("style"))
-            request.state.style = key
-            strength = parse_strength(upload.fields.get("strength"))
-            portrait = parse_portrait(upload.fields.get("portrait"))
+            key, strength, portrait = form_choices(request, upload, "video", s.style_key)
             name = Path(upload.filename or "video").name or "video"
             job = s.jobs.create(upload.path, name, key, strength, portrait)
             upload.path = None  # the job owns the file now
