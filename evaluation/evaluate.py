@@ -315,8 +315,8 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
         run = None if meta.get("blend") else RunDir.containing(gen_path)
     else:
         gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
-    if out is not None:
-        check_out_dir(out, photo_dir=photo_dir)
+    # a given --out is checked before any work; the default one once the step is known
+    out_dir = check_out_dir(out, photo_dir=photo_dir) if out is not None else None
     dev = resolve_device(str(device))
     if style:
         G = G.to(dev)
@@ -331,10 +331,10 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     paths, source = select_photos(photos, photo_dir, run, gen_path, num)
     gstep = meta.get("step")
     label = _safe_label(meta["style"]) if meta.get("blend") else gen_path.stem
-    if out is None:
+    if out_dir is None:
         base = run if run is not None else RunDir(gen_path.parent)
-        out = base.test_dir(gstep if isinstance(gstep, int) else None, label)
-    out_dir = check_out_dir(out, photo_dir=photo_dir)
+        out_dir = check_out_dir(base.test_dir(gstep if isinstance(gstep, int) else None, label),
+                                photo_dir=photo_dir)
     size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)
     superpixel = superpixel or cfg.get("superpixel", "fast")
     seg_num = int(seg_num or cfg.get("seg_num", 200))
