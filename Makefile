@@ -8,11 +8,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-REQS := requirements.txt requirements-core.txt requirements-test.txt requirements-test-core.txt
+REQS := requirements.txt requirements-core.txt requirements-test.txt requirements-test-core.txt requirements-nodeps.txt
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 VENV_NUMPY2 ?= .venv-numpy2
 PY2 := $(VENV_NUMPY2)/bin/python
-REQS2 := requirements-core.txt requirements-test-core.txt
+REQS2 := requirements-core.txt requirements-test-core.txt requirements-nodeps.txt
 STAMP2 := $(VENV_NUMPY2)/.installed-$(shell cat $(REQS2) | cksum | cut -d' ' -f1)
 
 .PHONY: install install-numpy2 demo test test-numpy2 bench clean
@@ -22,6 +22,7 @@ install: $(STAMP)
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-test.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -30,6 +31,7 @@ install-numpy2: $(STAMP2)
 $(STAMP2): $(REQS2)
 	test -x $(PY2) || $(PYTHON) -m venv $(VENV_NUMPY2)
 	$(PY2) -m pip install -q -r requirements-test-core.txt "numpy>=2"
+	$(PY2) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY2) -c "import numpy, importlib.util as u; assert int(numpy.__version__.split('.')[0]) >= 2, numpy.__version__; assert u.find_spec('mediapipe') is None, 'mediapipe in the numpy-2 env'"
 	rm -f $(VENV_NUMPY2)/.installed-*
 	touch $@
