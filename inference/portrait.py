@@ -51,6 +51,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from utils.errors import ToonFaceError
+from utils.native_logs import quiet_native_stderr
 
 
 class Stylizer(Protocol):
@@ -117,13 +118,19 @@ class FaceDetector:
                                       f"{LEGACY_MEDIAPIPE}: this mediapipe has no mp.solutions")
         self._fd = solutions.face_detection
         self.min_confidence = min_confidence
-        self._models = {1: self._fd.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)}
+        self._models: dict[int, Any] = {}
 
-    def _model(self, selection: int):
-        if selection not in self._models:
-            self._models[selection] = self._fd.FaceDetection(
+    def _process(self, selection: int, rgb: np.ndarray):
+        """FaceDetection ``selection`` on ``rgb``. A model is built at its first image, and
+        built and run in one quiet window: mediapipe's C++ core logs start-up chatter (absl
+        W0000 lines, utils/native_logs.py) from worker threads while the graph opens."""
+        model = self._models.get(selection)
+        if model is not None:
+            return model.process(rgb)
+        with quiet_native_stderr():
+            model = self._models[selection] = self._fd.FaceDetection(
                 model_selection=selection, min_detection_confidence=self.min_confidence)
-        return self._models[selection]
+            return model.process(rgb)
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Faces in an (H, W, 3) uint8 RGB image, largest first.
@@ -140,7 +147,7 @@ class FaceDetector:
         for x0, y0, side_w, side_h in _windows(w, h):
             crop = np.ascontiguousarray(rgb[y0:y0 + side_h, x0:x0 + side_w])
             for selection in ((1, 0) if (side_w, side_h) == (w, h) else (1,)):
-                result = self._model(selection).process(crop)
+                result = self._process(selection, crop)
                 whole = (side_w, side_h) == (w, h)
                 for d in result.detections or []:
                     f = self._face(d, side_w, side_h)
