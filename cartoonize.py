@@ -1,6 +1,6 @@
 """Cartoonize photos, folders and videos with a trained generator.
 
-    python cartoonize.py photo.jpg holiday/ clip.mp4 --checkpoint checkpoints/v1 --out toon/
+    .venv/bin/python cartoonize.py photo.jpg holiday/ clip.mp4 --checkpoint checkpoints/v1 --out toon/
 """
 from __future__ import annotations
 
