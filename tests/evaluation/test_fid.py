@@ -46,7 +46,12 @@ def test_few_samples_give_the_exact_fid_without_a_warning(n_a, n_b, dim):
     import warnings
 
     rng = np.random.default_rng(n_a + dim)
-    a, b = rng.normal(size=(n_a, dim)), rng.normal(size=(n_b, dim)) * 1.5 + 0.3
+    # like Inception pool3 features: after a ReLU, and some units dead on every image (exactly
+    # zero variance, which is what made sqrtm warn)
+    a = np.maximum(rng.normal(size=(n_a, dim)), 0)
+    b = np.maximum(rng.normal(size=(n_b, dim)) * 1.5 + 0.3, 0)
+    a[:, : dim // 4] = 0
+    b[:, : dim // 4] = 0
     ac, bc = a - a.mean(0), b - b.mean(0)
     trace_sqrt = np.linalg.svd(ac @ bc.T / np.sqrt((n_a - 1) * (n_b - 1)), compute_uv=False).sum()
     (m1, s1), (m2, s2) = feature_stats(a), feature_stats(b)
