@@ -686,6 +686,7 @@ class FrameReader:
         self._limit = Image.MAX_IMAGE_PIXELS if self._default_limit else int(max_pixels)
         if self._limit is not None and self._limit <= 0:
             raise ValueError(f"max_pixels must be > 0, got {self._limit}")
+        self._max_side = max_side
         self._im: Image.Image | None = None
         self._next = 0
         with self._decoding():
@@ -698,7 +699,7 @@ class FrameReader:
 
     def _check(self, max_side, max_frames, max_total_pixels, max_scans, every_frame) -> None:
         im = self._im
-        _check_pixels(im.size, self._limit, self._default_limit)
+        self._check_size(im.size)
         layout = _layout(im, self.path)
         self.format, self.count, self.canvas = im.format or "", layout.count, layout.canvas
         if every_frame and self.count > 1 and self.format not in ANIMATED_FORMATS:
@@ -710,9 +711,7 @@ class FrameReader:
                 f"{unit} as separate files")
         self.frames = self.count if every_frame and self.format in ANIMATED_FORMATS else 1
         size = self.canvas if self.frames > 1 else im.size
-        _check_pixels(size, self._limit, self._default_limit)
-        if max_side is not None and max(size) > max_side:
-            raise ImageTooLarge("side", max(size), max_side, size)
+        self._check_size(size)
         w, h = size
         if max_frames is not None and self.frames > max_frames:
             raise ImageTooLarge("frames", self.frames, max_frames, size)
@@ -731,6 +730,11 @@ class FrameReader:
         self._transforms: dict[str, tuple] = {}
         self._orientation = 1
 
+    def _check_size(self, size: tuple[int, int]) -> None:
+        if self._max_side is not None and max(size) > self._max_side:  # the side first: the
+            raise ImageTooLarge("side", max(size), self._max_side, size)  # limit a user sets
+        _check_pixels(size, self._limit, self._default_limit)
+
     @contextlib.contextmanager
     def _decoding(self) -> Iterator[None]:
         """Our pixel limit in place of Pillow's, and every failure as UnreadableImage."""
@@ -742,6 +746,7 @@ class FrameReader:
         except UnreadableImage:
             raise
         except _OverLimit as exc:
+            self._check_size(exc.size)  # over the side limit: say that
             raise ImageTooLarge("pixels", exc.size[0] * exc.size[1], self._limit, exc.size,
                                 self._default_limit) from None
         except Image.DecompressionBombError as exc:  # Pillow's own check, should ours be bypassed
@@ -772,7 +777,7 @@ class FrameReader:
             else:
                 sixteen = None
                 im.seek(i)
-                _check_pixels(im.size, self._limit, self._default_limit)
+                self._check_size(im.size)
                 im.load()
             frame = _decode_loaded(im, sixteen, self._orientation, self._transform_for)
             duration = float(im.info.get("duration") or 0.0)
