@@ -549,3 +549,14 @@ def test_a_jpeg_of_too_many_scans_is_one_error_line(tmp_path, ckpt):
     errors = _errors(log)
     assert code == 1 and len(errors) == 1 and "over 100 scans" in errors[0], log
     assert "Traceback" not in log and _files(tmp_path / "o") == []
+
+
+def test_a_video_whose_later_frames_are_huge_is_one_error_line(tmp_path, ckpt):
+    """Issue 26: an AVI whose first frame is 16x16 and later frames 16000x16000 passed
+    --max-pixels (checked on the first frame only) and took 2.7 GB; every frame is checked."""
+    src = hostile.resizing_video(tmp_path / "v.avi", [(16, 16)] + [(16000, 16000)] * 2)
+    code, log = run(src, "--checkpoint", ckpt, "--out", tmp_path / "o")
+    errors = _errors(log)
+    assert code == 1 and len(errors) == 1, log
+    assert "frame 2 is over the limit of 9,000,000 pixels per frame" in errors[0], log
+    assert "--max-pixels" in errors[0] and "Traceback" not in log and _files(tmp_path / "o") == []
