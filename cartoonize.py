@@ -145,7 +145,8 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
     jobs, errors = collect_jobs(list(inputs), out_dir, overwrite=overwrite)
     for e in errors:
         _err(f"error: {e}")
-    on_video = (lambda job, result: _print_warping_error(job, result, flow_max_side or None)
+    on_video = (lambda job, result: _print_warping_error(job, result, flow_max_side or None,
+                                                         max_pixels)
                 if metrics else None)
     failed = cartoonize_files(toon, jobs, max_pixels=max_pixels, max_bytes=max_bytes,
                               max_animation_pixels=max_animation_pixels, batch=batch,
@@ -159,16 +160,17 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
     sys.exit(1 if bad else 0)
 
 
-def _print_warping_error(job, result, flow_max_side: int | None) -> None:
+def _print_warping_error(job, result, flow_max_side: int | None, max_pixels: int | None) -> None:
     """Print the warping error of a video's input and output files (evaluation.warping; the
-    output is decoded as written, its even-size padding cropped off)."""
+    output is decoded as written, its even-size padding cropped off; the input under the same
+    --max-pixels as its cartoonization)."""
     from evaluation.warping import WarpingErrorAccumulator
     from inference.video import VideoReader
 
     acc = WarpingErrorAccumulator(flow_max_side=flow_max_side)
     w, h = result.info.width, result.info.height
     try:
-        with VideoReader(job.src) as src, VideoReader(result.path) as out:
+        with VideoReader(job.src, max_pixels=max_pixels) as src, VideoReader(result.path) as out:
             for a, b in zip(src, out):
                 acc.add(a.rgb, b.rgb[:h, :w])
         s = acc.result()["summary"]
