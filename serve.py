@@ -113,6 +113,11 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Where --engine onnxruntime keeps the exported styles, named by a hash of the "
                    "weights  [default: ~/.cache/toonface/onnx]")
+@click.option("--cache-max-files", type=click.IntRange(min=1), default=ServeConfig.cache_max_files,
+              show_default=True, help="Files kept in --cache-dir (every blend is one; least "
+                                      "recently used removed).")
+@click.option("--cache-max-bytes", type=click.IntRange(min=1), default=ServeConfig.cache_max_bytes,
+              show_default=True, help="Bytes kept in --cache-dir (least recently used removed).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="CPU threads of torch and onnxruntime (0: torch's default, one per core).")
 @click.option("--landmark-detector", default=None,
@@ -128,8 +133,8 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
               help="CPU: malloc keeps freed memory for reuse (glibc); large images run faster.")
 def main(host, port, styles_dir, default_style, max_bytes, max_side, max_video_bytes,
          max_video_frames, queue, workers, timeout, upload_timeout, max_loaded_styles, max_jobs,
-         job_ttl, device, precision, engine, cache_dir, threads, landmark_detector, landmark_model,
-         tmp_dir, log_client, reuse_host_memory):
+         job_ttl, device, precision, engine, cache_dir, cache_max_files, cache_max_bytes, threads,
+         landmark_detector, landmark_model, tmp_dir, log_client, reuse_host_memory):
     """Serve cartoonization over HTTP: a web page at / and an API under /api."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config = ServeConfig(styles_dir=styles_dir, default_style=default_style, max_bytes=max_bytes,
@@ -138,7 +143,8 @@ def main(host, port, styles_dir, default_style, max_bytes, max_side, max_video_b
                          timeout=timeout, upload_timeout=upload_timeout,
                          max_loaded_styles=max_loaded_styles, max_jobs=max_jobs, job_ttl=job_ttl,
                          device=device, precision=precision, engine=engine,
-                         cache_dir=cache_dir, tmp_dir=tmp_dir,
+                         cache_dir=cache_dir, cache_max_files=cache_max_files,
+                         cache_max_bytes=cache_max_bytes, tmp_dir=tmp_dir,
                          log_client=log_client)
     try:
         run_server(config, host, port, threads, reuse_host_memory, landmark_detector, landmark_model)

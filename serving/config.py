@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference.onnx_engine import check_engine
+from inference.onnx_engine import CACHE_MAX_BYTES, CACHE_MAX_FILES, check_engine
 from inference.styles import DEFAULT_STYLES_DIR
 from utils.errors import ToonFaceError
 
@@ -42,12 +42,14 @@ class ServeConfig:
     precision: str = "fp32"
     engine: str = "torch"                 # torch or onnxruntime (inference/onnx_engine.py)
     cache_dir: str | Path | None = None   # onnxruntime's exported models; None: the user cache
+    cache_max_files: int = CACHE_MAX_FILES  # ... at most this many files (LRU)
+    cache_max_bytes: int = CACHE_MAX_BYTES  # ... and this many bytes
     tmp_dir: str | Path | None = None     # parent of the service's own temporary folder
     log_client: bool = False              # put the client address in the request log
 
     def validate(self) -> "ServeConfig":
         for name in ("max_bytes", "max_side", "max_video_bytes", "max_video_frames", "workers",
-                     "max_loaded_styles", "max_jobs"):
+                     "max_loaded_styles", "max_jobs", "cache_max_files", "cache_max_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ToonFaceError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.queue < 0:
