@@ -45,7 +45,7 @@ from serving.engine import Engine, StyleCache, make_engine
 from serving.errors import (ApiError, api_error_handler, http_error_handler,
                             validation_error_handler)
 from serving.jobs import JobStore, VideoLimits
-from serving.metrics import Metrics, RequestLog
+from serving.metrics import Metrics, RequestLog, escape_logger
 from serving.pool import ClientGone, Deadline, InferencePool, QueueFull
 from serving.uploads import image_size, read_form, sniff_image, sniff_video
 from utils.errors import ToonFaceError
@@ -213,6 +213,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     ``default_style`` that is not one of them.
     """
     config = config.validate()
+    escape_logger(log)  # every message one line, whatever a client put in it
     styles = scan_styles(config.styles_dir, warn=lambda m: log.warning("%s", m))
     if not styles:
         raise ToonFaceError(f"no styles in {config.styles_dir} (train.py --style NAME writes one; "
