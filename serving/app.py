@@ -26,8 +26,6 @@ import contextlib
 import io
 import logging
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +46,7 @@ from serving.jobs import JobStore, VideoLimits
 from serving.metrics import Metrics, RequestLog, escape_logger
 from serving.pool import ClientGone, Deadline, InferencePool, QueueFull
 from serving.uploads import image_size, read_form, sniff_image, sniff_video
+from serving.workdir import ServiceFolder
 from utils.errors import ToonFaceError
 
 log = logging.getLogger("toonface.serve")
@@ -232,7 +231,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        svc.tmp = Path(tempfile.mkdtemp(prefix="toonface-serve-", dir=config.tmp_dir))
+        folder = ServiceFolder(config.tmp_dir)  # also removes those of killed services
+        svc.tmp = folder.path
         (svc.tmp / "uploads").mkdir()
         svc.pool = InferencePool(config.workers, config.queue)
         svc.jobs = JobStore(svc.tmp / "jobs", ttl=config.job_ttl, max_jobs=config.max_jobs,
@@ -259,7 +259,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             svc.tasks.clear()
             svc.pool.close()
             await asyncio.to_thread(svc.jobs.close)
-            shutil.rmtree(svc.tmp, ignore_errors=True)
+            folder.close()
             svc.pool = svc.jobs = svc.tmp = None
 
     app = FastAPI(title="ToonFace", version="0.2.0", lifespan=lifespan,

@@ -1,12 +1,14 @@
 """Every setting of the service in one typed object (``serve.py``'s options map onto it)."""
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from inference.onnx_engine import CACHE_MAX_BYTES, CACHE_MAX_FILES, check_engine
 from inference.styles import DEFAULT_STYLES_DIR
 from utils.errors import ToonFaceError
+from utils.io import check_writable
 
 MB = 1024 * 1024
 # The seed's input validator: 10 MB, 3000 x 3000.
@@ -63,6 +65,9 @@ class ServeConfig:
         if self.precision not in PRECISIONS:
             raise ToonFaceError(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
         check_engine(self.engine, self.precision)
+        # the service's folder is made in it once the server listens: too late for one line
+        check_writable(self.tmp_dir if self.tmp_dir is not None else tempfile.gettempdir(),
+                       "--tmp-dir", folder=True)
         return self
 
     @property

@@ -114,3 +114,15 @@ def test_a_port_in_use_fails_at_start(styles):
         port = busy.getsockname()[1]
         code, out = run("--styles-dir", styles, "--port", port)
     assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in out and out.count("\n") == 1, out
+
+
+def test_an_unwritable_tmp_dir_fails_before_listening(styles, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        code, out = run("--styles-dir", styles, "--port", 0, "--tmp-dir", locked / "sub")
+    finally:
+        locked.chmod(0o755)
+    assert code == 2 and out.startswith("error: --tmp-dir ") and "read-only" in out, out
+    assert out.count("\n") == 1 and "listening" not in out

@@ -1,5 +1,6 @@
 """What the service bounds that clients choose: metrics labels, control characters in the log,
-clients that leave mid-upload. A real uvicorn on 127.0.0.1 where the transport matters."""
+clients that leave mid-upload, the temporary folders of killed services. A real uvicorn on
+127.0.0.1 where the transport matters."""
 from __future__ import annotations
 
 import http.client
@@ -126,3 +127,45 @@ def test_a_client_gone_mid_upload_is_a_quiet_499(make_app, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
 
 
+# ------------------------------------------------------------------- temporary folders
+KILLED_SERVICE = """
+import os, sys
+from fastapi.testclient import TestClient
+from serving.app import create_app
+from serving.config import ServeConfig
+app = create_app(ServeConfig(styles_dir=sys.argv[1], tmp_dir=sys.argv[2], device="cpu"))
+client = TestClient(app).__enter__()
+folder = app.state.service.tmp
+(folder / "jobs" / "abc").mkdir(parents=True)
+(folder / "jobs" / "abc" / ".cartoon.1a2b3c4d.partial.mp4").write_bytes(bytes(1000))
+print(folder, flush=True)
+if sys.argv[3] == "kill":
+    os.kill(os.getpid(), 9)
+sys.stdin.read()  # a live service: until the test lets it go
+client.__exit__(None, None, None)
+"""
+
+
+def test_the_folders_of_a_killed_service_are_removed_at_the_next_start(make_app, styles_dir, tmp_path):
+    from pathlib import Path
+
+    parent = tmp_path / "svc"
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    run = [sys.executable, "-c", KILLED_SERVICE, str(styles_dir), str(parent)]
+    killed = subprocess.run([*run, "kill"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    dead = Path(killed.stdout.strip())
+    assert killed.returncode == -9 and (dead / "jobs" / "abc").is_dir(), killed.stderr
+    live = subprocess.Popen([*run, "live"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        alive = Path(live.stdout.readline().strip())
+        unknown = parent / "toonface-serve-notours"  # no lock file: left alone
+        unknown.mkdir()
+        app, svc = make_app()
+        with TestClient(app):
+            assert not dead.exists()
+            assert alive.is_dir() and unknown.is_dir() and svc.tmp.is_dir()
+    finally:
+        live.stdin.close()
+        live.wait(60)
+    assert sorted(p.name for p in parent.iterdir()) == ["toonface-serve-notours"]
