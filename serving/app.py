@@ -42,6 +42,7 @@ from serving.config import ServeConfig
 from serving.engine import Engine, StyleCache, make_engine
 from serving.errors import (ApiError, api_error_handler, http_error_handler,
                             validation_error_handler)
+from serving.guards import DrainBody, HostCheck
 from serving.jobs import JobStore, VideoLimits
 from serving.metrics import Metrics, RequestLog, escape_logger
 from serving.pool import ClientGone, Deadline, InferencePool, QueueFull
@@ -269,6 +270,9 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    # innermost first: Host check, then draining of refused bodies, then the log around all
+    app.add_middleware(HostCheck, allowed=config.allowed_hosts)
+    app.add_middleware(DrainBody, drain_bytes=config.drain_bytes, seconds=config.upload_timeout)
     app.add_middleware(RequestLog, metrics=svc.metrics, log_client=config.log_client)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

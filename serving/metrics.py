@@ -64,6 +64,11 @@ class Metrics:
         self.inference = Histogram("toonface_inference_duration_seconds",
                                    "Decode + stylize + encode of one image in a worker",
                                    buckets=LATENCY_BUCKETS, registry=r)
+        self.connections_open = Gauge("toonface_http_connections_open", "HTTP connections open",
+                                      registry=r)
+        self.connections_refused = Counter(
+            "toonface_connections_refused", "Connections closed by the server's own limits, by "
+            "reason: max_connections, header_timeout, malformed", ["reason"], registry=r)
         Gauge("toonface_queue_length", "Requests waiting for an inference worker",
               registry=r).set_function(queue_length)
         Gauge("toonface_inference_running", "Inferences running in worker threads",

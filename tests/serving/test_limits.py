@@ -1,6 +1,8 @@
-"""What the service bounds that clients choose: metrics labels, control characters in the log,
-clients that leave mid-upload, the temporary folders of killed services. A real uvicorn on
-127.0.0.1 where the transport matters."""
+"""What the service bounds that clients choose: connections that never finish their headers, too
+many connections, requests h11 refuses, refused bodies drained for clients that send before they
+read, the Host header, metrics labels, control characters in the log, clients that leave
+mid-upload and the temporary folders of killed services. A real uvicorn on 127.0.0.1 where the
+transport matters (see docs/service-limits.md)."""
 from __future__ import annotations
 
 import http.client
@@ -63,6 +65,150 @@ def metric(port: int, name: str) -> float:
     text = get(port, "/metrics")[1].decode()
     m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
+
+
+# -------------------------------------------------------------------------- connections
+def test_connections_that_never_finish_their_headers_are_closed(make_app):
+    app, _ = make_app(header_timeout=0.5)
+    with ServerThread(app) as srv:
+        guard = app.state.connection_guard
+        partial = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(20)]
+        for sock in partial[:10]:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and no more
+        # a kept-alive connection whose next request stops mid-headers
+        kept = socket.create_connection(("127.0.0.1", srv.port))
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        kept.settimeout(10)
+        assert b"200 OK" in kept.recv(65536)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\n")
+        t0 = time.monotonic()
+        for sock in [*partial, kept]:
+            answer = read_to_close(sock, timeout=10)  # the server closes it
+            if answer and sock is not kept:  # kept: its first answer was read above
+                error_of(answer, 408, "request_timeout", "--header-timeout")
+            sock.close()
+        assert 0.4 < time.monotonic() - t0 < 8
+        wait_until(lambda: guard.open == 0, 10, "every connection closed")
+        assert guard.refusals["header_timeout"] == 21
+        assert get(srv.port, "/healthz")[0] == 200
+        assert metric(srv.port, 'toonface_connections_refused_total{reason="header_timeout"}') == 21
+
+
+def test_past_max_connections_a_new_one_gets_503_and_the_server_recovers(make_app):
+    app, _ = make_app(max_connections=4)
+    with ServerThread(app) as srv:
+        guard = app.state.connection_guard
+        idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(4)]
+        wait_until(lambda: guard.open == 4, 10, "four connections")
+        answer = exchange(srv.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        headers = error_of(answer, 503, "busy", "--max-connections")
+        assert headers["retry-after"] == "1"
+        for sock in idle:
+            sock.close()
+        wait_until(lambda: guard.open == 0, 10, "the idle connections closed")
+        assert get(srv.port, "/healthz")[0] == 200
+        assert guard.refusals["max_connections"] == 1
+
+
+@pytest.mark.parametrize("header,status,code,words", [
+    (b"Content-Length: abc", 400, "bad_request", ("Content-Length",)),
+    (b"Content-Length: 5\r\nContent-Length: 6", 400, "bad_request", ("Content-Length",)),
+    (b"X-Big: " + b"a" * 100_000, 431, "headers_too_large", ()),  # never ends: h11 stops at 16 KB
+])
+def test_requests_h11_refuses_get_the_json_error(make_app, header, status, code, words):
+    app, _ = make_app()
+    with ServerThread(app) as srv:
+        end = b"" if code == "headers_too_large" else b"\r\n\r\n"
+        answer = exchange(srv.port, b"POST /api/cartoonize HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          + header + end)
+        error_of(answer, status, code, *words)
+        assert get(srv.port, "/healthz")[0] == 200
+
+
+# ------------------------------------------------------------------------ refused bodies
+def multipart(data: bytes, field: str = "image") -> bytes:
+    return form_head(field) + data + form_tail()
+
+
+def test_python_clients_read_the_error_of_an_oversize_body(make_app):
+    """urllib sends the whole body before it reads: the server reads and drops the rest (up to
+    --drain-bytes) so that it reads the JSON error, not a broken pipe or a reset."""
+    app, _ = make_app(max_bytes=100_000)
+    ctype = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    with ServerThread(app) as srv:
+        # refused from its Content-Length, before a byte of the body is read
+        body = multipart(b"\x89PNG\r\n\x1a\n" + bytes(12 * 2**20))
+        request = urllib.request.Request(srv.url + "/api/cartoonize", data=body, headers=ctype)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=30)
+        assert err.value.code == 413
+        assert json.loads(err.value.read())["error"]["code"] == "too_large"
+        # without Content-Length (chunked): refused mid-stream at the limit
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        conn.request("POST", "/api/cartoonize", headers=ctype, encode_chunked=True,
+                     body=iter([form_head(), b"\x89PNG\r\n\x1a\n", *[bytes(2**20)] * 12, form_tail()]))
+        r = conn.getresponse()
+        assert r.status == 413 and json.loads(r.read())["error"]["code"] == "too_large"
+        assert post_ok(srv.port)
+    # any refusal before the end of the body: here the magic bytes of a body within the limit
+    app, _ = make_app(max_bytes=32 * 2**20)
+    with ServerThread(app) as srv:
+        request = urllib.request.Request(srv.url + "/api/cartoonize", headers=ctype,
+                                         data=multipart(b"GIF89a" + bytes(12 * 2**20)))
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=30)
+        assert err.value.code == 415
+        assert json.loads(err.value.read())["error"]["code"] == "unsupported_format"
+
+
+def test_past_drain_bytes_the_connection_is_cut(make_app):
+    app, _ = make_app(max_bytes=100_000, drain_bytes=2**20)
+    with ServerThread(app) as srv:
+        # a declared length past the bound: answered at once and closed, nothing read
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.sendall(request_head(srv.port, f"Content-Length: {64 * 2**20}\r\n") + form_head())
+            error_of(read_to_close(sock, 10), 413, "too_large", "--max-bytes")
+        # Expect: 100-continue (curl): the client never sends the body
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.sendall(request_head(srv.port, f"Content-Length: {5 * 2**20}\r\n"
+                                                "Expect: 100-continue\r\n"))
+            answer = read_to_close(sock, 10)
+            assert b"100 Continue" not in answer
+            error_of(answer, 413, "too_large")
+        assert post_ok(srv.port)
+
+
+def post_ok(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/api/cartoonize", body=multipart(png()),
+                 headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+    r = conn.getresponse()
+    r.read()
+    return r.status == 200
+
+
+# ---------------------------------------------------------------------------- Host header
+def test_the_host_header_must_name_this_server(make_app):
+    """DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 sends its own name."""
+    from serve import parse_hosts
+    from serving.server import default_allowed_hosts
+
+    app, svc = make_app(allowed_hosts=default_allowed_hosts("127.0.0.1"))
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+        for host in ("127.0.0.1:8080", "localhost:8080", "LOCALHOST.", "[::1]:8080", "127.0.0.1"):
+            assert c.get("/healthz", headers={"Host": host}).status_code == 200, host
+        for host in ("evil.example:8080", "127.0.0.1.evil.example", "localhost.evil.example:8080"):
+            r = c.get("/api/styles", headers={"Host": host})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_host", host
+            assert "--allowed-hosts" in r.json()["error"]["message"]
+        r = c.post("/api/cartoonize", headers={"Host": "evil.example"},
+                   files={"image": ("a.png", png(), "image/png")})
+        assert r.status_code == 400 and svc.pool.running == 0
+    assert default_allowed_hosts("::1") == ("localhost", "127.0.0.1", "::1")
+    assert default_allowed_hosts("0.0.0.0") is None and default_allowed_hosts("192.0.2.7") is None
+    assert parse_hosts(None, "localhost") == ("localhost", "127.0.0.1", "::1")
+    assert parse_hosts("toon.example, 192.0.2.7", "0.0.0.0") == ("toon.example", "192.0.2.7")
+    assert parse_hosts("*", "127.0.0.1") is None
 
 
 # ------------------------------------------------------------------------------- metrics
