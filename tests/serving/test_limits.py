@@ -1,8 +1,8 @@
 """What the service bounds that clients choose: connections that never finish their headers, too
 many connections, requests h11 refuses, refused bodies drained for clients that send before they
 read, the Host header, metrics labels, control characters in the log, clients that leave
-mid-upload and the temporary folders of killed services. A real uvicorn on 127.0.0.1 where the
-transport matters (see docs/service-limits.md)."""
+mid-upload, the temporary folders of killed services, and the service's option names in its
+messages. A real uvicorn on 127.0.0.1 where the transport matters (docs/service-limits.md)."""
 from __future__ import annotations
 
 import http.client
@@ -315,3 +315,15 @@ def test_the_folders_of_a_killed_service_are_removed_at_the_next_start(make_app,
         live.stdin.close()
         live.wait(60)
     assert sorted(p.name for p in parent.iterdir()) == ["toonface-serve-notours"]
+
+
+# ----------------------------------------------------------------------------- messages
+def test_a_video_over_the_pixel_budget_names_the_services_option(make_app, tmp_path):
+    pytest.importorskip("av")
+    from tests.serving.test_jobs import clip, post_video, wait_job
+
+    app, _ = make_app(max_side=40)
+    with TestClient(app) as c:
+        job = wait_job(c, post_video(c, clip(tmp_path, 2, (64, 48))).json()["id"])
+    assert job["status"] == "failed" and "64x48" in job["message"], job
+    assert "--max-side 40" in job["message"] and "--max-pixels" not in job["message"], job
