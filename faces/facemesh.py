@@ -205,8 +205,8 @@ def _read_cached(path: str, size: int, mtime_ns: int) -> TFLiteGraph:
     except ToonFaceError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged flatbuffer fails in many ways, one line
-        raise ToonFaceError(f"{path}: not a readable TFLite model ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else 'damaged'})") from None
+        raise ToonFaceError(f"{path}: not a readable TFLite model (damaged or truncated: "
+                            f"{type(exc).__name__})") from None
 
 
 def read_tflite(path: str | os.PathLike) -> TFLiteGraph:
@@ -230,6 +230,11 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[i
     out = -(-size // stride)
     total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
     return total // 2, total - total // 2
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32; float32 and float64 unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def _activate(x: torch.Tensor, activation: str | None) -> torch.Tensor:
@@ -287,7 +292,7 @@ class _Conv(_Step):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp32:
             with torch.autocast(device_type=x.device.type, enabled=False):
-                return self._run(x.float())
+                return self._run(_at_least_fp32(x))
         return self._run(x)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
@@ -304,7 +309,15 @@ class _PReLU(_Step):
         self.weight = nn.Parameter(torch.from_numpy(np.array(alpha, dtype=np.float32).reshape(-1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.prelu(x, self.weight.to(x.dtype))
+        alpha = self.weight.to(x.dtype)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return F.prelu(x, alpha)
+        # With autograd, not F.prelu: its backward always computes the (frozen) slopes'
+        # gradient too (30% of a CPU forward+backward). x * slope, the slope 1 or alpha by a
+        # lerp whose weight is 0 or 1 (exact at both ends, unlike a + w * (1 - a)), is the same
+        # function, and its backward is one multiply: 1.6x faster than F.prelu's on 16 crops.
+        one = torch.ones((), dtype=x.dtype, device=x.device)
+        return x * torch.lerp(alpha.view(1, -1, 1, 1), one, (x >= 0).to(x.dtype))
 
 
 class _Add(_Step):
@@ -449,12 +462,14 @@ class FaceMeshNet(nn.Module):
         if crops.dim() != 4 or tuple(crops.shape[1:]) != (3, CROP_SIZE, CROP_SIZE):
             raise ValueError(f"FaceMeshNet expects crops (B, 3, {CROP_SIZE}, {CROP_SIZE}) RGB in "
                              f"[0, 1], got {tuple(crops.shape)}")
-        values = {self.input_index: crops}
+        # Channels-last: PyTorch's depthwise and 1x1 convolutions, PReLU and the adds run about
+        # 2x faster on it on the CPU (16 crops: 59 ms against 128 ms, one thread).
+        values = {self.input_index: crops.contiguous(memory_format=torch.channels_last)}
         for step in self.steps:
             values[step.output] = step(*(values[j] for j in step.inputs))
         batch = crops.shape[0]
-        landmarks = values[self.landmarks_index].float().reshape(batch, NUM_LANDMARKS, 3)
-        logit = values[self.logit_index].float().reshape(batch)
+        landmarks = _at_least_fp32(values[self.landmarks_index]).reshape(batch, NUM_LANDMARKS, 3)
+        logit = _at_least_fp32(values[self.logit_index]).reshape(batch)
         return landmarks, logit
 
     @classmethod
@@ -464,7 +479,14 @@ class FaceMeshNet(nn.Module):
         Raises ToonFaceError (one line) for a file that is unreadable, not a TFLite model, or a
         graph the walker does not implement.
         """
-        return cls(read_tflite(path))
+        graph = read_tflite(path)
+        try:
+            return cls(graph)
+        except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+            # A flatbuffer damaged past its header can still parse into a graph that makes no
+            # sense (an index out of range, a weight that does not fit its shape).
+            raise ToonFaceError(f"{path}: not mediapipe's FaceMesh graph (damaged, or another "
+                                f"model: {type(exc).__name__})") from None
 
     @classmethod
     def from_package(cls, package_file: PackageFile = FACE_LANDMARK_FILE) -> "FaceMeshNet":

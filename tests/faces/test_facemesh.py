@@ -8,6 +8,7 @@ checksum tests (which write their own files) run everywhere.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -124,6 +125,29 @@ def test_gradients_reach_the_input(net):
     assert crops.grad is not None and torch.isfinite(crops.grad).all()
     assert crops.grad.abs().sum() > 0
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_input_gradient_matches_finite_differences(net):
+    """In float64, the directional derivative along a random direction equals the central
+    difference (the PReLU's own backward form and the asymmetric padding included)."""
+    net64 = copy.deepcopy(net).double()
+    gen = torch.Generator().manual_seed(0)
+    # Noise: a smooth or flat crop puts activations exactly at PReLU's and max-pool's kinks.
+    x = torch.from_numpy(synthetic_crops()[:1]).permute(0, 3, 1, 2).double()
+    weights = torch.randn(1, 468, 3, generator=gen, dtype=torch.float64)
+    direction = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+
+    def loss(inp):
+        landmarks, logit = net64(inp)
+        return (landmarks * weights).sum() + logit.sum()
+
+    xg = x.clone().requires_grad_()
+    loss(xg).backward()
+    analytic = float((xg.grad * direction).sum())
+    eps = 1e-7
+    with torch.no_grad():
+        numeric = float(loss(x + eps * direction) - loss(x - eps * direction)) / (2 * eps)
+    assert analytic == pytest.approx(numeric, rel=1e-5)
 
 
 def test_bf16_autocast_stays_close_to_fp32(net):
