@@ -378,11 +378,15 @@ class FaceMeshNet(nn.Module):
     flow to the input. Build it with :meth:`from_package` (finds and checks the file in the
     mediapipe wheel) or :meth:`from_file`.
 
-    Agreement with the LiteRT interpreter (``ai_edge_litert``) on the same file, measured by
-    tests/faces/test_facemesh.py and bench/bench_facemesh.py on this repository's CPUs:
-    landmarks within 1e-4 px (max abs, FFHQ crops and noise), logit within 1e-5. Under CPU bf16
-    autocast the landmarks move by 0.2-0.4 px mean and ~2 px at worst from fp32 (FFHQ crops;
-    the two output heads run in fp32, the trunk in bf16). Cost: 0.07 GFLOP per face.
+    Agreement with the LiteRT interpreter (``ai_edge_litert``) on the same file
+    (bench/bench_facemesh.py; tests/faces/test_facemesh.py asserts 1e-3 px): on the 49
+    ffhq-mini photos resized to 192, landmarks within 7.6e-5 px (max abs), logit within 2.7e-5.
+    Under CPU bf16 autocast (the trunk in bf16, the two output heads kept in fp32: in bf16 a
+    coordinate near 150 px has a 1-px step) x, y land 0.054 px from fp32 on average, 0.16 px
+    for the worst crop's mean, 0.83 px at most; the logit moves by up to 0.25. With bf16 heads
+    the mean error was 3x larger. Cost: 0.070 GFLOP per face forward, 0.14 with the input
+    gradient. Speed on 2-core CPUs: 3-4x slower per crop than LiteRT's XNNPACK forward (see the
+    benchmark); bf16 autocast does not speed it up there.
 
     Raises ValueError for a tensor of the wrong shape; ToonFaceError (one line) for a graph this
     walker does not implement (an unknown operator, options or constant layout).
