@@ -564,6 +564,11 @@ def crop_faces(images: torch.Tensor, boxes: torch.Tensor,
         ``images`` (and the boxes). ``transform`` ``(B, 2, 3)``: crop pixels -> image pixels
         (:func:`crop_to_image`, :func:`image_to_crop`).
 
+    Rows whose box is not finite or has no area (a face the detector missed: the landmark
+    cache holds NaN points for it) are cropped from the whole image instead (a centred square,
+    no rotation), so crops, transforms and gradients stay finite; leave those rows out of the
+    loss with ``torch.where`` on the caller's own validity mask.
+
     No antialiasing: a box much larger than ``size`` (over ~2x) aliases; downscale such images
     first. Raises ValueError for mismatched shapes.
     """
@@ -573,8 +578,12 @@ def crop_faces(images: torch.Tensor, boxes: torch.Tensor,
         boxes = face_boxes(boxes)
     if boxes.shape[0] != images.shape[0]:
         raise ValueError(f"{boxes.shape[0]} boxes for {images.shape[0]} images")
-    transform = box_transforms(boxes.to(images.dtype), size)
     h, w = images.shape[-2:]
+    boxes = boxes.to(images.dtype)
+    usable = torch.isfinite(boxes).all(dim=1) & (boxes[:, 2] > 0)
+    whole = torch.tensor([w / 2, h / 2, min(h, w), 0.0], dtype=boxes.dtype, device=boxes.device)
+    boxes = torch.where(usable[:, None], boxes, whole)
+    transform = box_transforms(boxes, size)
     centres = torch.arange(size, device=images.device, dtype=images.dtype) + 0.5
     v, u = torch.meshgrid(centres, centres, indexing="ij")
     uv1 = torch.stack([u, v, torch.ones_like(u)], -1).reshape(1, -1, 3)   # (1, size*size, 3)

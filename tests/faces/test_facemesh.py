@@ -288,6 +288,19 @@ def test_crop_is_differentiable_and_replicates_the_border():
     assert torch.allclose(crops[1, :, 0, 0].detach(), corner, atol=1e-6)
 
 
+def test_missing_faces_crop_the_whole_image_and_stay_finite():
+    """The landmark cache holds NaN points for a face the detector missed."""
+    images = (torch.rand(2, 3, 40, 60) * 2 - 1).requires_grad_()
+    points = torch.rand(2, 68, 2) * 30 + 5
+    points[1] = float("nan")
+    crops, transform = crop_faces(images, points, size=20)
+    assert torch.isfinite(crops).all() and torch.isfinite(transform).all()
+    crops.sum().backward()
+    assert torch.isfinite(images.grad).all()
+    corners = crop_to_image(torch.tensor([[[0.0, 0.0], [20.0, 20.0]]]).expand(2, -1, -1), transform)
+    assert torch.allclose(corners[1], torch.tensor([[10.0, 0.0], [50.0, 40.0]]))
+
+
 def test_face_boxes_follow_mediapipe():
     """Box = axis-aligned bounds x 1.5, square on the long side, rotated by the eye corners."""
     gen = torch.Generator().manual_seed(1)
