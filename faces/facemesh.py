@@ -37,7 +37,6 @@ numpy only (``tflite`` when a model is built).
 from __future__ import annotations
 
 import functools
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
