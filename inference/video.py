@@ -434,7 +434,7 @@ class VideoReader:
     def _check_size(self, w: int, h: int, what: str) -> None:
         if self._max_side and max(w, h) > self._max_side:
             raise ToonFaceError(f"{self.path}: {what} is {w}x{h}, over the limit of "
-                                f"{self._max_side} px per side (--max-side)")
+                                f"{self._max_side} px per side (--max-side {self._max_side})")
         if self._max_pixels and w * h > self._max_pixels:
             raise ToonFaceError(f"{self.path}: {what} is {w}x{h} = {w * h:,} pixels, over the "
                                 f"limit of {self._max_pixels:,} pixels per frame (raise it with "
@@ -445,7 +445,7 @@ class VideoReader:
         why = f"over {self._decoder_cap:,} pixels: the decoder refused it before decoding it"
         if self._max_side:
             return (f"{self.path}: frame {n} is over the limit of {self._max_side} px per side "
-                    f"({why}; --max-side)")
+                    f"({why}; --max-side {self._max_side})")
         return (f"{self.path}: frame {n} is over the limit of {self._max_pixels:,} pixels per "
                 f"frame ({why}; raise it with --max-pixels)")
 
