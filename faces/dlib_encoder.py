@@ -213,7 +213,7 @@ class DlibFaceEncoder(nn.Module):
         parsed = read_network(data, network_type(), str(path), (CHIP_SIZE, CHIP_SIZE))
         net = cls(parsed.avg_rgb)
         net._load(parsed.layers, str(path))
-        return net
+        return net.to(memory_format=torch.channels_last)
 
     def _load(self, layers, source: str) -> None:
         """Copy the parsed layers (input side first) into the modules, folding each affine
@@ -252,6 +252,9 @@ class DlibFaceEncoder(nn.Module):
         work = torch.float64 if dtype == torch.float64 else torch.float32
         avg = torch.tensor(self.avg_rgb, dtype=work, device=chips.device).view(1, 3, 1, 1)
         x = ((chips.to(work) - avg) / 256.0).to(dtype)  # dlib's input layer
+        # One memory format whatever the caller's strides: oneDNN sums in another order for
+        # each, and channels_last is the faster (bf16 about 1.7x on 2 cores).
+        x = x.contiguous(memory_format=torch.channels_last)
         x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
         x = self.blocks(x)
         return self.fc(x.mean((2, 3))).float()
