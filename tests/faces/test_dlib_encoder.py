@@ -245,6 +245,8 @@ def test_frozen_eval_and_shape_errors(encoder):
         encoder.descriptor(torch.zeros(1, 3, 64, 64), torch.zeros(1, 17, 2))
     with pytest.raises(ValueError, match="float"):
         encoder.chip(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), torch.zeros(1, 68, 2))
+    with pytest.raises(ValueError, match="finite"):
+        encoder.chip(torch.zeros(1, 3, 64, 64), torch.full((1, 5, 2), float("nan")))
     with pytest.raises(ToonFaceError, match="68 .* or 5"):
         mean_face(17)
 
