@@ -1,6 +1,6 @@
 """Cartoonize photos, folders and videos with a trained generator.
 
-    python cartoonize.py photo.jpg holiday/ clip.mp4 --checkpoint checkpoints/v1 --out toon/
+    .venv/bin/python cartoonize.py photo.jpg holiday/ clip.mp4 --checkpoint checkpoints/v1 --out toon/
 """
 from __future__ import annotations
 
@@ -51,8 +51,9 @@ def _err(msg: str) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str),
               help="Output folder (created).  [required with INPUTS]")
 @click.option("--portrait", is_flag=True,
-              help="Detect faces (--landmark-detector) and stylize them at the face size the generator "
-                   "was trained at; several faces are each re-done at that scale and blended in.")
+              help="Detect faces (--landmark-detector); each is stylized in a crop scaled to the face "
+                   "size the generator was trained at and pasted back with a feathered mask; the "
+                   "rest of the picture keeps its own resolution.")
 @click.option("--landmark-detector", "landmark_detector", default=None,
               help="Face detector of --portrait: mediapipe, mediapipe-tasks or dlib  [default: "
                    "mediapipe where installed, else dlib]")

@@ -1,7 +1,7 @@
 """Export a trained generator (+ final guided filter) to ONNX and/or TorchScript.
 
-    python export.py --checkpoint checkpoints/v1 --onnx toon.onnx --torchscript toon.pt
-    python export.py --style hayao=0.7,shinkai=0.3 --onnx blend.onnx
+    .venv/bin/python export.py --checkpoint checkpoints/v1 --onnx toon.onnx --torchscript toon.pt
+    .venv/bin/python export.py --style hayao=0.7,shinkai=0.3 --onnx blend.onnx
 
 Both files take a photo (N, 3, H, W) in [-1, 1] (x / 127.5 - 1), any H and W, and return the
 cartoon (N, 3, H, W) in [-1, 1]: cartoonize.py's result without tiling (context padding, guided

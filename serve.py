@@ -1,6 +1,6 @@
 """Serve the styles of a folder over HTTP: a web page and a JSON/multipart API.
 
-    python serve.py --styles-dir checkpoints            # http://127.0.0.1:8080
+    .venv/bin/python serve.py --styles-dir checkpoints            # http://127.0.0.1:8080
 """
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 (dlib nme68 and identity, mediapipe NME, style statistics, FID/KID), per_image.csv, index.html
 (and for a generator: side-by-side grids and the per-image crops and outputs).
 
-    python test.py --model_version 49 --batch 500        # run v49, generator of step 500
-    python test.py --checkpoint checkpoints/v49/generator/latest.pt --photo_dir my_faces --num 64
-    python test.py --outputs other_tool/ --photo_dir my_faces --out scores/other_tool
+    .venv/bin/python test.py --model_version 49 --batch 500        # run v49, generator of step 500
+    .venv/bin/python test.py --checkpoint checkpoints/v49/generator/latest.pt --photo_dir my_faces --num 64
+    .venv/bin/python test.py --outputs other_tool/ --photo_dir my_faces --out scores/other_tool
 """
 
 import click

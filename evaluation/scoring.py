@@ -350,6 +350,9 @@ def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector:
                                      kid_subsets)
         if len(fake_f) < 2:
             notes.append("FID/KID need at least 2 images")
+        else:
+            notes += sorted({fid[ref]["note"] for ref in ("cartoon", "photo")
+                             if ref in fid and fid[ref].get("note")})
         for ref in ("cartoon", "photo"):
             if ref in fid:
                 summary[f"fid_{ref}"] = fid[ref]["fid"]

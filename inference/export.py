@@ -89,8 +89,12 @@ class ExportableCartoonizer(nn.Module):
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2], x.shape[-1]
-        return self.generate(pad_context(x))[..., CONTEXT:CONTEXT + h, CONTEXT:CONTEXT + w].clamp(-1.0, 1.0)
+        b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        out = self.generate(pad_context(x))[..., CONTEXT:CONTEXT + h, CONTEXT:CONTEXT + w].clamp(-1.0, 1.0)
+        # ONNX shape inference loses every dimension of a Slice with computed bounds, and the
+        # exporter then names the output's channel axis 'Clipcartoon_dim_1': a reshape to the
+        # generator's (constant) channel count states it (no copy; dims 0, 2, 3 stay dynamic)
+        return out.reshape(b, self.G.out.out_channels, h, w)
 
     def generate(self, x: torch.Tensor) -> torch.Tensor:
         """Generator + guided filter of (B, 3, H, W) in [-1, 1], H and W multiples of 4; unclamped."""

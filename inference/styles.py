@@ -7,6 +7,10 @@ The registry looks in a styles folder (``--styles-dir``, default ``checkpoints/`
 - every run folder directly inside it (``<run>/generator/latest.pt``, utils/run_dir.py), and
 - every generator ``.pt`` file directly inside it (e.g. exported or downloaded styles).
 
+A generator file that records no style name (written before named styles existed) is still
+a style, named by its run folder (``<run>/generator/latest.pt``) or else its file stem; a
+pretraining generator (``kind`` "pretrain": it reconstructs photos) is not a style.
+
 Names are matched without regard to case. When two generators carry the same name, the newest
 (its ``saved_at`` metadata, else the file's modification time) wins and the listing says which
 one it shadows. A file that is not a ToonFace generator (broken, foreign, a full training
@@ -71,15 +75,28 @@ def _saved_time(meta: dict[str, Any], path: Path) -> float:
     return path.stat().st_mtime
 
 
+def unnamed_style_name(path: Path) -> str:
+    """The name of a generator that records none: its run (``<run>/generator/latest.pt``), else
+    its file stem."""
+    path = Path(path)
+    if path.parent.name == "generator" and path.parent.parent.name:
+        return path.parent.parent.name
+    return path.stem
+
+
 def read_style(path: Path) -> Style | None:
-    """The style a generator file declares, None when it declares none (e.g. pretraining).
-    Raises ToonFaceError for a file that is not a ToonFace generator."""
+    """The style of a generator file: the name it records, else :func:`unnamed_style_name`;
+    None for a pretraining generator. Raises ToonFaceError for a file that is not a ToonFace
+    generator."""
     obj = load_checkpoint_file(path)
     if obj.get("format") != "toonface-generator":
         raise ToonFaceError(f"{path}: not a ToonFace generator file")
-    if not obj.get("style"):
-        return None
-    return Style(str(obj["style"]), path, obj.get("step"), obj.get("image_size"),
+    name = obj.get("style")
+    if not name:
+        if obj.get("kind") == "pretrain":
+            return None
+        name = unnamed_style_name(path)
+    return Style(str(name), path, obj.get("step"), obj.get("image_size"),
                  obj.get("metrics"), obj.get("pretrained_hash"), obj.get("generator_config") or {},
                  _saved_time(obj, path))
 

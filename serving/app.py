@@ -2,11 +2,14 @@
 
 Routes (every error is ``{"error": {"code", "message"}}``, see :mod:`serving.errors`):
 
-- ``GET /``: the web page; ``GET /static/...``: its script and style sheet.
+- ``GET /``: the web page; ``GET /static/...``: its script, style sheet and icon;
+  ``GET /favicon.ico``: the icon (SVG), for browsers that ask for it there.
 - ``GET /api/styles``: the styles of ``--styles-dir`` (name, steps, image size, metrics, default).
 - ``POST /api/cartoonize``: multipart ``image`` (PNG/JPEG) + ``style``, ``strength`` (0..1),
   ``portrait`` (bool) -> the cartoon, same size: PNG (sRGB-tagged; gray and alpha kept), JPEG
-  when ``Accept: image/jpeg``, JSON with base64 PNG when ``Accept: application/json``.
+  when ``Accept: image/jpeg``, JSON when ``Accept: application/json``: ``image`` (base64 of the
+  file), ``media_type`` (that file's type: ``image/png``, an animated PNG for an animation),
+  ``width``, ``height``, ``style``, ``strength``, ``portrait``, ``notices``, ``duration_ms``.
 - ``POST /api/videos``: multipart ``video`` + the same fields -> 202 ``{"id", ...}``;
   ``GET /api/jobs/{id}`` status and progress; ``GET /api/jobs/{id}/result`` the MP4;
   ``DELETE /api/jobs/{id}`` cancels and removes.
@@ -58,6 +61,17 @@ from utils.errors import ToonFaceError
 log = logging.getLogger("toonface.serve")
 
 STATIC = Path(__file__).resolve().parent / "static"
+# The JSON answer of POST /api/cartoonize (Accept: application/json), for the OpenAPI page.
+JSON_ANSWER = {"type": "object", "properties": {
+    "image": {"type": "string", "format": "byte", "description": "the cartoon file, base64"},
+    "media_type": {"type": "string", "enum": ["image/png"], "description": "the type of the "
+                   "file in image: a PNG (an animated PNG when the upload is an animation)"},
+    "width": {"type": "integer"}, "height": {"type": "integer"},
+    "style": {"type": "string", "description": "the style or blend used"},
+    "strength": {"type": "number"}, "portrait": {"type": "boolean"},
+    "notices": {"type": "array", "items": {"type": "string"},
+                "description": "one-line remarks (e.g. no face found in portrait mode)"},
+    "duration_ms": {"type": "integer", "description": "queue wait + inference"}}}
 FORM_FIELDS = ("style", "strength", "portrait")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 JPEG_QUALITY = 92
@@ -309,6 +323,11 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # browsers ask for /favicon.ico whatever the page says; an SVG answers it
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/healthz", summary="Liveness and load")
     async def healthz() -> dict[str, Any]:
         s = running()
@@ -343,7 +362,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 1},
             "portrait": {"type": "boolean", "default": False}}}}}},
         "responses": {"200": {"description": "the cartoon, the input's size", "content": {
-            "image/png": {}, "image/jpeg": {}, "application/json": {}}}}}
+            "image/png": {}, "image/jpeg": {}, "application/json": {"schema": JSON_ANSWER}}}}}
 
     @app.post("/api/cartoonize", summary="Cartoonize one image", openapi_extra=form_doc,
               response_class=Response)

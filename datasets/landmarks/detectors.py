@@ -318,6 +318,16 @@ class _ProcessBound:
 
     def _bind(self) -> None:
         self._pid = os.getpid()
+        self._quiet_until_face = True
+
+    def _quietly(self):
+        """mediapipe's C++ core logs start-up chatter (absl W0000 lines) when a graph starts
+        and on its first face: hold it back (utils/native_logs.py) until a face was found."""
+        from contextlib import nullcontext
+
+        from utils.native_logs import quiet_native_stderr
+
+        return quiet_native_stderr() if getattr(self, "_quiet_until_face", False) else nullcontext()
 
     def _check_usable(self, handle) -> None:
         if handle is None:
@@ -361,6 +371,7 @@ class FaceMeshDetector(_ProcessBound):
 
     name = "mediapipe"
     topology = MEDIAPIPE_468
+    _UNBUILT = object()  # the graph is built at the first image
 
     def __init__(self, max_num_faces: int = 1, min_detection_confidence: float = 0.5,
                  refine_landmarks: bool = False):
@@ -377,25 +388,33 @@ class FaceMeshDetector(_ProcessBound):
             raise DetectorUnavailable(f"mediapipe {_version('mediapipe')} has no mp.solutions "
                                       f"(the legacy FaceMesh API): install {LEGACY_MEDIAPIPE} or "
                                       "use --landmark-detector dlib")
-        self._mesh = solutions.face_mesh.FaceMesh(
+        # built at the first image, in the same quiet window as its first run: the graph's
+        # calculators open on worker threads, and their chatter must not fall between two
+        self._make = lambda: solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=max_num_faces,
             refine_landmarks=refine_landmarks,
             min_detection_confidence=min_detection_confidence)
+        self._mesh = self._UNBUILT
 
     def detect_faces(self, image) -> list[np.ndarray]:
         """Every face found (at most ``max_num_faces``) as ``(468, 2)`` float32, in mediapipe's
         order (most confident first)."""
         self._check_usable(self._mesh)
         rgb = to_uint8_rgb(image)
-        result = self._mesh.process(rgb)
+        with self._quietly():
+            if self._mesh is self._UNBUILT:
+                self._mesh = self._make()
+            result = self._mesh.process(rgb)
+        self._quiet_until_face = self._quiet_until_face and not result.multi_face_landmarks
         h, w = rgb.shape[:2]
         return [np.array([(lm.x * w, lm.y * h) for lm in face.landmark[:MEDIAPIPE_468.num_points]],
                          dtype=np.float32)
                 for face in result.multi_face_landmarks or []]
 
     def close(self) -> None:
-        if getattr(self, "_mesh", None) is not None and os.getpid() == self._pid:
-            self._mesh.close()
+        mesh = getattr(self, "_mesh", None)
+        if mesh is not None and mesh is not self._UNBUILT and os.getpid() == self._pid:
+            mesh.close()
         self._mesh = None
 
 
@@ -431,7 +450,8 @@ class FaceLandmarkerDetector(_ProcessBound):
             min_face_presence_confidence=min_detection_confidence)
         self._landmarker = None
         try:
-            self._landmarker = fl.FaceLandmarker.create_from_options(options)
+            with self._quietly():
+                self._landmarker = fl.FaceLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ToonFaceError(f"mediapipe cannot load the landmark model {model}: {first} "
@@ -442,7 +462,9 @@ class FaceLandmarkerDetector(_ProcessBound):
         self._check_usable(self._landmarker)
         rgb = to_uint8_rgb(image)
         h, w = rgb.shape[:2]
-        result = self._landmarker.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        with self._quietly():
+            result = self._landmarker.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        self._quiet_until_face = self._quiet_until_face and not result.face_landmarks
         return [np.array([(lm.x * w, lm.y * h) for lm in face[:MEDIAPIPE_468.num_points]],
                          dtype=np.float32)
                 for face in result.face_landmarks or []]

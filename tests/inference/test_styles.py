@@ -77,6 +77,31 @@ def test_same_name_newest_wins_and_listing_says_so(styles_dir):
     assert f"shadows an older 'soft': {d / 'soft.pt'}" in format_styles(styles, d)
 
 
+def test_generators_without_a_style_name_are_named_by_run_or_file(styles_dir, capsys):
+    """Files written before named styles existed record no ``style``: still styles, named by
+    their run folder or file stem, listed and usable by that name; pretraining generators
+    (kind "pretrain") are not styles."""
+    d, parent = styles_dir
+    save_generator(d / "old_toon.pt", child(parent, 0.8), image_size=128, step=7, run="x", kind="train")
+    run = d / "v1"
+    (run / "generator").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"kind": "train", "name": "v1"}))
+    save_generator(run / "generator" / "latest.pt", child(parent, 0.9), image_size=128, step=9,
+                   run="v1", kind="train", style=None)
+    pre = d / "pre"
+    (pre / "generator").mkdir(parents=True)
+    (pre / "config.json").write_text(json.dumps({"kind": "pretrain", "name": "pre"}))
+    save_generator(pre / "generator" / "latest.pt", parent, image_size=128, step=5, run="pre",
+                   kind="pretrain", style=None)
+    styles = scan_styles(d)
+    assert styles["old_toon"].path == d / "old_toon.pt" and styles["old_toon"].step == 7
+    assert styles["v1"].path == run / "generator" / "latest.pt"
+    assert "pre" not in styles
+    assert "old_toon" in format_styles(styles, d) and "v1" in format_styles(styles, d)
+    G, meta = load_style("OLD_TOON", d, "cpu")
+    assert meta["step"] == 7
+
+
 def test_broken_and_foreign_files_are_skipped_with_one_warning(styles_dir):
     d, _ = styles_dir
     (d / "broken.pt").write_bytes(b"not a checkpoint")

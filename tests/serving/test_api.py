@@ -551,6 +551,23 @@ def test_openapi_schema_documents_the_endpoints(client):
     assert set(form["schema"]["properties"]) == {"image", "style", "strength", "portrait"}
 
 
+def test_the_json_answer_is_documented_key_for_key(client):
+    """Every key of the JSON answer (media_type included) is in the OpenAPI schema, and no other."""
+    spec = client.get("/openapi.json").json()
+    schema = spec["paths"]["/api/cartoonize"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    body = post(client, png(), headers={"Accept": "application/json"}).json()
+    assert set(schema["properties"]) == set(body)
+    assert body["media_type"] in schema["properties"]["media_type"]["enum"]
+    assert "type of the file in image" in schema["properties"]["media_type"]["description"]
+
+
+def test_the_favicon_is_served(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.content.startswith(b"<svg")
+    assert '<link rel="icon" href="/static/favicon.svg"' in client.get("/").text
+
+
 def test_the_page_and_its_files_are_served_locally(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
