@@ -14,6 +14,7 @@ from evaluation.evaluate import (DEFAULT_DLIB_DETECTOR, DEFAULT_DLIB_UPSAMPLE, D
                                  INFERENCE_GF_EPS)
 from inference.cli import generator_options
 from representations.structure import STRUCTURE_METHODS as SUPERPIXEL_METHODS
+from utils.numbers import FiniteFloat
 
 # Options that choose or run a generator: meaningless when scoring a folder of outputs.
 GENERATOR_OPTIONS = ("model_version", "name", "step", "checkpoint", "style", "styles_dir", "batch_size",
@@ -61,7 +62,7 @@ def _refuse(message: str):
               help="structure backend  [default: the run's]")
 @click.option("--seg_num", "--seg-num", type=click.IntRange(min=2), default=None,
               help="superpixels per image  [default: the run's]")
-@click.option("--gf_eps", "--gf-eps", type=click.FloatRange(min=0, min_open=True),
+@click.option("--gf_eps", "--gf-eps", type=FiniteFloat(min=0, min_open=True),
               default=INFERENCE_GF_EPS,
               show_default=True, help="eps of the guided filter after G (inference value)")
 @click.option("--max_real", "--max-real", type=click.IntRange(min=2), default=DEFAULT_MAX_REAL,
