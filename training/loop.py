@@ -374,6 +374,28 @@ def resolve_init(cfg: Config) -> tuple[str | None, str | None]:
     return str(path), root or weights_hash(G.state_dict())
 
 
+def checked_style_name(style: str | None, cartoon_dir: str) -> str:
+    """The style name a new run records: ``--style`` as given, refused (one line) when
+    ``cartoonize.py --style`` could never select it (models.checkpoint.style_name_problem);
+    else the cartoon folder's name, made selectable (characters that cannot be part of a
+    style name become '-'), in NFC (one spelling of names that print alike)."""
+    import re
+    import unicodedata
+
+    from models.checkpoint import style_name_problem
+
+    if style:
+        problem = style_name_problem(style)
+        if problem:
+            raise ToonFaceError(f"--style {style!r} {problem}: cartoonize.py --style could never "
+                                "select it (a=0.7,b=0.3 is a blend; spaces around a name are dropped)")
+        return unicodedata.normalize("NFC", style)
+    name = style_name_of(cartoon_dir)
+    name = "".join("-" if unicodedata.category(c)[0] == "C" else c for c in name)
+    name = re.sub(r"[=,]", "-", name).strip()
+    return unicodedata.normalize("NFC", name) or "cartoon"
+
+
 def prepare_train(cfg: Config) -> Prepared:
     """Everything training needs, checked, loaded and ready (see :class:`Prepared`)."""
     return prepare(cfg, _build_train)
@@ -392,8 +414,7 @@ def _build_train(s: Session) -> Prepared:
                         cfg.run.checkpoints_dir, seed=cfg.run.seed)
     if s.step == 0:
         cfg.model.init_resolved, cfg.model.pretrained_hash = resolve_init(cfg)
-        if not cfg.run.style:
-            cfg.run.style = style_name_of(cfg.data.cartoon_dir)
+        cfg.run.style = checked_style_name(cfg.run.style, cfg.data.cartoon_dir)
     detector = D.landmark_detector(cfg, "landmark" in weights)
     if detector is not None and cfg.data.landmark_detector is None and s.step == 0:
         cfg.data.landmark_detector = detector.name  # config.json says which maps it trained on
