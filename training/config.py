@@ -242,9 +242,9 @@ class Config:
             raise ToonFaceError("--scenery_photo_dir and --scenery_cartoon_dir go together")
         if self.kind == "train":
             bad = [TERMS_BY_FLAG_NAME[n] for n, w in self.loss.weights.items()
-                   if w is None or not w >= 0]
+                   if w is None or not 0 <= w < float("inf")]
             if bad:
-                raise ToonFaceError(f"loss weight --{bad[0]} must be a number >= 0")
+                raise ToonFaceError(f"loss weight --{bad[0]} must be a finite number >= 0")
         if not self.run.name:
             raise ToonFaceError("a run needs a name")
         return self
