@@ -304,6 +304,18 @@ class Prepared:
         return self.session.loop(self.step, self.modules, self.optimizers, self.snapshot)
 
 
+def record_split(s: Session, split: D.PhotoSplit) -> None:
+    """heldout.txt and photos.txt of a new run; a resumed run keeps the ones it has (its split
+    is part of it: training/data.py resumed_split), and records only what it lacks; what
+    changed in its photo folder goes to the log."""
+    for note in split.notes:
+        log.warning("%s", note)
+    if s.state is None or not s.run.heldout_file.is_file():
+        s.run.write_heldout(split.held)
+    if s.state is None or not s.run.photos_file.is_file():
+        s.run.write_photos(split.train + split.held)
+
+
 def prepare(cfg: Config, build: Callable[[Session], Prepared]) -> Prepared:
     """A session for ``cfg`` and ``build(session)``; the run folder is released if it fails."""
     s = Session(cfg)
@@ -319,10 +331,10 @@ def prepare_pretrain(cfg: Config) -> Prepared:
 
 def _build_pretrain(s: Session) -> Prepared:
     cfg = s.cfg
-    split = D.split_photos(cfg)
+    split = D.split_photos(cfg, s.run if s.state is not None else None)
     s.create()
     if s.info.is_main:
-        s.run.write_heldout(split.held)
+        record_split(s, split)
     photos = D.PhotoStream(cfg, split, s.info, s.device, s.step)
     G = s.place(new_generator(cfg))
     G_ddp = s.ddp(G)
@@ -418,13 +430,13 @@ def _build_train(s: Session) -> Prepared:
     detector = D.landmark_detector(cfg, "landmark" in weights)
     if detector is not None and cfg.data.landmark_detector is None and s.step == 0:
         cfg.data.landmark_detector = detector.name  # config.json says which maps it trained on
-    split = D.split_photos(cfg)
+    split = D.split_photos(cfg, s.run if s.state is not None else None)
     cartoons, scenery = D.collect_cartoons(cfg)
     landmarks = D.detect_landmarks(cfg, split, detector, s.info, "landmark" in weights)
     s.face_size = landmarks.face_size
     s.create()
     if s.info.is_main:
-        s.run.write_heldout(split.held)
+        record_split(s, split)
 
     streams = D.TrainStreams(cfg, split, cartoons, scenery,
                              landmarks.points if "landmark" in weights else None,
