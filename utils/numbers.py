@@ -18,8 +18,6 @@ from utils.errors import ToonFaceError
 class FiniteFloat(click.FloatRange):
     """A ``click.FloatRange`` that refuses NaN and infinities (``1e309`` reads as inf)."""
 
-    name = "float"
-
     def convert(self, value: Any, param, ctx) -> float:
         if isinstance(value, bool):  # True is an int to Python, never a number to a user
             self.fail(f"{value!r} is not a number.", param, ctx)
