@@ -47,7 +47,8 @@ def _refuse(message: str):
               help="cartoon set for FID/KID to cartoons  [default: the run's cartoon_dir]")
 @click.option("--num", type=click.IntRange(min=1), default=None, help="evaluate the first N photos")
 @click.option("--out", type=click.Path(), default=None,
-              help="output folder; not the photo or outputs folder  [default: "
+              help="output folder; none of its files may land in a folder test.py reads "
+                   "(photos, outputs, cartoons), nor replace a file test.py did not write  [default: "
                    "<run>/test/step_XXXXXX; with --outputs DIR: DIR_scores]")
 @click.option("--inception", type=click.Path(), default=None,
               help="Inception TorchScript file (inception-2015-12-05.pt; a TorchScript file is a "
