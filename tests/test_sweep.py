@@ -115,10 +115,11 @@ def test_yaml_alias_bomb_is_refused_without_expanding_it(tmp_path):
     import resource
     import time
 
-    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    value = '&a0 [' + ",".join(['"lol"'] * 9) + ']'
+    for i in range(1, 9):  # each level: the previous one defined once, then used 8 more times
+        value = f"&a{i} [{value}," + ",".join([f"*a{i - 1}"] * 8) + "]"
     bomb = tmp_path / "bomb.yaml"
-    bomb.write_text("\n".join(lines) + "\nruns: [{w5: 0}]\n")
+    bomb.write_text(f"runs:\n  - heldout_people: {value}\n")
     assert len(bomb.read_bytes()) < 600
     with pytest.raises(ToonFaceError, match="expands to more than 50000 values .*alias bomb"):
         read_configs(bomb)
