@@ -185,7 +185,10 @@ def _yaml(text: str, problems: list[str]) -> tuple[Any, _Spot]:
         if root is None:
             return None, _Spot()
         lines = _check_graph(root, problems)
-        return loader.construct_document(root), _Spot(lines)
+        try:  # SafeLoader: a tag that would run code (!!python/object) is an error, never a call
+            return loader.construct_document(root), _Spot(lines)
+        except yaml.YAMLError as exc:
+            raise ToonFaceError(f"not valid YAML ({str(exc).splitlines()[0]})") from None
     finally:
         loader.dispose()
 
