@@ -89,8 +89,8 @@ IMAGE_SUBFOLDERS = ("grids", "photos", "outputs")
 OWN_FILES = ".toonface-test-files.json"
 
 
-def check_out_dir(out_dir: str | Path, subfolders: Iterable[str] = (),
-                  **inputs: str | Path | Iterable[str | Path] | None) -> Path:
+def check_out_dir(out_dir: str | Path, subfolders: Iterable[str] = (), what: str = "--out",
+                  probe: bool = True, **inputs: str | Path | Iterable[str | Path] | None) -> Path:
     """``out_dir`` unless a file test.py writes there would land among its inputs, or files
     cannot be written there (checked with a probe file, so the refusal comes before any work).
 
@@ -99,7 +99,9 @@ def check_out_dir(out_dir: str | Path, subfolders: Iterable[str] = (),
     ``grids/``) must be neither an input folder nor inside one: there it would be read as input
     by the next run, and could replace a user's own file. Links are followed (a ``photos``
     subfolder that is a link to the photo folder is that folder). Raises ToonFaceError naming
-    the flag."""
+    the flag (an input key with a dot, e.g. ``evaluate.reference.dir``, is a sweep file's key and
+    named as it is). ``what``: how the out folder is named; ``probe``: also check it can be
+    written."""
     from utils.io import check_writable
 
     out = Path(out_dir)
@@ -107,6 +109,7 @@ def check_out_dir(out_dir: str | Path, subfolders: Iterable[str] = (),
     written = [("", o)] + [(sub, (o / sub).resolve()) for sub in subfolders]
     for flag, given in inputs.items():
         folders = [given] if isinstance(given, (str, Path)) else list(given or ())
+        label = flag if "." in flag else f"--{flag}"
         for folder in folders:
             f = Path(folder).resolve()
             for sub, w in written:
@@ -114,13 +117,14 @@ def check_out_dir(out_dir: str | Path, subfolders: Iterable[str] = (),
                     continue
                 if not sub:
                     where = "is" if w == f else "is inside"
-                    raise ToonFaceError(f"--out {out} {where} the --{flag} folder {folder}: test.py's "
-                                        "files there would be read as input by the next run; "
-                                        "choose another --out")
-                raise ToonFaceError(f"--out {out}: test.py writes its {sub}/ images into {out / sub}, "
-                                    f"which {'is' if w == f else 'is inside'} the --{flag} folder "
-                                    f"{folder}: they would mix with the inputs; choose another --out")
-    check_writable(out, "--out", folder=True)
+                    raise ToonFaceError(f"{what} {out} {where} the {label} folder {folder}: the files "
+                                        "written there would be read as input by the next run; "
+                                        f"choose another {what}")
+                raise ToonFaceError(f"{what} {out}: its {sub}/ images are written into {out / sub}, "
+                                    f"which {'is' if w == f else 'is inside'} the {label} folder "
+                                    f"{folder}: they would mix with the inputs; choose another {what}")
+    if probe:
+        check_writable(out, what, folder=True)
     return out
 
 
