@@ -11,7 +11,8 @@ import click
 from inference.cartoonizer import (CONTEXT, DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS,
                                    MIN_OVERLAP, cartoonize_files)
 from inference.cli import generator_options
-from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
+from inference.io import (DEFAULT_MAX_ANIMATION_PIXELS, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
+                          IMAGE_EXTS, VIDEO_EXTS, collect_jobs)
 from inference.onnx_engine import ENGINES, load_cartoonizer
 from inference.styles import format_styles, scan_styles
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE
@@ -97,6 +98,10 @@ def _err(msg: str) -> None:
                    "replaces Pillow's decompression-bomb limit.")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
               help="Refuse image files larger than this (videos are not limited by size).")
+@click.option("--max-animation-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_ANIMATION_PIXELS,
+              show_default=True,
+              help="Refuse animations (GIF, APNG, WebP) whose frame count x canvas pixels exceeds "
+                   "this, counted before decoding (every frame is composed on the whole canvas).")
 @click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
               help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.5-1.8x faster.")
 @click.option("--overwrite", is_flag=True,
@@ -105,7 +110,8 @@ def _err(msg: str) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, landmark_detector,
          landmark_model, strength, eps, tile, overlap, device, engine, cache_dir, batch, temporal,
-         metrics, flow_max_side, max_pixels, max_bytes, reuse_host_memory, overwrite, no_progress):
+         metrics, flow_max_side, max_pixels, max_bytes, max_animation_pixels, reuse_host_memory,
+         overwrite, no_progress):
     """Cartoonize INPUT files, folders (recursive) and videos into --out."""
     if list_styles:
         try:
@@ -140,9 +146,11 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
     jobs, errors = collect_jobs(list(inputs), out_dir, overwrite=overwrite)
     for e in errors:
         _err(f"error: {e}")
-    on_video = (lambda job, result: _print_warping_error(job, result, flow_max_side or None)
+    on_video = (lambda job, result: _print_warping_error(job, result, flow_max_side or None,
+                                                         max_pixels)
                 if metrics else None)
-    failed = cartoonize_files(toon, jobs, max_pixels=max_pixels, max_bytes=max_bytes, batch=batch,
+    failed = cartoonize_files(toon, jobs, max_pixels=max_pixels, max_bytes=max_bytes,
+                              max_animation_pixels=max_animation_pixels, batch=batch,
                               progress=not no_progress, temporal=temporal,
                               flow_max_side=flow_max_side or None, report=_err, on_video=on_video)
     bad = errors + failed
@@ -153,16 +161,17 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
     sys.exit(1 if bad else 0)
 
 
-def _print_warping_error(job, result, flow_max_side: int | None) -> None:
+def _print_warping_error(job, result, flow_max_side: int | None, max_pixels: int | None) -> None:
     """Print the warping error of a video's input and output files (evaluation.warping; the
-    output is decoded as written, its even-size padding cropped off)."""
+    output is decoded as written, its even-size padding cropped off; the input under the same
+    --max-pixels as its cartoonization)."""
     from evaluation.warping import WarpingErrorAccumulator
     from inference.video import VideoReader
 
     acc = WarpingErrorAccumulator(flow_max_side=flow_max_side)
     w, h = result.info.width, result.info.height
     try:
-        with VideoReader(job.src) as src, VideoReader(result.path) as out:
+        with VideoReader(job.src, max_pixels=max_pixels) as src, VideoReader(result.path) as out:
             for a, b in zip(src, out):
                 acc.add(a.rgb, b.rgb[:h, :w])
         s = acc.result()["summary"]

@@ -100,13 +100,18 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
 @click.option("--max-video-bytes", type=click.IntRange(min=1), default=ServeConfig.max_video_bytes,
               show_default=True, help="Largest video upload in bytes.")
 @click.option("--max-video-frames", type=click.IntRange(min=1), default=ServeConfig.max_video_frames,
-              show_default=True, help="Longest video in frames (the job fails past it).")
+              show_default=True, help="Longest video or animated PNG in frames (the job fails past "
+                                      "it; an animation is refused before decoding, 413).")
+@click.option("--max-animation-pixels", type=click.IntRange(min=1),
+              default=ServeConfig.max_animation_pixels, show_default=True,
+              help="Largest animated PNG as frames x canvas pixels, counted before decoding (413).")
 @click.option("--queue", type=click.IntRange(min=0), default=ServeConfig.queue, show_default=True,
               help="Image requests that may wait for a worker; past it: 503 with Retry-After.")
 @click.option("--workers", type=click.IntRange(min=1), default=ServeConfig.workers, show_default=True,
               help="Inference threads (one per device; more only helps on a GPU).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=ServeConfig.timeout,
-              show_default=True, help="Seconds for an image request's queue wait + inference (504).")
+              show_default=True, help="Seconds for an image request's queue wait, decoding and "
+                                      "inference (504; the decoding and inference stop there).")
 @click.option("--upload-timeout", type=click.FloatRange(min=0, min_open=True),
               default=ServeConfig.upload_timeout, show_default=True,
               help="Seconds for a request body to arrive in full (408).")
@@ -157,8 +162,9 @@ def run_server(config: ServeConfig, host: str, port: int, threads: int, reuse_ho
 @click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
               help="CPU: malloc keeps freed memory for reuse (glibc); large images run faster.")
 def main(host, port, styles_dir, default_style, max_bytes, max_side, max_video_bytes,
-         max_video_frames, queue, workers, timeout, upload_timeout, max_loaded_styles, max_jobs,
-         job_ttl, device, precision, engine, cache_dir, cache_max_files, cache_max_bytes, threads,
+         max_video_frames, max_animation_pixels, queue, workers, timeout, upload_timeout,
+         max_loaded_styles, max_jobs, job_ttl, device, precision, engine, cache_dir,
+         cache_max_files, cache_max_bytes, threads,
          landmark_detector, landmark_model, tmp_dir, header_timeout, max_connections, drain_bytes,
          allowed_hosts, log_client, reuse_host_memory):
     """Serve cartoonization over HTTP: a web page at / and an API under /api."""
@@ -167,7 +173,8 @@ def main(host, port, styles_dir, default_style, max_bytes, max_side, max_video_b
         config = ServeConfig(
             styles_dir=styles_dir, default_style=default_style, max_bytes=max_bytes,
             max_side=max_side, max_video_bytes=max_video_bytes, max_video_frames=max_video_frames,
-            queue=queue, workers=workers, timeout=timeout, upload_timeout=upload_timeout,
+            max_animation_pixels=max_animation_pixels, queue=queue, workers=workers,
+            timeout=timeout, upload_timeout=upload_timeout,
             max_loaded_styles=max_loaded_styles, max_jobs=max_jobs, job_ttl=job_ttl, device=device,
             precision=precision, engine=engine, cache_dir=cache_dir,
             cache_max_files=cache_max_files, cache_max_bytes=cache_max_bytes, tmp_dir=tmp_dir,

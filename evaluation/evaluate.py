@@ -335,6 +335,9 @@ def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT
     needed = (SHAPE_PREDICTOR_68, FACE_RECOGNITION_RESNET)
     for f in needed + ((MMOD_FACE_DETECTOR,) if detector == "cnn" else ()):
         model_path(f)
+    from faces.dlib_encoder import RESNET_FILE
+
+    RESNET_FILE.path()  # the descriptor's weights: size and sha256 checked now
     return analyser
 
 

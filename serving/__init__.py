@@ -5,7 +5,9 @@
 - :mod:`serving.config`: ``ServeConfig``, every limit and default in one place.
 - :mod:`serving.errors`: ``ApiError`` and the one JSON error shape.
 - :mod:`serving.uploads`: streaming multipart reading with byte limits and an idle timeout,
-  format sniffing by magic bytes, the image header check.
+  format sniffing by magic bytes.
+- :mod:`serving.decoder`: the processes that read uploaded images (header, limits, pixels),
+  ended when a request's ``--timeout`` passes.
 - :mod:`serving.engine`: engines (a style name -> a callable stylizer); ``TorchEngine``,
   ``OnnxRuntimeEngine`` (``serve.py --engine``); the LRU cache of loaded styles.
 - :mod:`serving.pool`: the bounded queue in front of the inference worker threads.

@@ -14,9 +14,13 @@ Routes (every error is ``{"error": {"code", "message"}}``, see :mod:`serving.err
 
 The order of checks for an image: Content-Type, Content-Length, a full queue (503 before the
 body is read), the body as it streams (size, magic bytes, time), the fields (style, strength,
-portrait, Accept), the header's sides; only then a worker decodes the pixels
-(``datasets.images.decode_image``: EXIF orientation, 16-bit, alpha, palette, CMYK, ICC -> sRGB,
-pixel limit), stylizes and encodes.
+portrait, Accept); then a worker hands the file to its decoder process
+(:mod:`serving.decoder`), which checks the header against every limit (sides, an animation's
+frames and frames x canvas pixels, a JPEG's scans) before decoding the pixels
+(``datasets.images``: EXIF orientation, 16-bit, alpha, palette, CMYK, ICC -> sRGB) one frame at
+a time; the worker stylizes and encodes them. Nothing of an upload is parsed in the service's
+own process, and ``--timeout`` stops the whole of it: a decoder still working at the deadline
+is killed (and replaced), an animation stops before its next frame.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference.styles import Style, parse_style_spec, scan_styles
 from serving.config import ServeConfig
+from serving.decoder import DecodeFailed, Decoders, DecodeTimeout, Limits
 from serving.engine import Engine, StyleCache, make_engine
 from serving.errors import (ApiError, api_error_handler, http_error_handler,
                             validation_error_handler)
@@ -46,7 +51,7 @@ from serving.guards import DrainBody, HostCheck
 from serving.jobs import JobStore, VideoLimits
 from serving.metrics import Metrics, RequestLog, escape_logger
 from serving.pool import ClientGone, Deadline, InferencePool, QueueFull
-from serving.uploads import image_size, read_form, sniff_image, sniff_video
+from serving.uploads import read_form, sniff_image, sniff_video
 from serving.workdir import ServiceFolder
 from utils.errors import ToonFaceError
 
@@ -71,6 +76,7 @@ class Service:
     cache: StyleCache
     metrics: Metrics | None = None
     pool: InferencePool | None = None
+    decoders: Decoders | None = None
     jobs: JobStore | None = None
     tmp: Path | None = None
     run_seconds: float = 1.0  # moving average of a worker run, for Retry-After
@@ -189,6 +195,21 @@ def unread_body(exc: ApiError) -> ApiError:
     return ApiError(exc.code, exc.message, headers={**exc.headers, "Connection": "close"})
 
 
+# The option that sets each limit of datasets.images, as the service names it.
+LIMIT_OPTIONS = {"side": "--max-side", "pixels": "--max-side", "frames": "--max-video-frames",
+                 "animation-pixels": "--max-animation-pixels", "bytes": "--max-bytes"}
+
+
+def decode_error(exc: DecodeFailed) -> ApiError:
+    """A decoder's refusal as the service's error: 413 for a limit (naming its option), 400 for
+    a file that cannot be decoded."""
+    if exc.kind != "too_large":
+        return ApiError("unreadable_image", exc.message)
+    option = LIMIT_OPTIONS.get(exc.what or "")
+    message = f"{exc.message} ({option})" if option else exc.message
+    return ApiError("too_large" if exc.what == "bytes" else "image_too_large", message)
+
+
 def encode_jpeg(rgb, gray: bool) -> bytes:
     """JPEG bytes (quality 92, 4:2:0); RGB carries the sRGB profile, gray is written as L."""
     from PIL import Image
@@ -236,6 +257,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         svc.tmp = folder.path
         (svc.tmp / "uploads").mkdir()
         svc.pool = InferencePool(config.workers, config.queue)
+        svc.decoders = Decoders(config.workers)  # one per worker, started on first use
         svc.jobs = JobStore(svc.tmp / "jobs", ttl=config.job_ttl, max_jobs=config.max_jobs,
                             limits=VideoLimits(config.max_side, config.max_video_frames),
                             stylizer_for=svc.stylizer)
@@ -259,9 +281,10 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                 t.cancel()
             svc.tasks.clear()
             svc.pool.close()
+            svc.decoders.close()
             await asyncio.to_thread(svc.jobs.close)
             folder.close()
-            svc.pool = svc.jobs = svc.tmp = None
+            svc.pool = svc.decoders = svc.jobs = svc.tmp = None
 
     app = FastAPI(title="ToonFace", version="0.2.0", lifespan=lifespan,
                   description="Face cartoonization as a service: images answered directly, videos "
@@ -307,7 +330,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         return {"styles": out, "default": svc.default_style,
                 "limits": {"max_bytes": config.max_bytes, "max_side": config.max_side,
                            "max_video_bytes": config.max_video_bytes,
-                           "max_video_frames": config.max_video_frames}}
+                           "max_video_frames": config.max_video_frames,
+                           "max_animation_pixels": config.max_animation_pixels}}
 
     # -------------------------------------------------------------------- images
     form_doc = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -339,62 +363,65 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             raise unread_body(exc) from None
         try:
             key, strength, portrait = form_choices(request, upload, "image", s.style_key)
-            image_size(upload.path, config.max_side)
             path = upload.path
+            limits = Limits(max_pixels=config.max_pixels, max_bytes=config.max_bytes,
+                            max_side=config.max_side, max_frames=config.max_video_frames,
+                            max_total_pixels=config.max_animation_pixels)
+            stop_at = time.monotonic() + config.timeout  # the worker's view of the deadline
 
-            def animation(path, stylizer, notices: list[str]):
-                """An animated PNG -> its cartoon as an animated PNG (each frame as a still;
-                frame times and loop count kept), at most --max-video-frames frames."""
-                from datasets.images import UnreadableImage, decode_frames
-                from inference.io import encode_apng
-
+            def stylize(stylizer, rgb, notices: list[str]):
                 try:
-                    anim = decode_frames(path, max_pixels=config.max_pixels, max_bytes=config.max_bytes)
-                except UnreadableImage as exc:
-                    raise ApiError("unreadable_image", str(exc)) from None
-                if len(anim.frames) > config.max_video_frames:
-                    raise ApiError("image_too_large", f"the animation has {len(anim.frames)} frames; "
-                                   f"at most {config.max_video_frames} (--max-video-frames)")
-                try:
-                    outs = [stylizer(f.rgb, strength=strength, portrait=portrait, notice=notices.append)
-                            for f in anim.frames]
+                    return stylizer(rgb, strength=strength, portrait=portrait, notice=notices.append)
                 except ToonFaceError as exc:
                     raise ApiError("bad_request", str(exc)) from None
+
+            def animation(frames, stylizer, notices: list[str]):
+                """An animated PNG -> its cartoon as an animated PNG (each frame as a still;
+                frame times and loop count kept), decoded, stylized and encoded frame by frame;
+                it stops at the deadline (between frames)."""
+                from inference.io import ApngWriter
+
+                buf = io.BytesIO()
+                writer = ApngWriter(buf, alpha=frames.has_alpha, gray=frames.gray, loop=frames.loop)
+                first = None
+                for frame in frames:
+                    if first is None:
+                        notices.extend(frame.notes)
+                    elif time.monotonic() > stop_at:
+                        raise Deadline()
+                    cartoon = stylize(stylizer, frame.rgb, notices)
+                    first = cartoon if first is None else first
+                    writer.add(cartoon, frame.alpha, frame.duration_ms)
+                writer.close()
                 if output == "jpeg":
                     notices.append("an animation cannot be a JPEG: answered as an animated PNG")
-                notices.append(f"{len(outs)}-frame animation: every frame stylized, frame times and "
-                               "loop count kept")
-                body = encode_apng(outs, [f.alpha for f in anim.frames], anim.durations_ms, anim.loop,
-                                   gray=all(f.gray for f in anim.frames))
-                return body, outs[0]
+                notices.append(f"{frames.frames}-frame animation: every frame stylized, frame times "
+                               "and loop count kept")
+                return buf.getvalue(), first
 
             def work() -> tuple[bytes, list[str], str, tuple[int, int]]:
-                from datasets.images import ImageTooLarge, UnreadableImage, decode_image
                 from inference.io import encode_png
 
                 t0 = time.perf_counter()
                 try:
-                    decoded = decode_image(path, max_pixels=config.max_pixels,
-                                           max_bytes=config.max_bytes)
-                except ImageTooLarge as exc:
-                    raise ApiError("image_too_large", str(exc)) from None
-                except UnreadableImage as exc:
-                    raise ApiError("unreadable_image", str(exc)) from None
-                stylizer = s.stylizer(key)
-                notices = list(decoded.notes)
-                if decoded.frames > 1:  # an animated PNG: every frame, its times and loop kept
-                    body, cartoon = animation(path, stylizer, notices)
-                    media = "image/png"
-                else:
-                    try:
-                        cartoon = stylizer(decoded.rgb, strength=strength, portrait=portrait,
-                                           notice=notices.append)
-                    except ToonFaceError as exc:
-                        raise ApiError("bad_request", str(exc)) from None
-                    if output == "jpeg":
-                        body, media = encode_jpeg(cartoon, decoded.gray), "image/jpeg"
-                    else:
-                        body, media = encode_png(cartoon, decoded.alpha, decoded.gray), "image/png"
+                    with s.decoders.open(path, limits, stop_at) as frames:
+                        stylizer = s.stylizer(key)
+                        notices: list[str] = []
+                        if frames.frames > 1:  # an animated PNG: every frame, its times and loop
+                            body, cartoon = animation(frames, stylizer, notices)
+                            media = "image/png"
+                        else:
+                            decoded = frames.read()
+                            notices.extend(decoded.notes)
+                            cartoon = stylize(stylizer, decoded.rgb, notices)
+                            if output == "jpeg":
+                                body, media = encode_jpeg(cartoon, decoded.gray), "image/jpeg"
+                            else:
+                                body, media = encode_png(cartoon, decoded.alpha, decoded.gray), "image/png"
+                except DecodeFailed as exc:
+                    raise decode_error(exc) from None
+                except DecodeTimeout:
+                    raise Deadline() from None
                 elapsed = time.perf_counter() - t0
                 s.metrics.inference.observe(elapsed)
                 s.run_seconds = 0.8 * s.run_seconds + 0.2 * elapsed
@@ -409,7 +436,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                 raise s.busy_error() from None
             except Deadline:
                 raise ApiError("timeout", f"the image was not done within {config.timeout:g} s "
-                                          "(queue wait + inference; --timeout)") from None
+                                          "(queue wait, decoding and inference; --timeout)") from None
             except ClientGone:
                 raise ApiError("client_closed", "the client disconnected") from None
         finally:

@@ -6,6 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference.io import DEFAULT_MAX_ANIMATION_PIXELS
 from inference.onnx_engine import CACHE_MAX_BYTES, CACHE_MAX_FILES, check_engine
 from inference.styles import DEFAULT_STYLES_DIR
 from utils.errors import ToonFaceError
@@ -33,7 +34,8 @@ class ServeConfig:
     max_bytes: int = DEFAULT_MAX_BYTES    # per uploaded image (the body may add form overhead)
     max_side: int = DEFAULT_MAX_SIDE      # width and height of images and video frames
     max_video_bytes: int = 100 * MB
-    max_video_frames: int = 1800          # 1 minute at 30 fps
+    max_video_frames: int = 1800          # 1 minute at 30 fps; also an animated PNG's frames
+    max_animation_pixels: int = DEFAULT_MAX_ANIMATION_PIXELS  # an animated PNG's frames x canvas
     queue: int = 8                        # requests waiting for a worker
     workers: int = 1                      # inference threads (one per device is the default)
     timeout: float = 120.0                # queue wait + inference, per image request
@@ -57,9 +59,9 @@ class ServeConfig:
     allowed_hosts: tuple[str, ...] | None = None  # Host header names answered; None: any
 
     def validate(self) -> "ServeConfig":
-        for name in ("max_bytes", "max_side", "max_video_bytes", "max_video_frames", "workers",
-                     "max_loaded_styles", "max_jobs", "cache_max_files", "cache_max_bytes",
-                     "max_connections"):
+        for name in ("max_bytes", "max_side", "max_video_bytes", "max_video_frames",
+                     "max_animation_pixels", "workers", "max_loaded_styles", "max_jobs",
+                     "cache_max_files", "cache_max_bytes", "max_connections"):
             if int(getattr(self, name)) < 1:
                 raise ToonFaceError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         for name in ("queue", "drain_bytes"):
