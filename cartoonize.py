@@ -18,6 +18,7 @@ from inference.styles import format_styles, scan_styles
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE
 from utils.errors import ToonFaceError
 from utils.io import check_writable
+from utils.numbers import FiniteFloat
 from utils.memory import retain_freed_memory
 
 EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png, sRGB-tagged (colour "
@@ -59,9 +60,9 @@ def _err(msg: str) -> None:
                    "mediapipe where installed, else dlib]")
 @click.option("--landmark-model", "landmark_model", type=click.Path(), default=None,
               help="FaceLandmarker .task file for --landmark-detector mediapipe-tasks.")
-@click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+@click.option("--strength", type=FiniteFloat(0.0, 1.0), default=1.0, show_default=True,
               help="0 = the photo, 1 = the cartoon; linear blend in between.")
-@click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), default=INFERENCE_EPS,
+@click.option("--eps", type=FiniteFloat(min=0.0, min_open=True), default=INFERENCE_EPS,
               show_default=True, help="eps of the final guided filter (r=1); larger = smoother.")
 @click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
               help=f"Largest tile side: images whose side plus {2 * CONTEXT} px of context exceeds it "
@@ -80,7 +81,7 @@ def _err(msg: str) -> None:
                    "weights  [default: ~/.cache/toonface/onnx]")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video frames per forward pass.")
-@click.option("--temporal", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
+@click.option("--temporal", type=FiniteFloat(0.0, 1.0, max_open=True), default=0.0,
               show_default=True, metavar="STRENGTH",
               help="Videos and animations: blend each frame with the previous result, warped by "
                    "the input's optical flow, where that flow is trusted (forward-backward check, "

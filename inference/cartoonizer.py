@@ -49,6 +49,7 @@ from models.generator import Generator
 from models.guided_filter import guided_filter
 from utils.device import resolve_device
 from utils.errors import ToonFaceError
+from utils.numbers import finite
 
 INFERENCE_EPS = 5e-3  # white-box's final guided filter at inference (r=1)
 GUIDED_FILTER_R = 1
@@ -160,10 +161,9 @@ class Cartoonizer:
                  landmark_detector=None, landmark_model=None,
                  notice: Callable[[str], Any] | None = None,
                  runtime: Callable[[torch.Tensor], torch.Tensor] | None = None):
-        if not 0.0 <= strength <= 1.0:
-            raise ToonFaceError(f"strength must be in [0, 1], got {strength}")
-        if eps <= 0:
-            raise ToonFaceError(f"eps must be > 0, got {eps}")
+        # NaN passes every comparison: finite() refuses it (and inf) by name
+        strength = finite(strength, "strength", 0.0, 1.0)
+        eps = finite(eps, "eps", 0.0, low_open=True)
         self.notice = notice or (lambda msg: None)
         self.tile, self.overlap = check_tiling(int(tile), int(overlap), self.notice)
         self.device = torch.device(device)

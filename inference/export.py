@@ -32,6 +32,7 @@ from torch import nn
 from inference.cartoonizer import CONTEXT, GUIDED_FILTER_R, INFERENCE_EPS, pad_context
 from models.generator import LRELU_SLOPE, Generator
 from utils.errors import ToonFaceError
+from utils.numbers import finite
 from utils.io import atomic_save, atomic_write_bytes
 
 ONNX_OPSET = 17
@@ -81,7 +82,8 @@ class ExportableCartoonizer(nn.Module):
         super().__init__()
         if not isinstance(generator, Generator):
             raise TypeError(f"expected models.Generator, got {type(generator).__name__}")
-        self.G, self.eps = generator.eval(), float(eps)
+        # a NaN or inf eps would be baked into the graph: every output NaN (or the raw G)
+        self.G, self.eps = generator.eval(), finite(eps, "eps", 0.0, low_open=True)
 
     def _up(self, x: torch.Tensor) -> torch.Tensor:
         if self.G.upsample == "tf":

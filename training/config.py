@@ -24,6 +24,7 @@ from representations.structure import SEG_NUM, STRUCTURE_METHODS
 from representations.superpixel_sscolor import POWER as SSCOLOR_POWER
 from training.diffaugment import parse_policy
 from utils.errors import ToonFaceError
+from utils.numbers import FiniteFloat
 
 KINDS = ("pretrain", "train")
 PRECISIONS = ("fp32", "bf16")
@@ -46,7 +47,7 @@ def option(default: Any, help: str, *, type: Any = None, kinds: tuple[str, ...] 
     return field(default=default, metadata=meta)
 
 
-NONNEG = click.FloatRange(min=0)
+NONNEG = FiniteFloat(min=0)
 
 
 def _pos(lo: int = 1) -> click.IntRange:
@@ -64,7 +65,7 @@ class DataConfig:
     scenery_cartoon_dir: str | None = option(None, "optional scenery cartoons (with --scenery_photo_dir)",
                                              kinds=TRAIN)
     face_ratio: float = option(0.2, "share of face batches when scenery folders are given "
-                               "(white-box: 1 in 5)", type=click.FloatRange(0, 1), kinds=TRAIN)
+                               "(white-box: 1 in 5)", type=FiniteFloat(0, 1), kinds=TRAIN)
     image_size: int = option(128, "training crop size (multiple of 8)", type=click.IntRange(min=8))
     load_size: int = option(0, "shorter side before the random crop (0: image_size)",
                             type=click.IntRange(min=0))
@@ -133,9 +134,9 @@ class OptimConfig:
     total_iter: int | None = option(None, "iterations (default 50000 pretrain, 100000 train)",
                                     type=_pos(), runtime=True)
     batch_size: int = option(16, "batch size per process", type=_pos())
-    lr: float = option(2e-4, "Adam learning rate (G and Ds)", type=click.FloatRange(min=0, min_open=True))
-    beta1: float = option(0.5, "Adam beta1", type=click.FloatRange(0, 1))
-    beta2: float = option(0.99, "Adam beta2", type=click.FloatRange(0, 1))
+    lr: float = option(2e-4, "Adam learning rate (G and Ds)", type=FiniteFloat(min=0, min_open=True))
+    beta1: float = option(0.5, "Adam beta1", type=FiniteFloat(0, 1))
+    beta2: float = option(0.99, "Adam beta2", type=FiniteFloat(0, 1))
 
 
 @dataclass
@@ -245,9 +246,9 @@ class Config:
             raise ToonFaceError("--scenery_photo_dir and --scenery_cartoon_dir go together")
         if self.kind == "train":
             bad = [TERMS_BY_FLAG_NAME[n] for n, w in self.loss.weights.items()
-                   if w is None or not w >= 0]
+                   if w is None or not 0 <= w < float("inf")]
             if bad:
-                raise ToonFaceError(f"loss weight --{bad[0]} must be a number >= 0")
+                raise ToonFaceError(f"loss weight --{bad[0]} must be a finite number >= 0")
         if self.kind == "train":
             try:
                 parse_policy(self.loss.diffaugment)

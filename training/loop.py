@@ -305,6 +305,18 @@ class Prepared:
         return self.session.loop(self.step, self.modules, self.optimizers, self.snapshot)
 
 
+def record_split(s: Session, split: D.PhotoSplit) -> None:
+    """heldout.txt and photos.txt of a new run; a resumed run keeps the ones it has (its split
+    is part of it: training/data.py resumed_split), and records only what it lacks; what
+    changed in its photo folder goes to the log."""
+    for note in split.notes:
+        log.warning("%s", note)
+    if s.state is None or not s.run.heldout_file.is_file():
+        s.run.write_heldout(split.held)
+    if s.state is None or not s.run.photos_file.is_file():
+        s.run.write_photos(split.train + split.held)
+
+
 def prepare(cfg: Config, build: Callable[[Session], Prepared]) -> Prepared:
     """A session for ``cfg`` and ``build(session)``; the run folder is released if it fails."""
     s = Session(cfg)
@@ -320,10 +332,10 @@ def prepare_pretrain(cfg: Config) -> Prepared:
 
 def _build_pretrain(s: Session) -> Prepared:
     cfg = s.cfg
-    split = D.split_photos(cfg)
+    split = D.split_photos(cfg, s.run if s.state is not None else None)
     s.create()
     if s.info.is_main:
-        s.run.write_heldout(split.held)
+        record_split(s, split)
     photos = D.PhotoStream(cfg, split, s.info, s.device, s.step)
     G = s.place(new_generator(cfg))
     G_ddp = s.ddp(G)
@@ -375,6 +387,28 @@ def resolve_init(cfg: Config) -> tuple[str | None, str | None]:
     return str(path), root or weights_hash(G.state_dict())
 
 
+def checked_style_name(style: str | None, cartoon_dir: str) -> str:
+    """The style name a new run records: ``--style`` as given, refused (one line) when
+    ``cartoonize.py --style`` could never select it (models.checkpoint.style_name_problem);
+    else the cartoon folder's name, made selectable (characters that cannot be part of a
+    style name become '-'), in NFC (one spelling of names that print alike)."""
+    import re
+    import unicodedata
+
+    from models.checkpoint import style_name_problem
+
+    if style:
+        problem = style_name_problem(style)
+        if problem:
+            raise ToonFaceError(f"--style {style!r} {problem}: cartoonize.py --style could never "
+                                "select it (a=0.7,b=0.3 is a blend; spaces around a name are dropped)")
+        return unicodedata.normalize("NFC", style)
+    name = style_name_of(cartoon_dir)
+    name = "".join("-" if unicodedata.category(c)[0] == "C" else c for c in name)
+    name = re.sub(r"[=,]", "-", name).strip()
+    return unicodedata.normalize("NFC", name) or "cartoon"
+
+
 def prepare_train(cfg: Config) -> Prepared:
     """Everything training needs, checked, loaded and ready (see :class:`Prepared`)."""
     return prepare(cfg, _build_train)
@@ -393,18 +427,17 @@ def _build_train(s: Session) -> Prepared:
                         cfg.run.checkpoints_dir, seed=cfg.run.seed)
     if s.step == 0:
         cfg.model.init_resolved, cfg.model.pretrained_hash = resolve_init(cfg)
-        if not cfg.run.style:
-            cfg.run.style = style_name_of(cfg.data.cartoon_dir)
+        cfg.run.style = checked_style_name(cfg.run.style, cfg.data.cartoon_dir)
     detector = D.landmark_detector(cfg, "landmark" in weights)
     if detector is not None and cfg.data.landmark_detector is None and s.step == 0:
         cfg.data.landmark_detector = detector.name  # config.json says which maps it trained on
-    split = D.split_photos(cfg)
+    split = D.split_photos(cfg, s.run if s.state is not None else None)
     cartoons, scenery = D.collect_cartoons(cfg)
     landmarks = D.detect_landmarks(cfg, split, detector, s.info, "landmark" in weights)
     s.face_size = landmarks.face_size
     s.create()
     if s.info.is_main:
-        s.run.write_heldout(split.held)
+        record_split(s, split)
 
     streams = D.TrainStreams(cfg, split, cartoons, scenery,
                              landmarks.points if "landmark" in weights else None,
