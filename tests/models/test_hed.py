@@ -118,6 +118,13 @@ def test_edges_follow_a_step(edges):
     assert flat[..., 16:-16, 16:-16].max() < 0.1
 
 
+def test_parameter_counts(features, edges):
+    # VGG16's 13 convolutions hold 14,714,688 parameters (Keras's VGG16(include_top=False)
+    # summary); conv1_1 .. conv4_3 are 7,635,264 of them; side outputs 1,477 and fusion 6.
+    assert sum(p.numel() for p in features.parameters()) == 7_635_264
+    assert sum(p.numel() for p in edges.parameters()) == 14_714_688 + 1_477 + 6
+
+
 def test_features_are_the_edge_networks_trunk(features, edges):
     assert list(features.convs) == list(edges.convs)[:10]
     assert list(features.convs)[-1] == "conv4_3"
