@@ -10,7 +10,13 @@
   ``OnnxRuntimeEngine`` (``serve.py --engine``); the LRU cache of loaded styles.
 - :mod:`serving.pool`: the bounded queue in front of the inference worker threads.
 - :mod:`serving.jobs`: video jobs (a single video worker thread, progress, cancel, expiry).
-- :mod:`serving.metrics`: Prometheus metrics and the one-line-per-request log.
+- :mod:`serving.metrics`: Prometheus metrics (labels from fixed sets) and the
+  one-line-per-request log (control characters escaped).
+- :mod:`serving.server`: uvicorn's configuration and its h11 protocol with a header timeout, a
+  connection limit and JSON errors for requests h11 refuses.
+- :mod:`serving.guards`: the Host check and the draining of refused bodies (ASGI middlewares).
+- :mod:`serving.workdir`: the service's temporary folder, locked while it runs; those of killed
+  services are removed at start.
 - ``serving/static/``: the web page (plain HTML, CSS and JS; nothing from the internet).
 
 Nothing happens at import: every object is built by ``create_app``.

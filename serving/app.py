@@ -26,8 +26,6 @@ import contextlib
 import io
 import logging
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +42,12 @@ from serving.config import ServeConfig
 from serving.engine import Engine, StyleCache, make_engine
 from serving.errors import (ApiError, api_error_handler, http_error_handler,
                             validation_error_handler)
+from serving.guards import DrainBody, HostCheck
 from serving.jobs import JobStore, VideoLimits
-from serving.metrics import Metrics, RequestLog
+from serving.metrics import Metrics, RequestLog, escape_logger
 from serving.pool import ClientGone, Deadline, InferencePool, QueueFull
 from serving.uploads import image_size, read_form, sniff_image, sniff_video
+from serving.workdir import ServiceFolder
 from utils.errors import ToonFaceError
 
 log = logging.getLogger("toonface.serve")
@@ -213,6 +213,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     ``default_style`` that is not one of them.
     """
     config = config.validate()
+    escape_logger(log)  # every message one line, whatever a client put in it
     styles = scan_styles(config.styles_dir, warn=lambda m: log.warning("%s", m))
     if not styles:
         raise ToonFaceError(f"no styles in {config.styles_dir} (train.py --style NAME writes one; "
@@ -231,7 +232,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        svc.tmp = Path(tempfile.mkdtemp(prefix="toonface-serve-", dir=config.tmp_dir))
+        folder = ServiceFolder(config.tmp_dir)  # also removes those of killed services
+        svc.tmp = folder.path
         (svc.tmp / "uploads").mkdir()
         svc.pool = InferencePool(config.workers, config.queue)
         svc.jobs = JobStore(svc.tmp / "jobs", ttl=config.job_ttl, max_jobs=config.max_jobs,
@@ -258,7 +260,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             svc.tasks.clear()
             svc.pool.close()
             await asyncio.to_thread(svc.jobs.close)
-            shutil.rmtree(svc.tmp, ignore_errors=True)
+            folder.close()
             svc.pool = svc.jobs = svc.tmp = None
 
     app = FastAPI(title="ToonFace", version="0.2.0", lifespan=lifespan,
@@ -268,6 +270,9 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    # innermost first: Host check, then draining of refused bodies, then the log around all
+    app.add_middleware(HostCheck, allowed=config.allowed_hosts)
+    app.add_middleware(DrainBody, drain_bytes=config.drain_bytes, seconds=config.upload_timeout)
     app.add_middleware(RequestLog, metrics=svc.metrics, log_client=config.log_client)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -216,10 +216,14 @@ class JobStore:
                 _remove_tree(job.folder)
 
     def _public_message(self, job: Job, text: str) -> str:
-        """A message for the client: the server's paths replaced by the upload's name."""
+        """A message for the client: the server's paths replaced by the upload's name, and the
+        command line's pixel option (the video reader's words) by the service's side option."""
         for p in (job.input, job.result, job.folder):
             text = text.replace(str(p), job.filename)
-        return text.replace(str(self.root), "")
+        side = self.limits.max_side
+        text = text.replace("(raise it with --max-pixels)",
+                            f"(--max-side {side}: at most {side}x{side} pixels)")
+        return text.replace("--max-pixels", "--max-side").replace(str(self.root), "")
 
     def _transcode(self, job: Job) -> None:
         from inference.video import VideoReader, transcode

@@ -146,3 +146,15 @@ def test_unwritable_cache_file_fails_before_detection(tmp_path, monkeypatch):
     line = _one_error_line(CliRunner().invoke(prepare.main, [
         str(root), "--quiet", "--cache-file", str(tmp_path / "a_file" / "lm.npz")]))
     assert line.startswith("error: cannot write the landmark cache")
+
+
+def test_prepare_a_folder_named_relative_to_the_current_directory(tmp_path, monkeypatch):
+    """`prepare.py ../photos` from another folder finds what the absolute name finds (every
+    photo used to be 'unreadable', read at a doubled path)."""
+    _photo_folder(tmp_path / "photos")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    res = CliRunner().invoke(prepare.main, ["../photos", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[0].startswith("landmarks: 2 found, 1 not found, 2 unreadable of 5")
+    assert sorted(l.strip() for l in res.stdout.splitlines()[2:]) == ["corrupt.jpg", "zero.jpg"]

@@ -23,6 +23,7 @@ from models.content_network import CONTENT_NETWORK_CHOICES, normalise_content_ne
 from models.generator import OUTPUT_ACTS, UPSAMPLE_MODES
 from representations.structure import SEG_NUM, STRUCTURE_METHODS
 from representations.superpixel_sscolor import POWER as SSCOLOR_POWER
+from training.diffaugment import parse_policy
 from utils.errors import ToonFaceError
 
 KINDS = ("pretrain", "train")
@@ -116,6 +117,9 @@ class LossConfig:
                                   kinds=TRAIN)
     d_fresh_forward: bool = option(True, "D step on a fresh G forward after the G update (white-box); "
                                    "off reuses the G-step output", kinds=TRAIN, flag=True)
+    diffaugment: str = option("", "DiffAugment (Zhao et al. 2020) on the discriminators' inputs: "
+                              "comma-separated color, translation, cutout; empty: none (the recipe)",
+                              kinds=TRAIN)
     vgg_weights: str | None = option(None, "VGG19 weights (.pth or .npy); default: torch hub cache, "
                                      "then checkpoints/; 'random': --content-network random",
                                      kinds=TRAIN, aliases=("vgg-weights",))
@@ -259,6 +263,11 @@ class Config:
                    if w is None or not w >= 0]
             if bad:
                 raise ToonFaceError(f"loss weight --{bad[0]} must be a number >= 0")
+        if self.kind == "train":
+            try:
+                parse_policy(self.loss.diffaugment)
+            except ValueError as exc:
+                raise ToonFaceError(f"--diffaugment: {exc}") from None
         if not self.run.name:
             raise ToonFaceError("a run needs a name")
         return self

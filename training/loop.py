@@ -28,6 +28,7 @@ from representations.structure import Structure
 from representations.texture import texture_weights
 from training import data as D
 from training.config import Config, describe
+from training.diffaugment import parse_policy
 from training.distributed import barrier, init_distributed, shutdown
 from training.objective import Objective, discriminator_specs
 from training.run import RunLock, create_run, find_latest_pretrained, open_run, setup_logging
@@ -440,7 +441,7 @@ def _build_train(s: Session) -> Prepared:
         structure = Structure(cfg.loss.superpixel, cfg.loss.seg_num, cfg.loss.sscolor_power)
     s.restore(modules, optimizers)  # last: the restored random state is the one the loop draws on
     objective = Objective(weights, discs, vgg, structure, cfg.model.gf_eps, s.device, s.autocast,
-                          s.timer, s.memory_format)
+                          s.timer, s.memory_format, parse_policy(cfg.loss.diffaugment))
     s.bar_keys = ("G/total", "D/total", "G/landmark")
 
     def step() -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ from torch import nn
 from losses.registry import TERMS, Term
 from models.guided_filter import guided_filter
 from representations.structure import Structure
+from training.diffaugment import Augmented
 
 
 class StepState:
@@ -52,8 +53,8 @@ class StepState:
     def log(self, key: str, value: torch.Tensor) -> None:
         self.logged[key] = value.detach()
 
-    def discriminator(self, name: str) -> nn.Module:
-        return self._obj.discriminators[name]
+    def discriminator(self, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self._obj.augmented(self._obj.discriminators[name])
 
     # -- shared, computed once
     def vgg_target(self, name: str) -> torch.Tensor:
@@ -93,12 +94,14 @@ class Objective:
         gf_eps: eps of the guided filter r=1 applied to G's raw output (training value).
         device, autocast, timer, memory_format: the run's device, precision context, phase
             timer and memory format.
+        diffaugment: DiffAugment transforms applied to everything the discriminators see, in
+            both steps (training/diffaugment.py); () for the recipe (none).
     """
 
     def __init__(self, weights: dict[str, float], discriminators: dict[str, nn.Module],
                  vgg: nn.Module | None, structure: Structure | None, gf_eps: float,
                  device: torch.device, autocast=None, timer: Callable | None = None,
-                 memory_format=torch.contiguous_format):
+                 memory_format=torch.contiguous_format, diffaugment: tuple[str, ...] = ()):
         self.terms: list[Term] = [t for t in TERMS if weights.get(t.name, 0) > 0]
         self.weights = {t.name: float(weights[t.name]) for t in self.terms}
         self.adversarial = [t for t in self.terms if t.adversarial is not None]
@@ -111,6 +114,11 @@ class Objective:
         self.autocast = autocast or nullcontext()
         self.timer = timer or (lambda name: nullcontext())
         self.memory_format = memory_format
+        self.diffaugment = tuple(diffaugment)
+
+    def augmented(self, disc: Callable) -> Callable:
+        """``disc`` as the steps call it: through DiffAugment when the run asks for it."""
+        return Augmented(disc, self.diffaugment) if self.diffaugment else disc
 
     def channels(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=self.memory_format)
@@ -156,7 +164,7 @@ class Objective:
         stats: dict[str, torch.Tensor] = {}
         with self.timer("discriminators"), self.autocast:
             for t in self.adversarial:
-                loss, real, fake_logits = t.adversarial.loss(state, wrapped[t.name])
+                loss, real, fake_logits = t.adversarial.loss(state, self.augmented(wrapped[t.name]))
                 losses[t.name] = loss
                 stats[f"D/{t.name}_real"] = real.detach().float().mean()
                 stats[f"D/{t.name}_fake"] = fake_logits.detach().float().mean()

@@ -137,7 +137,9 @@ class LandmarkCache:
 
     def __init__(self, photo_dir: str | os.PathLike, cache_file: str | os.PathLike | None = None,
                  detector: str | DetectorSpec | None = None):
-        self.photo_dir = Path(photo_dir)
+        # Absolute from the start: keys and reads must not depend on how the folder was spelled
+        # (a relative folder used to turn every listed path into a doubled one, photos/photos/...)
+        self.photo_dir = Path(os.path.abspath(photo_dir))
         self.detector = resolve_detector(detector)
         self.cache_file = (Path(cache_file) if cache_file is not None
                            else default_cache_file(photo_dir, self.detector))
@@ -156,10 +158,25 @@ class LandmarkCache:
 
     # -- keys ----------------------------------------------------------------------------
     def relpath(self, path: str | os.PathLike) -> str:
-        """Key of ``path``: relative to the photo folder, POSIX separators."""
+        """Key of ``path``: relative to the photo folder, POSIX separators.
+
+        ``path`` is absolute, a key (relative to the folder: ``"sub/b.png"``), or relative to
+        the current directory as :func:`list_images` gives it for a relatively named folder
+        (``"../photos/sub/b.png"``). A relative path is read from the current directory when it
+        climbs (``..``, which no key holds) or names no file inside the folder but lies inside it
+        seen from the current directory.
+        """
         p = Path(path)
+        if not p.is_absolute() and (".." in p.parts or not (self.photo_dir / p).is_file()):
+            here = Path(os.path.abspath(p))
+            try:
+                here.relative_to(self.photo_dir)
+            except ValueError:
+                pass
+            else:
+                p = here
         if p.is_absolute():
-            rel = os.path.relpath(p, self.photo_dir.absolute())
+            rel = os.path.relpath(p, self.photo_dir)
             if rel.startswith(".."):               # e.g. one side reached through a symlink
                 rel = os.path.relpath(p.resolve(), self.photo_dir.resolve())
             p = Path(rel)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -312,3 +313,16 @@ def test_reuse_host_memory_flag(tmp_path, demo_data, monkeypatch, flag):
     loop.prepare_pretrain(tiny_cfg("pretrain", tmp_path, demo_data, name=f"mem{flag}", total_iter=1,
                                    reuse_host_memory=flag, device="cpu"))
     assert calls == ([1] if flag else [])
+
+
+def test_relative_photo_folder_finds_the_faces_the_absolute_one_finds(tmp_path, demo_data, monkeypatch):
+    """`train.py --photo_dir ../photos` (the README's and the study files' spelling): the
+    landmark pass reads every photo (it used to read doubled paths, find no face and refuse)."""
+    from training.loop import train
+
+    shutil.copytree(demo_data[0], tmp_path / "data" / "photos")
+    monkeypatch.chdir(tmp_path)
+    relative = "data/photos"
+    out = train(tiny_cfg("train", tmp_path, demo_data, photo_dir=relative, total_iter=1, w5=1.0))
+    _, meta = ckpt.load_generator(Path(out["run_dir"]) / "generator" / "latest.pt")
+    assert meta["face_size"] and 2 < meta["face_size"] < 32     # faces were found and measured

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,3 +228,26 @@ def test_cache_is_picklable_for_spawned_workers_and_keys_follow_symlinks(tmp_pat
     via_link = LandmarkCache(link, cache.cache_file, MEDIAPIPE).load()
     assert via_link.relpath(root.resolve() / "sub" / "b.png") == "sub/b.png"
     assert via_link.lookup(link / "sub" / "b.png") is not MISSING
+
+
+@pytest.mark.parametrize("spelling", ["photos", "./photos", "work/../photos"])
+def test_relatively_named_folder_reads_every_photo_once(tmp_path, monkeypatch, spelling):
+    """A folder named relative to the current directory (as the README's commands and the
+    study files name it): the paths list_images gives are read, not doubled (photos/photos/..),
+    and keys relative to the folder keep working."""
+    root = _folder(tmp_path)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path)
+    det = CountingDetector()
+    cache = LandmarkCache(spelling, detector=MEDIAPIPE).load()
+    listed = C.list_images(spelling)
+    assert all(not p.is_absolute() for p in listed)
+    s = cache.fill(detector=det, paths=listed, progress=False)
+    assert (s["found"], s["not_found"], sorted(s["unreadable"])) == (2, 1, ["corrupt.webp", "empty.jpg"])
+    assert cache.relpath(Path(spelling) / "sub" / "b.png") == "sub/b.png"
+    assert cache.lookup(Path(spelling) / "sub" / "b.png").shape == (468, 2)
+    np.testing.assert_array_equal(cache.lookup("sub/b.png"), cache.lookup(root / "sub" / "b.png"))
+    # the same cache seen from elsewhere, by its absolute name
+    monkeypatch.chdir(tmp_path / "work")
+    again = LandmarkCache(root, detector=MEDIAPIPE).load()
+    assert again.status("a.jpg") == "found" and again.status("flat.png") == "no_face"
