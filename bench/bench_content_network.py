@@ -14,7 +14,10 @@ Two things the loss-weight presets of each network need:
    and the structure term (losses/structure.py) of the authors' cartoon and of the photo:
    L1 / (h w c) between the features of an image and of its superpixel structure
    representation (representations/structure.py, the trainer's default backend).
-   Each is printed unweighted and times the code preset's weight (w3 = w4 = 200).
+   Each is printed unweighted and times the code preset's weight (w3 = w4 = 200);
+3. with ``--step``: whole training steps (training.loop.prepare_train, every term but the
+   landmark one) with each network at the demo's settings (64 px, batch 4, no workers),
+   interleaved, median of --step-repeats: what the swap costs ``make demo`` per step.
 
     .venv/bin/python bench/bench_content_network.py
     .venv/bin/python bench/bench_content_network.py --repeats 5 --json bench/results/content_network.json
@@ -57,6 +60,10 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--blur", type=float, default=1.5, help="sigma (px) of the blurred photo")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--fixtures", default=str(FIXTURES), help="folder with photos/ and cartoons/")
+    p.add_argument("--step", action="store_true", help="also time whole training steps")
+    p.add_argument("--step-size", type=int, default=64)
+    p.add_argument("--step-batch", type=int, default=4)
+    p.add_argument("--step-repeats", type=int, default=15)
     p.add_argument("--json", help="write every number here")
     return p.parse_args(argv)
 
@@ -164,7 +171,32 @@ def main(argv=None) -> None:
                        "content: authors' cartoon", "structure: cartoon", "structure: photo"]))
     r, h = result["magnitudes"]["random"], result["magnitudes"]["hed-vgg16"]
     print("\nHED / random VGG19: " + ", ".join(f"{k} {h[k] / r[k]:.3g}x" for k in r))
+    if args.step:
+        result["train_step"] = time_train_steps(args)
     write_json(args.json, result)
+
+
+def time_train_steps(args) -> dict[str, list[float]]:
+    from bench.common import make_run, prepare_data, temp_root, time_run_step
+
+    with temp_root("content_step") as root:
+        photos, cartoons = prepare_data("demo", Path(root), n=24, size=max(64, args.step_size))
+        runs = {n: make_run(photos, cartoons, Path(root) / "ck", n, batch=args.step_batch,
+                            size=args.step_size, workers=0, w5=0.0, vgg_weights=None,
+                            content_network=n) for n in NETWORKS}
+        per = {n: [] for n in NETWORKS}
+        for i in range(args.step_repeats + 2):  # 2 warm-up steps each
+            for n in NETWORKS:
+                t = time_run_step(runs[n])[0]
+                if i >= 2:
+                    per[n].append(t)
+        for run in runs.values():
+            run.session.close()
+    print(f"\ntraining step at {args.step_size} px, batch {args.step_batch} (the demo's), no landmark "
+          f"term, median of {args.step_repeats}: " + ", ".join(
+              f"{LABEL[n]} {1e3 * median(per[n]):.0f} ms" for n in NETWORKS) +
+          f"; HED / random {median(per['hed-vgg16']) / median(per['random']):.2f}")
+    return per
 
 
 if __name__ == "__main__":
