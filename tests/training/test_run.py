@@ -336,7 +336,8 @@ def test_config_json_of_the_previous_version_resumes(tmp_path, demo_data):
     assert {k: flat[k] for k in legacy} == legacy  # every old option read back as it was
     assert {k: v for k, v in flat.items() if k not in legacy} == {
         "landmark_detector": None, "landmark_model": None, "heldout_people": None,
-        "style": None, "pretrained_hash": None, "diffaugment": ""}  # later ones: defaults
+        "style": None, "pretrained_hash": None, "diffaugment": "",  # later ones: defaults, but
+        "content_network": "random"}  # inferred: the old vgg_weights "random" meant random VGG19
     assert Config.from_flat(json.loads((LEGACY / "pretrain_config.json").read_text())).kind == "pretrain"
 
     straight = dict(legacy, name="straight", total_iter=3)
