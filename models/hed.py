@@ -180,6 +180,25 @@ class _HEDTrunk(nn.Module):
     def _groups(cls, blocks: int) -> list[tuple[str, str, tuple[int, ...]]]:
         return [(name, h5_key(name), (cout, cin, 3, 3)) for name, cin, cout in conv_names(blocks)]
 
+    @classmethod
+    def _weight_groups(cls) -> list[tuple[str, str, tuple[int, ...]]]:
+        """(module name, h5 group, OIHW shape) of every layer this network reads."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike):
+        """Read this network's layers from a HED ``.weights.h5`` (no checksum; see
+        ``from_package``).
+
+        Raises ToonFaceError (one line) for a missing, unreadable or malformed file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ToonFaceError(f"HED weights file not found: {path}")
+        net = cls()
+        net._load(_read_h5(path, cls._weight_groups()))
+        return net
+
 
 class HEDVGG16Features(_HEDTrunk):
     """conv4_3 (before its ReLU) of HED's VGG16: the offline counterpart of VGG19 conv4_4.
@@ -205,17 +224,8 @@ class HEDVGG16Features(_HEDTrunk):
         return self.trunk(x, last_relu=False)[0]
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "HEDVGG16Features":
-        """Read conv1_1 .. conv4_3 from a HED ``.weights.h5`` (no checksum; see from_package).
-
-        Raises ToonFaceError (one line) for a missing, unreadable or malformed file.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise ToonFaceError(f"HED weights file not found: {path}")
-        net = cls()
-        net._load(_read_h5(path, cls._groups(4)))
-        return net
+    def _weight_groups(cls) -> list[tuple[str, str, tuple[int, ...]]]:
+        return cls._groups(4)       # conv1_1 .. conv4_3
 
     @classmethod
     def from_package(cls) -> "HEDVGG16Features":
@@ -264,21 +274,11 @@ class HEDEdges(_HEDTrunk):
         return torch.sigmoid(self.side_logits(x)[-1])
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "HEDEdges":
-        """Read the 13 convolutions, ``dsn1..5`` and ``fuse`` (no checksum; see from_package).
-
-        Raises ToonFaceError (one line) for a missing, unreadable or malformed file.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise ToonFaceError(f"HED weights file not found: {path}")
-        groups = cls._groups(5)
+    def _weight_groups(cls) -> list[tuple[str, str, tuple[int, ...]]]:
+        # the 13 convolutions, the side outputs dsn1..5 and the fusion layer
         widths = [blk[-1] for blk in VGG16_BLOCKS]
-        groups += [(f"dsn{k}", f"dsn{k}", (1, c, 1, 1)) for k, c in enumerate(widths, 1)]
-        groups.append(("fuse", "fuse", (1, 5, 1, 1)))
-        net = cls()
-        net._load(_read_h5(path, groups))
-        return net
+        return (cls._groups(5) + [(f"dsn{k}", f"dsn{k}", (1, c, 1, 1)) for k, c in enumerate(widths, 1)]
+                + [("fuse", "fuse", (1, 5, 1, 1))])
 
     @classmethod
     def from_package(cls) -> "HEDEdges":
