@@ -9,7 +9,9 @@ crop of the photo.
 
 Per face i of the batch:
 
-    box      = face_boxes(photo's cached landmarks)       (mediapipe's crop: x1.5, eye-aligned)
+    box      = face_boxes(photo's cached landmarks)       (mediapipe's crop: x1.5, eye-aligned;
+                                                            upright on flipped photos too:
+                                                            losses/face_points.py)
     P, Q     = FaceMesh(crop(photo, box)), FaceMesh(crop(output, box))  (468 points, crop px)
     d_k      = |Q_k - P_k|                                 (x, y; z is a relative depth, unused)
     e_r      = mean of d_k over the points of region r     (REGIONS: eyes, eyebrows, lips,
@@ -53,7 +55,8 @@ import torch
 from torch import nn
 
 from datasets.landmarks.topology import MEDIAPIPE_468
-from faces.facemesh import CROP_SIZE, crop_faces, face_boxes
+from faces.facemesh import CROP_SIZE, crop_faces
+from losses.face_points import face_rows, upright_boxes
 
 # Defaults: the only numbers in the loss, kept in one place.
 REGIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -114,14 +117,6 @@ def landmark_error(output_points: torch.Tensor, photo_points: torch.Tensor,
     return total / weight_sum / iod
 
 
-def face_rows(valid: torch.Tensor, points: torch.Tensor, faces: int = 0) -> torch.Tensor:
-    """(K,) indices of the rows with a found face (``valid`` and finite points): the first
-    ``faces`` of them, all when 0."""
-    ok = valid.to(torch.bool) & torch.isfinite(points).flatten(1).all(dim=1)
-    rows = torch.nonzero(ok).flatten()
-    return rows[:faces] if faces > 0 else rows
-
-
 def landmark_regressor_loss(output: torch.Tensor, photo: torch.Tensor, points: torch.Tensor,
                             valid: torch.Tensor | None, net: nn.Module, faces: int = 0,
                             region_weights: Mapping[str, float] = REGION_WEIGHTS,
@@ -150,7 +145,7 @@ def landmark_regressor_loss(output: torch.Tensor, photo: torch.Tensor, points: t
     zero = output.sum() * 0.0  # on the graph: a batch without faces still backpropagates
     if rows.numel() == 0:
         return zero.float(), torch.zeros((), device=output.device)
-    boxes = face_boxes(points[rows].float())
+    boxes = upright_boxes(points[rows].float())
     with torch.no_grad():
         photo_crops, _ = crop_faces(photo[rows].detach().float(), boxes, CROP_SIZE)
         photo_points, photo_logit = net(photo_crops)

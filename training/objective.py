@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from losses.landmark_regressor import face_rows
+from losses.face_points import face_rows
 from losses.registry import TERMS, Term
 from models.guided_filter import guided_filter
 from representations.structure import Structure
