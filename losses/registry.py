@@ -35,7 +35,8 @@ from typing import Callable
 
 import torch
 
-from losses import content, landmark, landmark_regressor, structure, surface, texture, variation
+from losses import (content, identity, landmark, landmark_regressor, structure, surface, texture,
+                    variation)
 
 PRESET_NAMES = ("code", "paper")
 
@@ -93,6 +94,10 @@ TERMS: tuple[Term, ...] = (
          "photo's (0: off)", landmark_regressor.term, phase="landmark_regressor",
          autocast=landmark_regressor.AUTOCAST, faces_only=True, landmarks=True,
          topologies=landmark_regressor.TOPOLOGIES, network="facemesh"),
+    Term("identity", None, {"code": 0.0, "paper": 0.0},
+         "identity weight: distance of dlib's face descriptors of the output's and the photo's "
+         "face chips (0: off)", identity.term, phase="identity", autocast=identity.AUTOCAST,
+         faces_only=True, landmarks=True, topologies=identity.TOPOLOGIES, network="dlib_encoder"),
 )
 TERM_BY_NAME = {t.name: t for t in TERMS}
 TERM_BY_KEY = {t.key: t for t in TERMS}
@@ -107,8 +112,15 @@ def _facemesh() -> torch.nn.Module:
     return FaceMeshNet.from_package()
 
 
+def _dlib_encoder() -> torch.nn.Module:
+    from faces.dlib_encoder import DlibFaceEncoder
+
+    return DlibFaceEncoder.from_package()
+
+
 # The frozen pretrained networks terms read (Term.network): name -> factory. Built once per run
 # by the trainer, before its folder is made (a missing package file is one line, exit 2).
 NETWORKS: dict[str, Callable[[], torch.nn.Module]] = {
     "facemesh": _facemesh,
+    "dlib_encoder": _dlib_encoder,
 }
