@@ -39,8 +39,8 @@ def cfg_for(tmp_path, demo_data, explicit=None, **over):
 def network_or_skip(name: str):
     try:
         return registry.NETWORKS[name]()
-    except ToonFaceError as exc:
-        pytest.skip(f"the {name} network's package file is not installed here: {exc}")
+    except (ImportError, ToonFaceError) as exc:
+        pytest.skip(f"the {name} network is not installed here: {exc}")
 
 
 # ------------------------------------------------------------------------ config and CLI
