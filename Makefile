@@ -50,4 +50,4 @@ bench: $(STAMP)
 	$(PY) bench/bench_step.py
 
 clean:
-	rm -rf $(VENV) $(VENV_NUMPY2) demo_data checkpoints/demo-*
+	rm -rf $(VENV) $(VENV_NUMPY2) demo_data checkpoints/demo checkpoints/demo-* outputs/demo outputs/demo-fixtures

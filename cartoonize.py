@@ -1,6 +1,6 @@
 """Cartoonize photos, folders and videos with a trained generator.
 
-    python cartoonize.py photo.jpg holiday/ clip.mp4 --checkpoint checkpoints/v1 --out toon/
+    .venv/bin/python cartoonize.py photo.jpg holiday/ clip.mp4 --checkpoint checkpoints/v1 --out toon/
 """
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ import click
 from inference.cartoonizer import (CONTEXT, DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS,
                                    MIN_OVERLAP, cartoonize_files)
 from inference.cli import generator_options
-from inference.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, IMAGE_EXTS, VIDEO_EXTS, collect_jobs
+from inference.io import (DEFAULT_MAX_ANIMATION_PIXELS, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
+                          IMAGE_EXTS, VIDEO_EXTS, collect_jobs)
 from inference.onnx_engine import ENGINES, load_cartoonizer
 from inference.styles import format_styles, scan_styles
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE
 from utils.errors import ToonFaceError
 from utils.io import check_writable
+from utils.numbers import FiniteFloat
 from utils.memory import retain_freed_memory
 
 EPILOG = (f"Images: {' '.join(IMAGE_EXTS)} -> <out>/<path>/<stem>.png, sRGB-tagged (colour "
@@ -50,16 +52,17 @@ def _err(msg: str) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str),
               help="Output folder (created).  [required with INPUTS]")
 @click.option("--portrait", is_flag=True,
-              help="Detect faces (--landmark-detector) and stylize them at the face size the generator "
-                   "was trained at; several faces are each re-done at that scale and blended in.")
+              help="Detect faces (--landmark-detector); each is stylized in a crop scaled to the face "
+                   "size the generator was trained at and pasted back with a feathered mask; the "
+                   "rest of the picture keeps its own resolution.")
 @click.option("--landmark-detector", "landmark_detector", default=None,
               help="Face detector of --portrait: mediapipe, mediapipe-tasks or dlib  [default: "
                    "mediapipe where installed, else dlib]")
 @click.option("--landmark-model", "landmark_model", type=click.Path(), default=None,
               help="FaceLandmarker .task file for --landmark-detector mediapipe-tasks.")
-@click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+@click.option("--strength", type=FiniteFloat(0.0, 1.0), default=1.0, show_default=True,
               help="0 = the photo, 1 = the cartoon; linear blend in between.")
-@click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), default=INFERENCE_EPS,
+@click.option("--eps", type=FiniteFloat(min=0.0, min_open=True), default=INFERENCE_EPS,
               show_default=True, help="eps of the final guided filter (r=1); larger = smoother.")
 @click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, show_default=True,
               help=f"Largest tile side: images whose side plus {2 * CONTEXT} px of context exceeds it "
@@ -78,7 +81,7 @@ def _err(msg: str) -> None:
                    "weights  [default: ~/.cache/toonface/onnx]")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video frames per forward pass.")
-@click.option("--temporal", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
+@click.option("--temporal", type=FiniteFloat(0.0, 1.0, max_open=True), default=0.0,
               show_default=True, metavar="STRENGTH",
               help="Videos and animations: blend each frame with the previous result, warped by "
                    "the input's optical flow, where that flow is trusted (forward-backward check, "
@@ -96,6 +99,10 @@ def _err(msg: str) -> None:
                    "replaces Pillow's decompression-bomb limit.")
 @click.option("--max-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
               help="Refuse image files larger than this (videos are not limited by size).")
+@click.option("--max-animation-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_ANIMATION_PIXELS,
+              show_default=True,
+              help="Refuse animations (GIF, APNG, WebP) whose frame count x canvas pixels exceeds "
+                   "this, counted before decoding (every frame is composed on the whole canvas).")
 @click.option("--reuse-host-memory/--no-reuse-host-memory", default=True, show_default=True,
               help="CPU: malloc keeps freed memory for reuse (glibc); 1024x1024 runs 1.5-1.8x faster.")
 @click.option("--overwrite", is_flag=True,
@@ -104,7 +111,8 @@ def _err(msg: str) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, landmark_detector,
          landmark_model, strength, eps, tile, overlap, device, engine, cache_dir, batch, temporal,
-         metrics, flow_max_side, max_pixels, max_bytes, reuse_host_memory, overwrite, no_progress):
+         metrics, flow_max_side, max_pixels, max_bytes, max_animation_pixels, reuse_host_memory,
+         overwrite, no_progress):
     """Cartoonize INPUT files, folders (recursive) and videos into --out."""
     if list_styles:
         try:
@@ -139,9 +147,11 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
     jobs, errors = collect_jobs(list(inputs), out_dir, overwrite=overwrite)
     for e in errors:
         _err(f"error: {e}")
-    on_video = (lambda job, result: _print_warping_error(job, result, flow_max_side or None)
+    on_video = (lambda job, result: _print_warping_error(job, result, flow_max_side or None,
+                                                         max_pixels)
                 if metrics else None)
-    failed = cartoonize_files(toon, jobs, max_pixels=max_pixels, max_bytes=max_bytes, batch=batch,
+    failed = cartoonize_files(toon, jobs, max_pixels=max_pixels, max_bytes=max_bytes,
+                              max_animation_pixels=max_animation_pixels, batch=batch,
                               progress=not no_progress, temporal=temporal,
                               flow_max_side=flow_max_side or None, report=_err, on_video=on_video)
     bad = errors + failed
@@ -152,16 +162,17 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
     sys.exit(1 if bad else 0)
 
 
-def _print_warping_error(job, result, flow_max_side: int | None) -> None:
+def _print_warping_error(job, result, flow_max_side: int | None, max_pixels: int | None) -> None:
     """Print the warping error of a video's input and output files (evaluation.warping; the
-    output is decoded as written, its even-size padding cropped off)."""
+    output is decoded as written, its even-size padding cropped off; the input under the same
+    --max-pixels as its cartoonization)."""
     from evaluation.warping import WarpingErrorAccumulator
     from inference.video import VideoReader
 
     acc = WarpingErrorAccumulator(flow_max_side=flow_max_side)
     w, h = result.info.width, result.info.height
     try:
-        with VideoReader(job.src) as src, VideoReader(result.path) as out:
+        with VideoReader(job.src, max_pixels=max_pixels) as src, VideoReader(result.path) as out:
             for a, b in zip(src, out):
                 acc.add(a.rgb, b.rgb[:h, :w])
         s = acc.result()["summary"]

@@ -1,7 +1,7 @@
 """Export a trained generator (+ final guided filter) to ONNX and/or TorchScript.
 
-    python export.py --checkpoint checkpoints/v1 --onnx toon.onnx --torchscript toon.pt
-    python export.py --style hayao=0.7,shinkai=0.3 --onnx blend.onnx
+    .venv/bin/python export.py --checkpoint checkpoints/v1 --onnx toon.onnx --torchscript toon.pt
+    .venv/bin/python export.py --style hayao=0.7,shinkai=0.3 --onnx blend.onnx
 
 Both files take a photo (N, 3, H, W) in [-1, 1] (x / 127.5 - 1), any H and W, and return the
 cartoon (N, 3, H, W) in [-1, 1]: cartoonize.py's result without tiling (context padding, guided
@@ -18,6 +18,7 @@ from inference.cli import choose_generator, generator_options
 from utils.device import resolve_device
 from utils.errors import ToonFaceError, call_or_exit
 from utils.io import check_writable
+from utils.numbers import FiniteFloat
 
 
 def run_export(checkpoint: str | None, onnx_path: str | None, torchscript_path: str | None,
@@ -53,7 +54,7 @@ def run_export(checkpoint: str | None, onnx_path: str | None, torchscript_path: 
               help="Write an ONNX file (opset 17; dynamic batch, height and width).")
 @click.option("--torchscript", "torchscript_path", type=click.Path(dir_okay=False, path_type=str),
               default=None, help="Write a TorchScript file (torch.jit.load; dynamic batch, height and width).")
-@click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), default=INFERENCE_EPS,
+@click.option("--eps", type=FiniteFloat(min=0.0, min_open=True), default=INFERENCE_EPS,
               show_default=True, help="eps of the final guided filter (r=1) baked into the graph.")
 @click.option("--height", type=click.IntRange(min=4), default=256, show_default=True,
               help="Height of the example input used for tracing (multiple of 4; the files accept any).")

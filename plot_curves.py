@@ -1,7 +1,7 @@
 """Loss curves of any run as a PNG (the same figure training writes at each snapshot).
 
-    python plot_curves.py v49                       # checkpoints/v49/stats.jsonl -> loss_curves.png
-    python plot_curves.py checkpoints/abl/w5=0 --out w5_0.png
+    .venv/bin/python plot_curves.py v49                       # checkpoints/v49/stats.jsonl -> loss_curves.png
+    .venv/bin/python plot_curves.py checkpoints/abl/w5=0 --out w5_0.png
 """
 import sys
 from pathlib import Path

@@ -1,9 +1,9 @@
 """Detect facial landmarks of a photo folder once and cache them (run before training).
 
-    python prepare.py data/ffhq128                    # -> data/ffhq128/.toonface_landmarks.mediapipe.npz
-    python prepare.py /readonly/ffhq --cache-file /scratch/ffhq_landmarks.npz
-    python prepare.py data/ffhq128 --landmark-detector dlib
-    python prepare.py data/ffhq128 --landmark-detector mediapipe-tasks --landmark-model face_landmarker.task
+    .venv/bin/python prepare.py data/ffhq128                    # -> data/ffhq128/.toonface_landmarks.mediapipe.npz
+    .venv/bin/python prepare.py /readonly/ffhq --cache-file /scratch/ffhq_landmarks.npz
+    .venv/bin/python prepare.py data/ffhq128 --landmark-detector dlib
+    .venv/bin/python prepare.py data/ffhq128 --landmark-detector mediapipe-tasks --landmark-model face_landmarker.task
 
 Detection runs here, in its own pass, so that DataLoader workers only read the cache: a worker
 forked after the parent built a mediapipe graph crashes. Everything that can be checked is

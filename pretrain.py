@@ -1,6 +1,6 @@
 """Pretrain the generator to reconstruct photos (pixel L1), as white-box does before GAN training.
 
-    python pretrain.py --photo_dir dataset/photo_face --total_iter 50000
+    .venv/bin/python pretrain.py --photo_dir dataset/photo_face --total_iter 50000
 """
 import click
 

@@ -3,9 +3,9 @@ faces, and compare them (summary.csv, comparison.png, metrics.png, index.html).
 
 Base train.py options go after ``--``; every configuration adds its own:
 
-    python sweep.py --name abl --grid w5=0,1,10 --grid w4=0,200 -- \\
+    .venv/bin/python sweep.py --name abl --grid w5=0,1,10 --grid w4=0,200 -- \\
         --photo_dir data/ffhq --cartoon_dir data/Hayao --total_iter 20000
-    python sweep.py --name abl2 --configs ablation.yaml --dry-run -- --total_iter 20000
+    .venv/bin/python sweep.py --name abl2 --configs ablation.yaml --dry-run -- --total_iter 20000
 
 Options after ``--`` override the sweep file's ``base`` (a configuration's own options override
 both). Rerunning the same command resumes: finished runs are skipped, interrupted ones

@@ -2,9 +2,9 @@
 (dlib nme68 and identity, mediapipe NME, style statistics, FID/KID), per_image.csv, index.html
 (and for a generator: side-by-side grids and the per-image crops and outputs).
 
-    python test.py --model_version 49 --batch 500        # run v49, generator of step 500
-    python test.py --checkpoint checkpoints/v49/generator/latest.pt --photo_dir my_faces --num 64
-    python test.py --outputs other_tool/ --photo_dir my_faces --out scores/other_tool
+    .venv/bin/python test.py --model_version 49 --batch 500        # run v49, generator of step 500
+    .venv/bin/python test.py --checkpoint checkpoints/v49/generator/latest.pt --photo_dir my_faces --num 64
+    .venv/bin/python test.py --outputs other_tool/ --photo_dir my_faces --out scores/other_tool
 """
 
 import click
@@ -14,6 +14,7 @@ from evaluation.evaluate import (DEFAULT_DLIB_DETECTOR, DEFAULT_DLIB_UPSAMPLE, D
                                  INFERENCE_GF_EPS)
 from inference.cli import generator_options
 from representations.structure import STRUCTURE_METHODS as SUPERPIXEL_METHODS
+from utils.numbers import FiniteFloat
 
 # Options that choose or run a generator: meaningless when scoring a folder of outputs.
 GENERATOR_OPTIONS = ("model_version", "name", "step", "checkpoint", "style", "styles_dir", "batch_size",
@@ -46,7 +47,8 @@ def _refuse(message: str):
               help="cartoon set for FID/KID to cartoons  [default: the run's cartoon_dir]")
 @click.option("--num", type=click.IntRange(min=1), default=None, help="evaluate the first N photos")
 @click.option("--out", type=click.Path(), default=None,
-              help="output folder; not the photo or outputs folder  [default: "
+              help="output folder; none of its files may land in a folder test.py reads "
+                   "(photos, outputs, cartoons), nor replace a file test.py did not write  [default: "
                    "<run>/test/step_XXXXXX; with --outputs DIR: DIR_scores]")
 @click.option("--inception", type=click.Path(), default=None,
               help="Inception TorchScript file (inception-2015-12-05.pt; a TorchScript file is a "
@@ -61,7 +63,7 @@ def _refuse(message: str):
               help="structure backend  [default: the run's]")
 @click.option("--seg_num", "--seg-num", type=click.IntRange(min=2), default=None,
               help="superpixels per image  [default: the run's]")
-@click.option("--gf_eps", "--gf-eps", type=click.FloatRange(min=0, min_open=True),
+@click.option("--gf_eps", "--gf-eps", type=FiniteFloat(min=0, min_open=True),
               default=INFERENCE_GF_EPS,
               show_default=True, help="eps of the guided filter after G (inference value)")
 @click.option("--max_real", "--max-real", type=click.IntRange(min=2), default=DEFAULT_MAX_REAL,

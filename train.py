@@ -1,7 +1,7 @@
 """Train ToonFace: the white-box recipe (surface, texture, structure, content, tv) plus the
 landmark loss. Starts from the latest pretrained generator unless --init says otherwise.
 
-    python train.py --total_iter 30000 --model_version 1 --w0 1e5 --w1 2e-1 --w2 5 --w3 2e1 --w4 6e-1
+    .venv/bin/python train.py --total_iter 30000 --model_version 1 --w0 1e5 --w1 2e-1 --w2 5 --w3 2e1 --w4 6e-1
 """
 import click
 

@@ -5,10 +5,15 @@ inference (:func:`inference.io.read_image`) all call :func:`decode_image` (or
 :func:`decode_frames` for every frame of an animation), so one file gives the same RGB array
 everywhere. The rules, in the order they apply:
 
-1. Limits, before any pixel is decoded: the file size (``max_bytes``) and the pixel count from
-   the header (``max_pixels``; default ``PIL.Image.MAX_IMAGE_PIXELS``, read at call time), for
-   every frame. Within a call our limit replaces Pillow's decompression-bomb check (scoped to
-   the calling thread's context, see :func:`_pixel_limit`), so a larger ``max_pixels`` really
+1. Limits, before any pixel is decoded: the file size (``max_bytes``), the pixel count from
+   the header (``max_pixels``; default ``PIL.Image.MAX_IMAGE_PIXELS``, read at call time) and
+   the longer side (``max_side``), for every frame; an animation's frame count (``max_frames``)
+   and frames x canvas pixels (``max_total_pixels``: what decoding all of it costs, counted from
+   the file's structure, :func:`picture_count`); a JPEG's scans (``max_scans``, default
+   :data:`MAX_JPEG_SCANS`: each scan is another pass over the image, so a small file of
+   thousands of scans would keep the decoder busy for minutes, :func:`jpeg_scans_over`).
+   Within a call our pixel limit replaces Pillow's decompression-bomb check (scoped to the
+   calling thread's context, see :func:`_pixel_limit`), so a larger ``max_pixels`` really
    lifts it, and an oversize image is reported as such (:class:`ImageTooLarge`), not as corrupt.
 2. Samples to 8 bits: 16-bit values (gray, colour and alpha alike) -> ``rint(v * 255 / 65535)``;
    mode "1" -> 0 / 255; mode "I" (32-bit integers) is taken as 8-bit when no value exceeds 255,
@@ -30,10 +35,11 @@ everywhere. The rules, in the order they apply:
    what a program happened to store under alpha = 0. A fully transparent image is
    :data:`TRANSPARENT_FILL` gray.
 7. Frames: :func:`decode_image` decodes the first frame and says how many pictures the file holds
-   (:attr:`DecodedImage.frames`). :func:`decode_frames` decodes every frame of an animation
-   (GIF, APNG, WebP) with its display time and loop count; other multi-frame files (multi-page
-   TIFF, ...) raise :class:`MultiFrameImage`. Not counted as frames: the extra pictures of an
-   MPO (camera previews, stereo pairs) and reduced-resolution TIFF subfiles (thumbnails).
+   (:attr:`DecodedImage.frames`). :func:`open_frames` decodes an animation (GIF, APNG, WebP)
+   one frame at a time, each with its display time, and knows the loop count; memory holds one
+   frame. :func:`decode_frames` collects them all. Other multi-frame files (multi-page TIFF, ...)
+   raise :class:`MultiFrameImage`. Not counted as frames: the extra pictures of an MPO (camera
+   previews, stereo pairs) and reduced-resolution TIFF subfiles (thumbnails).
 
 Every problem raises :class:`UnreadableImage` (never a PIL, cv2 or LittleCMS error) with a short
 reason, so folder scans can skip and report files.
@@ -44,6 +50,8 @@ import contextlib
 import contextvars
 import io
 import os
+import re
+import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,6 +70,11 @@ ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
 # The colour of a fully transparent image: the generator's zero input ((128 / 127.5) - 1 ~ 0).
 TRANSPARENT_FILL = 128
 
+# Scans a JPEG may have before it is refused undecoded (:func:`jpeg_scans_over`). Encoders write
+# 1 (baseline) to about 10 (libjpeg's progression), jpegtran scripts a few dozen; 100 is the
+# bound LibreOffice and others took from libjpeg-turbo's report on the issue (LJT-01-003).
+MAX_JPEG_SCANS = 100
+
 _EXIF_ORIENTATION = 0x0112
 _TIFF_NEW_SUBFILE_TYPE = 254
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -72,18 +85,35 @@ class UnreadableImage(OSError):
 
 
 class ImageTooLarge(UnreadableImage):
-    """A valid image over a pixel or byte limit. ``what`` is "pixels" or "bytes"; ``size`` is
-    (width, height) for pixels; ``count`` and ``limit`` are in ``what``; ``default_limit`` is True
-    when the pixel limit is Pillow's ``MAX_IMAGE_PIXELS`` (no limit was given)."""
+    """A valid image over a limit, refused before its pixels are decoded.
+
+    ``what`` names the limit: "bytes" (the file), "pixels" (one picture, width x height),
+    "side" (the longer side of a picture), "frames" (an animation's frame count),
+    "animation-pixels" (frames x canvas pixels: what decoding the animation costs) or "scans"
+    (a JPEG's scans). ``count`` and ``limit`` are in that unit; ``size`` is (width, height) of
+    the picture or canvas; ``frames`` the frame count for "animation-pixels";
+    ``default_limit`` is True when the pixel limit is Pillow's ``MAX_IMAGE_PIXELS`` (no limit
+    was given).
+    """
 
     def __init__(self, what: str, count: int, limit: int, size: tuple[int, int] | None = None,
-                 default_limit: bool = False):
+                 default_limit: bool = False, frames: int | None = None):
         self.what, self.count, self.limit, self.size = what, count, limit, size
-        self.default_limit = default_limit
+        self.default_limit, self.frames = default_limit, frames
+        w, h = size or (count, 1)
         if what == "pixels":
-            w, h = size or (count, 1)
             source = " (PIL.Image.MAX_IMAGE_PIXELS)" if default_limit else ""
             msg = f"image is {w}x{h} = {count:,} pixels, over the limit of {limit:,} pixels{source}"
+        elif what == "side":
+            msg = f"image is {w}x{h}, over the limit of {limit:,} px per side"
+        elif what == "frames":
+            msg = f"animation has {count:,} frames, over the limit of {limit:,} frames"
+        elif what == "animation-pixels":
+            msg = (f"animation is {frames:,} frames of {w}x{h} = {count:,} pixels to decode, over "
+                   f"the limit of {limit:,} (frames x canvas pixels)")
+        elif what == "scans":
+            msg = (f"JPEG has over {limit:,} scans (each scan is another pass over the whole "
+                   "image; real photos have at most a few dozen)")
         else:
             msg = f"file is {count / 2**20:.1f} MB, over the limit of {limit / 2**20:.1f} MB"
         super().__init__(msg)
@@ -104,6 +134,7 @@ class DecodedImage:
     frames: pictures in the file (animation frames, TIFF pages); this is the first.
     notes: one-line remarks about things read differently from the file (e.g. an unreadable
         colour profile), for the caller to show.
+    duration_ms: display time of an animation frame in milliseconds (0 when none is given).
     """
 
     rgb: np.ndarray
@@ -112,6 +143,7 @@ class DecodedImage:
     bit_depth: int = 8
     frames: int = 1
     notes: tuple[str, ...] = ()
+    duration_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -332,20 +364,94 @@ def _check_pixels(size: tuple[int, int], limit: int | None, default_limit: bool)
 
 
 # ------------------------------------------------------------------------------- frames
-def picture_count(im: Image.Image) -> int:
-    """Pictures in an opened file: its frames, less MPO extras and reduced-resolution TIFF
-    subfiles (NewSubfileType bit 0, thumbnails). Leaves ``im`` on frame 0."""
-    n = int(getattr(im, "n_frames", 1) or 1)
-    if n <= 1 or im.format == "MPO":
-        return 1
+# Counting pictures reads the file's structure only, never a pixel: Pillow's own n_frames walks
+# every GIF frame and TIFF page through its Python decoder state, so a GIF is read with
+# _gif_layout (which also finds the canvas that frames reaching past the screen grow to) and
+# TIFF pages are counted up to _TIFF_PAGE_CAP. APNG (acTL) and WebP (the demuxer's frame
+# count) give their counts in the header.
+_TIFF_PAGE_CAP = 1000
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    count: int                   # pictures in the file (see picture_count)
+    canvas: tuple[int, int]      # the size every frame is composed on
+    transparency: bool = False   # a GIF frame declares a transparent index
+    palettes: bool = False       # a GIF has a global or local colour table
+    capped: bool = False         # count is _TIFF_PAGE_CAP or more
+
+
+def _skip_sub_blocks(data: bytes, i: int) -> int:
+    n = len(data)
+    while i < n:
+        size = data[i]
+        i += 1 + size
+        if size == 0:
+            break
+    return i
+
+
+def _gif_layout(data: bytes) -> _Layout:
+    """Frames, canvas, transparency and colour tables of GIF data from its blocks, as Pillow
+    reads them (GIF89a section 17 onwards; bytes between blocks skipped one by one, as Pillow
+    does). The canvas is the logical screen grown to every frame's extent, as Pillow grows it."""
+    w, h = struct.unpack_from("<HH", data, 6)
+    flags = data[10]
+    palettes = bool(flags & 0x80)
+    i = 13 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0)
+    frames, cw, ch, transparency = 0, w, h, False
+    n = len(data)
+    while i < n:
+        block = data[i]
+        i += 1
+        if block == 0x3B:                          # trailer
+            break
+        if block == 0x21 and i < n:                # extension: label, then sub-blocks
+            label = data[i]
+            i += 1
+            if label == 0xF9 and i + 1 < n and data[i] >= 4 and data[i + 1] & 1:
+                transparency = True                # graphic control: transparent index set
+            i = _skip_sub_blocks(data, i)
+        elif block == 0x2C and i + 9 <= n:         # image: descriptor, colour table, LZW data
+            x, y, fw, fh, fl = struct.unpack_from("<HHHHB", data, i)
+            i += 9
+            frames += 1
+            cw, ch = max(cw, x + fw), max(ch, y + fh)
+            if fl & 0x80:
+                palettes = True
+                i += 3 << ((fl & 7) + 1)
+            i = _skip_sub_blocks(data, i + 1)      # after the LZW minimum code size
+    return _Layout(max(frames, 1), (cw, ch), transparency, palettes)
+
+
+def _layout(im: Image.Image, path: Path) -> _Layout:
+    """What an opened file holds, read without decoding a pixel. Leaves ``im`` on frame 0."""
+    if im.format == "GIF":
+        with open(path, "rb") as f:
+            return _gif_layout(f.read())
+    if im.format == "MPO":  # the extra pictures are previews and stereo pairs
+        return _Layout(1, im.size)
     if im.format == "TIFF":
-        full = 0
-        for i in range(n):
-            im.seek(i)
-            full += not (int(im.tag_v2.get(_TIFF_NEW_SUBFILE_TYPE, 0)) & 1)
+        full = pages = 0
+        try:
+            while pages < _TIFF_PAGE_CAP:
+                im.seek(pages)
+                pages += 1
+                full += not (int(im.tag_v2.get(_TIFF_NEW_SUBFILE_TYPE, 0)) & 1)
+        except EOFError:
+            pass
         im.seek(0)
-        return max(full, 1)
-    return n
+        return _Layout(max(full, 1), im.size, capped=pages >= _TIFF_PAGE_CAP)
+    return _Layout(int(getattr(im, "n_frames", 1) or 1), im.size)
+
+
+def picture_count(im: Image.Image, path: str | os.PathLike | None = None) -> int:
+    """Pictures in an opened file: its frames, less MPO extras and reduced-resolution TIFF
+    subfiles (NewSubfileType bit 0, thumbnails), counted without decoding pixels (TIFF pages up
+    to 1000). ``path``: the file (needed for GIF; default ``im.filename``). Leaves ``im`` on
+    frame 0."""
+    return _layout(im, Path(path or im.filename)).count
 
 
 def _play_count(im: Image.Image) -> int:
@@ -353,6 +459,43 @@ def _play_count(im: Image.Image) -> int:
     if im.format == "GIF":
         return 1 if loop is None else (0 if int(loop) == 0 else int(loop) + 1)
     return 0 if loop is None else int(loop)
+
+
+# ------------------------------------------------------------------------------ JPEG scans
+# A marker as a decoder finds it: 0xFF, any fill 0xFFs, then a code that is neither a stuffed
+# zero nor a restart marker (those two occur inside entropy-coded data).
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
+
+
+def jpeg_scans_over(data: bytes, limit: int) -> bool:
+    """True when the first image of JPEG data has more than ``limit`` scans (SOS segments).
+
+    The segments are walked as libjpeg reads them: each marker's length is skipped, a scan's
+    entropy-coded data is skipped up to the next marker, bytes between segments are skipped
+    to the next marker, and the walk stops at EOI (an MPO's further pictures are not read).
+    Cost: one pass over the bytes; when the file does not even hold ``limit`` + 1 SOS byte pairs
+    anywhere, none at all. Why: every progressive scan is another pass over the whole image's
+    coefficients (EOB runs let one cover the image in a few bytes), so a 500 KB file of 20,000
+    scans keeps a decoder busy for minutes; libjpeg-turbo's answer is a scan limit
+    (``TJPARAM_SCANLIMIT``, ``djpeg -maxscans``), which Pillow does not expose.
+    """
+    if data.count(b"\xff\xda") <= limit:
+        return False
+    scans, i, n = 0, 2, len(data)
+    while True:
+        m = _JPEG_MARKER.search(data, i)
+        if m is None or m.end() + 2 > n:
+            return False
+        code, i = data[m.end() - 1], m.end()
+        if code == 0xD9:                                 # EOI
+            return False
+        if code in (0x01, 0xD8):                         # TEM, SOI: no length
+            continue
+        if code == 0xDA:
+            scans += 1
+            if scans > limit:
+                return True
+        i += int.from_bytes(data[i:i + 2], "big")
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -518,89 +661,209 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _decode(path: str | os.PathLike, max_pixels: int | None, max_bytes: int | None,
-            every_frame: bool) -> DecodedFrames:
-    from PIL import UnidentifiedImageError
+class FrameReader:
+    """An image file opened for decoding one frame at a time (:func:`open_frames`).
 
-    path = Path(path)
-    _check_bytes(path, max_bytes)
-    default_limit = max_pixels is None
-    limit = Image.MAX_IMAGE_PIXELS if default_limit else int(max_pixels)
-    if limit is not None and limit <= 0:
-        raise ValueError(f"max_pixels must be > 0, got {limit}")
-    try:
-        with _pixel_limit(limit), Image.open(path) as im:
-            _check_pixels(im.size, limit, default_limit)
-            count = picture_count(im)
-            if every_frame and count > 1 and im.format not in ANIMATED_FORMATS:
-                unit = "pages" if im.format == "TIFF" else "frames"
-                raise MultiFrameImage(
-                    f"holds {count} {unit} ({im.format}, not an animation); only single images "
-                    f"and animations ({', '.join(ANIMATED_FORMATS)}) are supported: save the "
-                    f"{unit} as separate files")
-            icc = im.info.get("icc_profile")
-            sixteen = _sixteen_bit_colour(path, im) if count == 1 else None
-            im.load()  # full decode of frame 0: truncated files fail here, not in a worker
-            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-            transforms: dict[str, tuple] = {}
+    Every limit is checked when the reader is made, from the file's header and structure,
+    before a pixel is decoded; iterating yields :class:`DecodedImage` s one by one (each with
+    its ``duration_ms``), so memory holds one frame, whatever the frame count. Use as a context
+    manager or call :meth:`close`.
 
-            def transform_for(cms_mode: str):
-                if cms_mode not in transforms:
-                    transforms[cms_mode] = _srgb_transform(icc, cms_mode)
-                return transforms[cms_mode]
+    Attributes (known before any decoding): ``format`` (Pillow's name), ``count`` (pictures in
+    the file, :func:`picture_count`), ``frames`` (how many iteration yields: ``count`` for an
+    animation read with ``every_frame``, else 1), ``canvas`` (width, height every frame is
+    composed on), ``loop`` (plays, as :class:`DecodedFrames`), ``has_alpha`` (some frame may
+    carry alpha: give every output frame one), ``gray`` (the frames are gray).
+    """
 
-            loop = _play_count(im)
-            frames, durations = [], []
-            for i in range(count if every_frame and im.format in ANIMATED_FORMATS else 1):
-                if i:
-                    im.seek(i)
-                    _check_pixels(im.size, limit, default_limit)
-                    im.load()
-                frames.append(_decode_loaded(im, sixteen if i == 0 else None, orientation, transform_for))
-                durations.append(float(im.info.get("duration") or 0.0))
-            fmt = im.format or ""
-    except UnreadableImage:
-        raise
-    except _OverLimit as exc:
-        raise ImageTooLarge("pixels", exc.size[0] * exc.size[1], limit, exc.size, default_limit) from None
-    except Image.DecompressionBombError as exc:  # Pillow's own check, should ours be bypassed
-        raise UnreadableImage(f"too many pixels ({_first_line(exc)})") from None
-    except UnidentifiedImageError:
-        raise UnreadableImage("not a readable image (unsupported format or corrupt)") from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
-        raise UnreadableImage(f"cannot decode image (corrupt or truncated: {_first_line(exc)})") from None
-    first = frames[0]
-    frames[0] = DecodedImage(first.rgb, first.alpha, first.gray, first.bit_depth, count, first.notes)
-    return DecodedFrames(frames, durations, loop, fmt)
+    def __init__(self, path: str | os.PathLike, *, max_pixels: int | None = None,
+                 max_bytes: int | None = None, max_side: int | None = None,
+                 max_frames: int | None = None, max_total_pixels: int | None = None,
+                 max_scans: int | None = MAX_JPEG_SCANS, every_frame: bool = True):
+        self.path = Path(path)
+        _check_bytes(self.path, max_bytes)
+        self._default_limit = max_pixels is None
+        self._limit = Image.MAX_IMAGE_PIXELS if self._default_limit else int(max_pixels)
+        if self._limit is not None and self._limit <= 0:
+            raise ValueError(f"max_pixels must be > 0, got {self._limit}")
+        self._max_side = max_side
+        self._im: Image.Image | None = None
+        self._next = 0
+        with self._decoding():
+            self._im = Image.open(self.path)
+            try:
+                self._check(max_side, max_frames, max_total_pixels, max_scans, every_frame)
+            except BaseException:
+                self.close()
+                raise
+
+    def _check(self, max_side, max_frames, max_total_pixels, max_scans, every_frame) -> None:
+        im = self._im
+        self._check_size(im.size)
+        layout = _layout(im, self.path)
+        self.format, self.count, self.canvas = im.format or "", layout.count, layout.canvas
+        if every_frame and self.count > 1 and self.format not in ANIMATED_FORMATS:
+            unit = "pages" if self.format == "TIFF" else "frames"
+            count = f"{self.count}{'+' if layout.capped else ''}"
+            raise MultiFrameImage(
+                f"holds {count} {unit} ({self.format}, not an animation); only single images "
+                f"and animations ({', '.join(ANIMATED_FORMATS)}) are supported: save the "
+                f"{unit} as separate files")
+        self.frames = self.count if every_frame and self.format in ANIMATED_FORMATS else 1
+        size = self.canvas if self.frames > 1 else im.size
+        self._check_size(size)
+        w, h = size
+        if max_frames is not None and self.frames > max_frames:
+            raise ImageTooLarge("frames", self.frames, max_frames, size)
+        if max_total_pixels is not None and self.frames * w * h > max_total_pixels:
+            raise ImageTooLarge("animation-pixels", self.frames * w * h, max_total_pixels, size,
+                                frames=self.frames)
+        if self.format in ("JPEG", "MPO") and max_scans is not None:
+            with open(self.path, "rb") as f:
+                if jpeg_scans_over(f.read(), max_scans):
+                    raise ImageTooLarge("scans", max_scans + 1, max_scans, size)
+        self.loop = _play_count(im)
+        self.has_alpha = (im.mode in _ALPHA_MODES or "transparency" in im.info
+                          or layout.transparency)
+        self.gray = im.mode in _GRAY_MODES and not layout.palettes
+        self._icc = im.info.get("icc_profile")
+        self._transforms: dict[str, tuple] = {}
+        self._orientation = 1
+
+    def _check_size(self, size: tuple[int, int]) -> None:
+        if self._max_side is not None and max(size) > self._max_side:  # the side first: the
+            raise ImageTooLarge("side", max(size), self._max_side, size)  # limit a user sets
+        _check_pixels(size, self._limit, self._default_limit)
+
+    @contextlib.contextmanager
+    def _decoding(self) -> Iterator[None]:
+        """Our pixel limit in place of Pillow's, and every failure as UnreadableImage."""
+        from PIL import UnidentifiedImageError
+
+        try:
+            with _pixel_limit(self._limit):
+                yield
+        except UnreadableImage:
+            raise
+        except _OverLimit as exc:
+            self._check_size(exc.size)  # over the side limit: say that
+            raise ImageTooLarge("pixels", exc.size[0] * exc.size[1], self._limit, exc.size,
+                                self._default_limit) from None
+        except Image.DecompressionBombError as exc:  # Pillow's own check, should ours be bypassed
+            raise UnreadableImage(f"too many pixels ({_first_line(exc)})") from None
+        except UnidentifiedImageError:
+            raise UnreadableImage("not a readable image (unsupported format or corrupt)") from None
+        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
+            raise UnreadableImage(f"cannot decode image (corrupt or truncated: {_first_line(exc)})") from None
+
+    def _transform_for(self, cms_mode: str):
+        if cms_mode not in self._transforms:
+            self._transforms[cms_mode] = _srgb_transform(self._icc, cms_mode)
+        return self._transforms[cms_mode]
+
+    def read(self) -> DecodedImage | None:
+        """The next frame, decoded; None after the last."""
+        if self._im is None:
+            raise ValueError("the reader is closed")
+        i = self._next
+        if i >= self.frames:
+            return None
+        im = self._im
+        with self._decoding():
+            if i == 0:
+                sixteen = _sixteen_bit_colour(self.path, im) if self.count == 1 else None
+                im.load()  # truncated files fail here, not in a worker
+                self._orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+            else:
+                sixteen = None
+                im.seek(i)
+                self._check_size(im.size)
+                im.load()
+            frame = _decode_loaded(im, sixteen, self._orientation, self._transform_for)
+            duration = float(im.info.get("duration") or 0.0)
+        self._next += 1
+        return DecodedImage(frame.rgb, frame.alpha, frame.gray, frame.bit_depth,
+                            self.count if i == 0 else 1, frame.notes, duration)
+
+    def __iter__(self) -> Iterator[DecodedImage]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def close(self) -> None:
+        if self._im is not None:
+            self._im.close()
+            self._im = None
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_frames(path: str | os.PathLike, *, max_pixels: int | None = None,
+                max_bytes: int | None = None, max_side: int | None = None,
+                max_frames: int | None = None, max_total_pixels: int | None = None,
+                max_scans: int | None = MAX_JPEG_SCANS) -> FrameReader:
+    """Open an image file for decoding frame by frame (every frame of a GIF, APNG or WebP
+    animation; the one picture of a still file): a :class:`FrameReader`.
+
+    Limits, all checked before any pixel is decoded (None = no limit):
+        max_bytes: the file size. max_pixels: width x height of each picture (None: Pillow's
+        ``MAX_IMAGE_PIXELS`` at call time; governs Pillow's decompression-bomb check within
+        this reader only); for an animation, of its canvas. max_side: the longer side.
+        max_frames: an animation's frames. max_total_pixels: frames x canvas pixels, what
+        decoding the whole animation composes (a 29 KB APNG of 300 one-pixel frames on a
+        1500x1500 canvas asks for 675 M). max_scans: a JPEG's scans (:func:`jpeg_scans_over`;
+        default :data:`MAX_JPEG_SCANS`).
+    Raises: :class:`ImageTooLarge` (over a limit), :class:`MultiFrameImage` (several pictures
+        that are not an animation), :class:`UnreadableImage` (missing, empty, not an image,
+        corrupt or truncated; also while iterating).
+    """
+    return FrameReader(path, max_pixels=max_pixels, max_bytes=max_bytes, max_side=max_side,
+                       max_frames=max_frames, max_total_pixels=max_total_pixels,
+                       max_scans=max_scans)
 
 
 def decode_image(path: str | os.PathLike, *, max_pixels: int | None = None,
-                 max_bytes: int | None = None) -> DecodedImage:
+                 max_bytes: int | None = None, max_side: int | None = None,
+                 max_scans: int | None = MAX_JPEG_SCANS) -> DecodedImage:
     """Decode the first picture of an image file by the rules of this module.
 
     Args:
         path: the file (any format Pillow opens; content decides, not the extension).
-        max_pixels: refuse pictures with more pixels (width x height, per frame); None means
-            Pillow's ``Image.MAX_IMAGE_PIXELS`` at call time (about 89.5 M; no limit if it is
-            None). Governs Pillow's decompression-bomb check within this call only.
+        max_pixels: refuse pictures with more pixels (width x height); None means Pillow's
+            ``Image.MAX_IMAGE_PIXELS`` at call time (about 89.5 M; no limit if it is None).
+            Governs Pillow's decompression-bomb check within this call only.
         max_bytes: refuse files larger than this; None = no limit.
+        max_side: refuse pictures with a longer side; None = no limit.
+        max_scans: refuse JPEGs with more scans (:func:`jpeg_scans_over`); None = no limit.
     Returns: :class:`DecodedImage` (``frames`` says how many pictures the file holds).
     Raises: :class:`ImageTooLarge` (over a limit), :class:`UnreadableImage` (missing, empty,
         not an image, corrupt or truncated).
     """
-    return _decode(path, max_pixels, max_bytes, every_frame=False).frames[0]
+    with FrameReader(path, max_pixels=max_pixels, max_bytes=max_bytes, max_side=max_side,
+                     max_scans=max_scans, every_frame=False) as reader:
+        return reader.read()
 
 
 def decode_frames(path: str | os.PathLike, *, max_pixels: int | None = None,
-                  max_bytes: int | None = None) -> DecodedFrames:
-    """Decode every frame of an animated GIF, APNG or WebP (a still file gives one frame).
+                  max_bytes: int | None = None, max_side: int | None = None,
+                  max_frames: int | None = None, max_total_pixels: int | None = None,
+                  max_scans: int | None = MAX_JPEG_SCANS) -> DecodedFrames:
+    """Decode every frame of an animated GIF, APNG or WebP (a still file gives one frame) into
+    memory: for large animations iterate :func:`open_frames` instead.
 
-    Limits as :func:`decode_image` (``max_pixels`` applies to each frame). Frames share the first
-    frame's colour profile and EXIF orientation.
+    Limits as :func:`open_frames`. Frames share the first frame's colour profile and EXIF
+    orientation.
     Raises: :class:`MultiFrameImage` for several pictures that are not an animation (multi-page
         TIFF and the like), and what :func:`decode_image` raises.
     """
-    return _decode(path, max_pixels, max_bytes, every_frame=True)
+    with open_frames(path, max_pixels=max_pixels, max_bytes=max_bytes, max_side=max_side,
+                     max_frames=max_frames, max_total_pixels=max_total_pixels,
+                     max_scans=max_scans) as reader:
+        frames = list(reader)
+        return DecodedFrames(frames, [f.duration_ms for f in frames], reader.loop, reader.format)
 
 
 def read_image_rgb(path: str | os.PathLike) -> np.ndarray:

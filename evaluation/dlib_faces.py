@@ -14,7 +14,12 @@ package (nothing is downloaded at run time) and run with the prebuilt ``dlib-bin
   notes it works less well from differently aligned boxes such as the MMOD detector's.
 - ``dlib_face_recognition_resnet_model_v1.dat``: a 29-layer ResNet mapping a 150x150 aligned
   face chip to a 128-D descriptor; same person when the Euclidean distance is below 0.6
-  (99.38% on LFW; dlib's face_recognition example).
+  (99.38% on LFW; dlib's face_recognition example). It runs here as its PyTorch port,
+  :class:`faces.dlib_encoder.DlibFaceEncoder` (dlib's chip alignment and network reproduced:
+  chips identical to ``dlib.get_face_chip``, descriptors within 1e-6 of
+  ``compute_face_descriptor``), so that many faces share one batched forward
+  (:meth:`DlibFaceAnalyser.describe_chips`). With ``jitters`` > 0 dlib's own network runs
+  instead: its random jitter is not reproduced.
 
 Licences: dlib is Boost Software License 1.0; the model files are Davis King's, released into
 the public domain / CC0 1.0, except that the 68-point predictor is trained on iBUG 300-W,
@@ -27,7 +32,8 @@ Choices that the metrics depend on:
   (On an output, ``face_metrics`` takes the box that matches the photo's face instead.)
 - Input is uint8 RGB (H, W, 3): dlib's detectors and ResNet take RGB, as PIL decodes.
 - Models load on first use, once per :class:`DlibFaceAnalyser` (about 1 s: the 68-point
-  predictor is a 100 MB file), never at import time.
+  predictor is a 100 MB file), never at import time. dlib detects and places the 68 points;
+  the descriptor is the PyTorch port's (above).
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ DLIB_REQUIREMENT = "dlib-bin==20.0.1.post1"
 MODELS_REQUIREMENT = "face-recognition-models==0.3.0"
 SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 FACE_RECOGNITION_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
+CHIP_SIZE = 150
 MMOD_FACE_DETECTOR = "mmod_human_face_detector.dat"
 DETECTORS = ("hog", "cnn")
 NUM_POINTS_68 = 68
@@ -127,14 +134,17 @@ class Face:
     box: where the shape predictor ran. landmarks: (68, 2) float64 pixel (x, y), iBUG 300-W
     order (0-based: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67; 36 and 45 are
     the outer eye corners). descriptor: (128,) float64, dlib's ResNet face descriptor (unit
-    scale: descriptors of one person lie within 0.6 of each other). detected: whether ``box``
-    came from the detector on this very image.
+    scale: descriptors of one person lie within 0.6 of each other), or None when the face was
+    analysed without it (``describe=False``: its chip waits for a batched forward). detected:
+    whether ``box`` came from the detector on this very image. chip: (150, 150, 3) uint8 RGB,
+    the aligned face the descriptor is computed from (dlib's ``get_face_chip``, padding 0.25).
     """
 
     box: FaceBox
     landmarks: np.ndarray
-    descriptor: np.ndarray
+    descriptor: np.ndarray | None
     detected: bool
+    chip: np.ndarray | None = None
 
 
 class DlibFaceAnalyser:
@@ -188,12 +198,49 @@ class DlibFaceAnalyser:
 
     @functools.cached_property
     def _encoder(self):
-        return self._dlib.face_recognition_model_v1(str(model_path(FACE_RECOGNITION_RESNET)))
+        """The descriptor network: the PyTorch port, or dlib's own for jittered descriptors."""
+        if self.jitters > 0:
+            return self._dlib.face_recognition_model_v1(str(model_path(FACE_RECOGNITION_RESNET)))
+        from faces.dlib_encoder import DlibFaceEncoder
+
+        return DlibFaceEncoder.from_package()
 
     def load(self) -> "DlibFaceAnalyser":
         """Load every model now (otherwise the first call does), e.g. to time scoring alone."""
         self._detect_fn, self._predictor, self._encoder  # noqa: B018 (cached on access)
         return self
+
+    def face_chip(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The (150, 150, 3) uint8 RGB chip that the descriptor sees: dlib's ``get_face_chip(
+        image, shape, 150, 0.25)`` of a uint8 RGB image and its (68, 2) pixel points, computed
+        by the PyTorch port of the alignment (identical chips)."""
+        import torch
+
+        from faces.dlib_encoder import extract_face_chips
+
+        rgb = check_rgb(image)
+        with torch.no_grad():
+            chip = extract_face_chips(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(),
+                                      torch.from_numpy(np.asarray(landmarks, np.float64))[None])
+        return np.ascontiguousarray(chip[0].permute(1, 2, 0).numpy().astype(np.uint8))
+
+    def describe_chips(self, chips: np.ndarray, batch: int = 64) -> np.ndarray:
+        """(N, 150, 150, 3) uint8 RGB chips -> (N, 128) float64 descriptors, ``batch`` chips
+        per forward of the PyTorch encoder (dlib's network, one chip at a time, when
+        ``jitters`` > 0)."""
+        chips = np.asarray(chips, np.uint8).reshape(-1, CHIP_SIZE, CHIP_SIZE, 3)
+        if self.jitters > 0:
+            return np.array([self._encoder.compute_face_descriptor(np.ascontiguousarray(c),
+                                                                   self.jitters)
+                             for c in chips], dtype=np.float64).reshape(-1, DESCRIPTOR_SIZE)
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(chips), batch):
+                x = torch.from_numpy(chips[i:i + batch]).permute(0, 3, 1, 2).float()
+                out.append(self._encoder(x).double().numpy())
+        return np.concatenate(out) if out else np.zeros((0, DESCRIPTOR_SIZE))
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         """Faces in a uint8 (H, W, 3) RGB image, largest box first (ties: higher score).
@@ -205,25 +252,28 @@ class DlibFaceAnalyser:
                  for r, s in self._detect_fn(rgb)]
         return sorted(boxes, key=lambda b: (-b.area, -b.score))
 
-    def analyse(self, image: np.ndarray, box: FaceBox, detected: bool = False) -> Face:
-        """68 landmarks and the descriptor of the face in ``box`` of a uint8 RGB image.
+    def analyse(self, image: np.ndarray, box: FaceBox, detected: bool = False,
+                describe: bool = True) -> Face:
+        """68 landmarks, chip and (``describe``) descriptor of the face in ``box`` of a uint8
+        RGB image.
 
         ``box`` may come from another image of the same frame (the photo's box on its output);
-        ``detected`` records whether it was found on this image.
+        ``detected`` records whether it was found on this image. ``describe=False`` leaves the
+        descriptor None, for :meth:`describe_chips` on many faces at once.
         """
         rgb = check_rgb(image)
         dlib = self._dlib
         rect = dlib.rectangle(int(box.left), int(box.top), int(box.right), int(box.bottom))
         shape = self._predictor(rgb, rect)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-        # The descriptor aligns its 150x150 chip (padding 0.25) from the 68 points itself.
-        descriptor = np.array(self._encoder.compute_face_descriptor(rgb, shape, self.jitters),
-                              dtype=np.float64)
-        return Face(box=box, landmarks=points, descriptor=descriptor, detected=detected)
+        # The 150x150 chip (padding 0.25) aligned from the 68 points, as compute_face_descriptor.
+        chip = self.face_chip(rgb, points)
+        descriptor = self.describe_chips(chip[None])[0] if describe else None
+        return Face(box=box, landmarks=points, descriptor=descriptor, detected=detected, chip=chip)
 
-    def find_face(self, image: np.ndarray) -> tuple[Face | None, int]:
+    def find_face(self, image: np.ndarray, describe: bool = True) -> tuple[Face | None, int]:
         """The largest detected face, analysed (or None), and the number of faces detected."""
         boxes = self.detect(image)
         if not boxes:
             return None, 0
-        return self.analyse(image, boxes[0], detected=True), len(boxes)
+        return self.analyse(image, boxes[0], detected=True, describe=describe), len(boxes)

@@ -25,6 +25,11 @@ A checkpoint's folder (default ``<run>/test/step_XXXXXX``) also holds ``grids/gr
 generator saw) and ``outputs/NNNN_<stem>.png`` (the cartoon). The folder of ``--outputs``
 (default ``<outputs>_scores`` beside it) holds only the three files above; index.html links
 the scored files where they are.
+
+Where test.py writes is checked before any work: no file it writes may land in a folder it
+reads (the photos, the outputs, the cartoon set; each is read recursively), and it never
+replaces a file it did not write: ``.toonface-test-files.json`` in its folder lists what it
+wrote there, so a rerun replaces its own files and stops at anyone else's.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ import csv
 import io
 import json
 import math
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -103,25 +110,127 @@ def not_independent(cfg: dict) -> tuple[dict[str, str], list[str]]:
     return marks, notes
 
 
-def check_out_dir(out_dir: str | Path, **inputs: str | Path | None) -> Path:
-    """``out_dir`` unless it is one of the input folders (``inputs``: flag name -> folder) or
-    inside one: what test.py writes there (photos/, outputs/ PNGs) would be read as input by
-    the next run; nor a place where files cannot be written (checked with a probe file, so the
-    refusal comes before any work). Raises ToonFaceError naming the flag."""
+# What test.py writes in its folder: the report files, and in checkpoint mode the image
+# subfolders. OWN_FILES lists (relative paths) every file test.py has written there, so a
+# rerun may replace its own files and never a file it did not write.
+REPORT_FILES = ("metrics.json", "per_image.csv", "index.html")
+IMAGE_SUBFOLDERS = ("grids", "photos", "outputs")
+OWN_FILES = ".toonface-test-files.json"
+
+
+def check_out_dir(out_dir: str | Path, subfolders: Iterable[str] = (), what: str = "--out",
+                  probe: bool = True, **inputs: str | Path | Iterable[str | Path] | None) -> Path:
+    """``out_dir`` unless a file test.py writes there would land among its inputs, or files
+    cannot be written there (checked with a probe file, so the refusal comes before any work).
+
+    ``inputs``: flag name -> input folder (or several); every input folder is read recursively,
+    so what is written in ``out_dir`` and in its ``subfolders`` (``photos/``, ``outputs/``,
+    ``grids/``) must be neither an input folder nor inside one: there it would be read as input
+    by the next run, and could replace a user's own file. Links are followed (a ``photos``
+    subfolder that is a link to the photo folder is that folder). Raises ToonFaceError naming
+    the flag (an input key with a dot, e.g. ``evaluate.reference.dir``, is a sweep file's key and
+    named as it is). ``what``: how the out folder is named; ``probe``: also check it can be
+    written."""
     from utils.io import check_writable
 
     out = Path(out_dir)
     o = out.resolve()
-    for flag, folder in inputs.items():
-        if not folder:
-            continue
-        f = Path(folder).resolve()
-        if o == f or f in o.parents:
-            where = "is" if o == f else "is inside"
-            raise ToonFaceError(f"--out {out} {where} the --{flag} folder {folder}: test.py's files "
-                                "there would be read as input by the next run; choose another --out")
-    check_writable(out, "--out", folder=True)
+    written = [("", o)] + [(sub, (o / sub).resolve()) for sub in subfolders]
+    for flag, given in inputs.items():
+        folders = [given] if isinstance(given, (str, Path)) else list(given or ())
+        label = flag if "." in flag else f"--{flag}"
+        for folder in folders:
+            f = Path(folder).resolve()
+            for sub, w in written:
+                if w != f and f not in w.parents:
+                    continue
+                if not sub:
+                    where = "is" if w == f else "is inside"
+                    raise ToonFaceError(f"{what} {out} {where} the {label} folder {folder}: the files "
+                                        "written there would be read as input by the next run; "
+                                        f"choose another {what}")
+                raise ToonFaceError(f"{what} {out}: its {sub}/ images are written into {out / sub}, "
+                                    f"which {'is' if w == f else 'is inside'} the {label} folder "
+                                    f"{folder}: they would mix with the inputs; choose another {what}")
+    if probe:
+        check_writable(out, what, folder=True)
     return out
+
+
+def planned_files(names: list[str], grids: bool = True) -> list[str]:
+    """The files (relative to the out folder) an evaluation of photos ``names`` writes:
+    checkpoint mode (``grids``) also writes the crops, the outputs and the grids."""
+    files = list(REPORT_FILES)
+    if grids:
+        files += [f"photos/{n}.png" for n in names] + [f"outputs/{n}.png" for n in names]
+        files += [f"grids/grid_{k:02d}.png" for k in range((len(names) + GRID_ROWS - 1) // GRID_ROWS)]
+    return files
+
+
+def _own_files(out: Path) -> set[str] | None:
+    """The files test.py recorded as its own in ``out`` (:data:`OWN_FILES`), or None without
+    a record. A folder test.py wrote before it kept the record is recognised by its
+    metrics.json, and its files of test.py's layout are counted as its own."""
+    try:
+        data = json.loads((out / OWN_FILES).read_text(encoding="utf-8"))
+        if isinstance(data, list):
+            return {str(x) for x in data}
+    except (OSError, ValueError):
+        pass
+    try:
+        m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(m, dict) and m.get("mode") in ("checkpoint", "outputs") and "summary" in m):
+        return None
+    layout = re.compile(r"^(metrics\.json|per_image\.csv|index\.html|grids/grid_\d+\.png|"
+                        r"(photos|outputs)/\d{4}_[^/]*\.png)$")
+    found = set()
+    for sub in ("", *IMAGE_SUBFOLDERS):
+        try:
+            entries = list((out / sub).iterdir()) if (out / sub).is_dir() else []
+        except OSError:
+            continue
+        for e in entries:
+            rel = f"{sub}/{e.name}" if sub else e.name
+            if layout.match(rel):
+                found.add(rel)
+    return found
+
+
+def check_own_files(out: Path, files: list[str]) -> list[str]:
+    """Refuse (ToonFaceError, one line) when one of ``files`` (relative to ``out``) exists and
+    test.py did not write it; returns the record to keep (:func:`claim_files`)."""
+    own = _own_files(out) or set()
+    for rel in files:
+        path = out / rel
+        if rel not in own and os.path.lexists(path):
+            raise ToonFaceError(f"--out {out}: {path} exists and was not written by test.py; it "
+                                "would be replaced: choose another --out (or move that file)")
+    return sorted(own | set(files))
+
+
+def claim_files(out: Path, record: list[str]) -> None:
+    """Record ``record`` as test.py's files in ``out`` before writing any of them."""
+    from utils.io import atomic_write_text
+
+    make_folder(out, "--out")
+    atomic_write_text(out / OWN_FILES, json.dumps(record, indent=0) + "\n")
+
+
+def _input_folders(photo_dir: str | None, photos: list | None, run: RunDir | None, cfg: dict,
+                   cartoon_dir: str | None) -> dict[str, list]:
+    """The folders an evaluation reads, by flag: the photos (``photo_dir``, else the folders of
+    the given or held-out photos and the run's photo folder) and the cartoon set."""
+    if photo_dir:
+        photo_folders = [photo_dir]
+    else:
+        listed = photos if photos is not None else (run.read_heldout() if run is not None else None)
+        photo_folders = sorted({str(Path(p).parent) for p in listed or ()})
+        if run is not None and cfg.get("photo_dir"):
+            photo_folders.append(cfg["photo_dir"])
+    cartoons = cartoon_dir or cfg.get("cartoon_dir")
+    return {"photo_dir": photo_folders, "cartoon_dir": [cartoons] if cartoons else []}
 
 
 # --------------------------------------------------------------------------- 2. photos
@@ -255,6 +364,9 @@ def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT
     needed = (SHAPE_PREDICTOR_68, FACE_RECOGNITION_RESNET)
     for f in needed + ((MMOD_FACE_DETECTOR,) if detector == "cnn" else ()):
         model_path(f)
+    from faces.dlib_encoder import RESNET_FILE
+
+    RESNET_FILE.path()  # the descriptor's weights: size and sha256 checked now
     return analyser
 
 
@@ -345,13 +457,14 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     else:
         gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
     # a given --out is checked before any work; the default one once the step is known
-    out_dir = check_out_dir(out, photo_dir=photo_dir) if out is not None else None
+    cfg = read_run_config(run)
+    inputs = _input_folders(photo_dir, photos, run, cfg, cartoon_dir)
+    out_dir = check_out_dir(out, IMAGE_SUBFOLDERS, **inputs) if out is not None else None
     dev = resolve_device(str(device))
     if style:
         G = G.to(dev)
     else:  # a bad file is the one line reported, before notes and before the photos are read
         G, meta = load_generator(gen_path, dev)
-    cfg = read_run_config(run)
     if landmark_detector is None and landmark_model is None:
         landmark_detector, landmark_model = cfg.get("landmark_detector"), cfg.get("landmark_model")
     spec = resolve_detector(landmark_detector, landmark_model)
@@ -363,7 +476,9 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     if out_dir is None:
         base = run if run is not None else RunDir(gen_path.parent)
         out_dir = check_out_dir(base.test_dir(gstep if isinstance(gstep, int) else None, label),
-                                photo_dir=photo_dir)
+                                IMAGE_SUBFOLDERS, **inputs)
+    names = [f"{i:04d}_{p.stem}" for i, p in enumerate(paths)]
+    own = check_own_files(out_dir, planned_files(names))  # before any work, as the folders
     size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)
     superpixel = superpixel or cfg.get("superpixel", "fast")
     seg_num = int(seg_num or cfg.get("seg_num", 200))
@@ -377,7 +492,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     detector = CachedDetector(spec)
     try:
         crops = load_crops(paths, size, cfg.get("load_size") if size == cfg.get("image_size") else None)
-        names = [f"{i:04d}_{p.stem}" for i, p in enumerate(paths)]
+        claim_files(out_dir, own)
         pairs, grids = generate_outputs(toon, G, crops, names, paths, out_dir, detector,
                                         batch_size, superpixel, seg_num)
         result: dict[str, Any] = {
@@ -479,7 +594,8 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
     pairing = pair_folders(photo_dir, outputs)
     file_pairs = pairing.pairs[:num] if num is not None else pairing.pairs
     out_dir = check_out_dir(out or default_scores_dir(outputs), photo_dir=photo_dir,
-                            outputs=outputs)
+                            outputs=outputs, cartoon_dir=cartoon_dir)
+    own = check_own_files(out_dir, planned_files([], grids=False))
     spec = resolve_detector(landmark_detector, landmark_model)
     if spec.note:
         echo(f"note: {spec.note}")
@@ -494,7 +610,7 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
             notes.append(f"{len(files)} {what}, not scored: "
                          + ", ".join(p.name for p in files[:5]) + (" ..." if len(files) > 5 else ""))
             echo("notice: " + notes[-1])
-    make_folder(out_dir, "--out")
+    claim_files(out_dir, own)
     echo(f"scoring {len(file_pairs)} outputs from {outputs} against photos from {photo_dir} "
          f"-> {out_dir}")
     uses_landmarks = spec.name != "dlib"  # dlib's NME is nme68 already (scoring docstring)

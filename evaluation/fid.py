@@ -6,9 +6,17 @@ The feature extractor is the one StyleGAN2-ADA / StyleGAN3 use, ``inception-2015
 looked for in ``--inception``, then ``checkpoints/``, then the torch hub cache. Any TorchScript
 module with that calling convention works (the tests write a tiny one).
 
-- FID (Heusel et al. 2017): ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), ``scipy.linalg.sqrtm``,
-  real part; when the product is near-singular the square root is retried on
-  (S1 + eps I)(S2 + eps I), as pytorch-fid does.
+- FID (Heusel et al. 2017): ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)). The trace term is
+  the sum of the square roots of the eigenvalues of S1 S2, which are those of the symmetric
+  positive semi-definite S1^(1/2) S2 S1^(1/2): two symmetric eigendecompositions, exact for
+  singular covariances too (no eps, no ``LinAlgWarning``). ``scipy.linalg.sqrtm`` of the
+  non-symmetric product (pytorch-fid's way) warns "Matrix is singular" and goes complex there.
+- How many samples: the covariance of N features has rank N - 1 at most, so with fewer than
+  ``FEATURE_DIM + 1`` = 2049 images on a side it is singular. FID is still defined and computed
+  exactly, but it is biased upward, strongly so for small N (Chong and Forsyth, CVPR 2020,
+  "Effectively unbiased FID and Inception score"): compare such values only between
+  evaluations with the same N, and prefer KID, which is unbiased at any N. The usual figures
+  use 10k-50k images; ``fid_kid`` adds a note below 2049.
 - KID (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel
   k(x, y) = (x.y / d + 1)^3, averaged over random subsets of ``min(subset_size, n, m)`` items;
   mean and standard deviation over the subsets.
@@ -28,11 +36,10 @@ FEATURE_DIM = 2048
 
 
 # ------------------------------------------------------------------------------ the metrics
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (float64 math)."""
-    from scipy import linalg
-
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+                     ) -> float:
+    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (float64 math); the
+    covariances may be singular (see the module docstring)."""
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
     sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -40,12 +47,23 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, "
                          f"sigma {sigma1.shape} vs {sigma2.shape}")
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = np.real(covmean)  # tiny imaginary parts come from numerical error
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
+                 - 2.0 * trace_sqrt_product(sigma1, sigma2))
+
+
+def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a covariance (eigenvalues below 0, rounding, set to 0)."""
+    w, v = np.linalg.eigh((sigma + sigma.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((sigma1 sigma2)^(1/2)) of two covariances: the sum of the square roots of the
+    eigenvalues of sigma1^(1/2) sigma2 sigma1^(1/2) (symmetric, positive semi-definite, with
+    the eigenvalues of sigma1 sigma2)."""
+    root = _psd_sqrt(sigma1)
+    m = root @ sigma2 @ root
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0.0, None)).sum())
 
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,9 +174,17 @@ class InceptionFeatures:
 
 def fid_kid(fake: np.ndarray, real: np.ndarray, num_subsets: int = 100, subset_size: int = 1000
             ) -> dict:
-    """{"fid", "kid", "kid_std", "n_fake", "n_real"} of two feature sets; None where too few."""
-    out = {"fid": None, "kid": None, "kid_std": None, "n_fake": int(len(fake)), "n_real": int(len(real))}
+    """{"fid", "kid", "kid_std", "n_fake", "n_real", "note"} of two feature sets; None where
+    too few; ``note``: why the FID is biased (fewer samples than feature dimensions + 1)."""
+    out = {"fid": None, "kid": None, "kid_std": None, "n_fake": int(len(fake)),
+           "n_real": int(len(real)), "note": None}
     if len(fake) >= 2 and len(real) >= 2:
         out["fid"] = fid_from_features(fake, real)
         out["kid"], out["kid_std"] = kid_from_features(fake, real, num_subsets, subset_size)
+        dim = np.asarray(fake).shape[1]
+        n = min(len(fake), len(real))
+        if n <= dim:
+            out["note"] = (f"FID from {n} images (covariances of rank < {dim}): biased upward, "
+                           f"comparable only at the same count; it needs {dim + 1}+ images "
+                           "(10k-50k usual); KID is unbiased at any count")
     return out

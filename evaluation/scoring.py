@@ -144,13 +144,15 @@ class _Features:
 
 
 class _DlibJudge:
-    """``face_metrics.score_pair`` of each pair, in this process or in ``workers`` processes.
+    """``face_metrics.measure_pair`` of each pair (dlib's faces, points and nme68, and the two
+    aligned chips), in this process or in ``workers`` processes.
 
     dlib holds the GIL while it runs, so threads would not help; on 2 cores two worker
     processes score the 49 fixture pairs in about half the time, while this process reads
     the next pairs and measures style and the mediapipe NME. Results come back in order.
     Workers are spawned (a forked child of a process running mediapipe or torch threads can
-    deadlock) and load the dlib models once each.
+    deadlock) and load the dlib models once each. The descriptors of the chips are computed
+    in this process, many pairs per forward (``face_metrics.IdentityBatch``).
     """
 
     def __init__(self, analyser, workers: int = 0):
@@ -168,12 +170,13 @@ class _DlibJudge:
                 self.pool.submit(_worker_analyser, *self.settings)
 
     def submit(self, photo: np.ndarray, output: np.ndarray, name) -> Future:
+        """A future of ``(record, chips)``."""
         if self.pool is not None:
-            return self.pool.submit(_score_in_worker, self.settings, photo, output, name)
-        from evaluation.face_metrics import score_pair
+            return self.pool.submit(_measure_in_worker, self.settings, photo, output, name)
+        from evaluation.face_metrics import measure_pair
 
         done: Future = Future()
-        done.set_result(score_pair(photo, output, self.analyser, name=name))
+        done.set_result(measure_pair(photo, output, self.analyser, name=name))
         return done
 
     def close(self) -> None:
@@ -183,16 +186,22 @@ class _DlibJudge:
 
 @functools.lru_cache(maxsize=1)
 def _worker_analyser(detector: str, upsample: int, jitters: int):
-    """The dlib analyser of a worker process, loaded on its first task and kept for the rest."""
+    """The dlib analyser of a worker process, loaded on its first task and kept for the rest
+    (its detector and shape predictor: the descriptors are computed by the parent)."""
+    import torch
+
     from evaluation.dlib_faces import DlibFaceAnalyser
 
-    return DlibFaceAnalyser(detector, upsample, jitters).load()
+    torch.set_num_threads(1)  # the chip alignment is a few small ops; the cores run dlib
+    analyser = DlibFaceAnalyser(detector, upsample, jitters)
+    analyser._detect_fn, analyser._predictor  # noqa: B018 (loaded now, cached)
+    return analyser
 
 
-def _score_in_worker(settings: tuple, photo: np.ndarray, output: np.ndarray, name) -> dict:
-    from evaluation.face_metrics import score_pair
+def _measure_in_worker(settings: tuple, photo: np.ndarray, output: np.ndarray, name) -> tuple:
+    from evaluation.face_metrics import measure_pair
 
-    return score_pair(photo, output, _worker_analyser(*settings), name=name)
+    return measure_pair(photo, output, _worker_analyser(*settings), name=name)
 
 
 @contextlib.contextmanager
@@ -242,7 +251,7 @@ def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector:
     "fid": {...} | None, "fid_reason", "notes": [...]}``. Raises ToonFaceError when there is no
     pair at all.
     """
-    from evaluation.face_metrics import error_record, summarise_face_pairs
+    from evaluation.face_metrics import IdentityBatch, error_record, summarise_face_pairs
     from evaluation.nme import pair_nme
     from evaluation.style import image_style, mean_style
 
@@ -257,15 +266,16 @@ def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector:
     records, rows, style_out, style_photo = [], [], [], []
     photo_found = both_found = 0
     first_size = None
+    # The descriptor forward keeps to one thread, beside the dlib workers as the style does;
+    # also without workers, so that both give the same bits (oneDNN's sums may be split by
+    # thread count).
+    identity = IdentityBatch(analyser, context=_one_torch_thread)
 
-    def finish(row: dict, rec) -> None:
-        rec = rec.result() if isinstance(rec, Future) else rec
+    def finish(row: dict, done) -> None:
+        rec, chips = done.result() if isinstance(done, Future) else (done, None)
         records.append(rec)
-        row.update(status=rec["status"], error=rec["error"], nme68=rec["nme68"],
-                   identity_distance=rec["identity_distance"],
-                   identity_cosine=rec["identity_cosine"], same_person=rec["identity_same"],
-                   face_found_dlib=rec["output_face_found"], dlib_output_box=rec["output_box"])
         rows.append(row)
+        identity.add(rec, chips)  # fills rec's identity now or at the last flush
 
     judge = _DlibJudge(analyser, workers)
     pending: deque = deque()  # pairs whose dlib record is being computed, in order
@@ -297,8 +307,14 @@ def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector:
                 finish(*pending.popleft())
         while pending:
             finish(*pending.popleft())
+        identity.flush()
     finally:
         judge.close()
+    for row, rec in zip(rows, records):
+        row.update(status=rec["status"], error=rec["error"], nme68=rec["nme68"],
+                   identity_distance=rec["identity_distance"],
+                   identity_cosine=rec["identity_cosine"], same_person=rec["identity_same"],
+                   face_found_dlib=rec["output_face_found"], dlib_output_box=rec["output_box"])
     if not records:
         raise ToonFaceError("no (photo, output) pairs to score")
     failed = [r for r in rows if r["status"] == "error"]
@@ -334,6 +350,9 @@ def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector:
                                      kid_subsets)
         if len(fake_f) < 2:
             notes.append("FID/KID need at least 2 images")
+        else:
+            notes += sorted({fid[ref]["note"] for ref in ("cartoon", "photo")
+                             if ref in fid and fid[ref].get("note")})
         for ref in ("cartoon", "photo"):
             if ref in fid:
                 summary[f"fid_{ref}"] = fid[ref]["fid"]

@@ -49,6 +49,7 @@ from models.generator import Generator
 from models.guided_filter import guided_filter
 from utils.device import resolve_device
 from utils.errors import ToonFaceError
+from utils.numbers import finite
 
 INFERENCE_EPS = 5e-3  # white-box's final guided filter at inference (r=1)
 GUIDED_FILTER_R = 1
@@ -160,10 +161,9 @@ class Cartoonizer:
                  landmark_detector=None, landmark_model=None,
                  notice: Callable[[str], Any] | None = None,
                  runtime: Callable[[torch.Tensor], torch.Tensor] | None = None):
-        if not 0.0 <= strength <= 1.0:
-            raise ToonFaceError(f"strength must be in [0, 1], got {strength}")
-        if eps <= 0:
-            raise ToonFaceError(f"eps must be > 0, got {eps}")
+        # NaN passes every comparison: finite() refuses it (and inf) by name
+        strength = finite(strength, "strength", 0.0, 1.0)
+        eps = finite(eps, "eps", 0.0, low_open=True)
         self.notice = notice or (lambda msg: None)
         self.tile, self.overlap = check_tiling(int(tile), int(overlap), self.notice)
         self.device = torch.device(device)
@@ -382,6 +382,7 @@ def blend(photo: np.ndarray, cartoon: np.ndarray, strength: float) -> np.ndarray
 
 
 def cartoonize_files(toon: Cartoonizer, jobs: list, *, max_pixels: int | None, max_bytes: int | None,
+                     max_animation_pixels: int | None = None,
                      batch: int = 1, progress: bool = True, temporal: float = 0.0,
                      flow_max_side: int | None = DEFAULT_FLOW_MAX_SIDE,
                      report: Callable[[str], Any] = print,
@@ -389,7 +390,10 @@ def cartoonize_files(toon: Cartoonizer, jobs: list, *, max_pixels: int | None, m
     """Process ``inference.io.Job`` s one by one; returns one error line per failed job.
 
     Videos are transcoded by :func:`inference.video.transcode` (H.264, audio kept) through
-    :meth:`Cartoonizer.video`; animations go through it as well. ``temporal``/``flow_max_side``:
+    :meth:`Cartoonizer.video`; animations go through it as well, decoded and written frame by
+    frame. ``max_pixels`` (per image or frame), ``max_bytes`` (image files) and
+    ``max_animation_pixels`` (frames x canvas pixels; None: ``inference.io``'s default) are
+    checked before decoding. ``temporal``/``flow_max_side``:
     the stabiliser (:class:`inference.temporal.TemporalStabilizer`; 0 = off). ``on_video(job,
     result)`` is called after each video is written (``result``: its
     :class:`inference.video.TranscodeResult`). A failure (unreadable file, limit exceeded, ...)
@@ -402,8 +406,8 @@ def cartoonize_files(toon: Cartoonizer, jobs: list, *, max_pixels: int | None, m
         toon.notice = lambda msg, src=job.src: report(f"notice: {src}: {msg}")
         try:
             if job.kind == "image":
-                _cartoonize_image(toon, job, max_pixels, max_bytes, batch, temporal,
-                                  flow_max_side, report)
+                _cartoonize_image(toon, job, max_pixels, max_bytes, max_animation_pixels, batch,
+                                  temporal, flow_max_side, report)
             else:
                 result = _cartoonize_video(toon, job, max_pixels, batch, progress, temporal,
                                            flow_max_side, report)
@@ -420,35 +424,51 @@ def cartoonize_files(toon: Cartoonizer, jobs: list, *, max_pixels: int | None, m
 
 
 def _cartoonize_image(toon: Cartoonizer, job, max_pixels: int | None, max_bytes: int | None,
-                      batch: int, temporal: float, flow_max_side: int | None,
-                      report: Callable[[str], Any]) -> None:
+                      max_animation_pixels: int | None, batch: int, temporal: float,
+                      flow_max_side: int | None, report: Callable[[str], Any]) -> None:
     """A still image -> PNG; an animation -> animated PNG, every frame, its times and loop kept.
 
     The decoded RGB is sRGB with invisible pixels filled (``datasets.images``), so the cartoon
     depends only on what is visible; the file's alpha is re-attached unchanged. An animation's
-    frames are a clip: they go through :meth:`Cartoonizer.video` (face tracking, ``temporal``).
+    frames are a clip: they go through :meth:`Cartoonizer.video` (face tracking, ``temporal``),
+    ``batch`` at a time, decoded and written as they go (memory holds a batch, not the
+    animation).
     """
-    from inference.io import read_frames, write_animation, write_image
+    from inference.io import DEFAULT_MAX_ANIMATION_PIXELS, animation_writer, image_frames, write_image
 
-    decoded = read_frames(job.src, max_pixels=max_pixels, max_bytes=max_bytes)
-    for note in decoded.notes:
-        report(f"notice: {job.src}: {note}")
-    frames = decoded.frames
-    if len(frames) == 1:
-        write_image(job.dst, toon.stylize_batch([frames[0].rgb])[0], frames[0].alpha,
-                    frames[0].gray)
-        return
-    clip = toon.video(temporal, flow_max_side)
-    outs: list[np.ndarray] = []
-    for i in range(0, len(frames), max(1, batch)):
-        outs += clip([f.rgb for f in frames[i:i + batch]])
-    for note in clip.notices():
-        report(f"notice: {job.src}: {note}")
-    write_animation(job.dst, outs, [f.alpha for f in frames], decoded.durations_ms, decoded.loop,
-                    gray=all(f.gray for f in frames))
-    loop = "forever" if decoded.loop == 0 else f"{decoded.loop} play(s)"
-    report(f"notice: {job.src}: {len(frames)}-frame {decoded.format} animation written as an "
-           f"animated PNG (frame times kept, loop {loop})")
+    budget = DEFAULT_MAX_ANIMATION_PIXELS if max_animation_pixels is None else max_animation_pixels
+    with image_frames(job.src, max_pixels=max_pixels, max_bytes=max_bytes,
+                      max_animation_pixels=budget) as reader:
+        if reader.frames == 1:
+            frame = reader.read()
+            for note in frame.notes:
+                report(f"notice: {job.src}: {note}")
+            write_image(job.dst, toon.stylize_batch([frame.rgb])[0], frame.alpha, frame.gray)
+            return
+        clip = toon.video(temporal, flow_max_side)
+        with animation_writer(job.dst, alpha=reader.has_alpha, gray=reader.gray,
+                              loop=reader.loop) as out:
+            pending: list = []
+
+            def flush() -> None:
+                for f, cartoon in zip(pending, clip([f.rgb for f in pending])):
+                    out.add(cartoon, f.alpha, f.duration_ms)
+                pending.clear()
+
+            for frame in reader:
+                if frame.frames > 1:  # the first frame carries the file's notes
+                    for note in frame.notes:
+                        report(f"notice: {job.src}: {note}")
+                pending.append(frame)
+                if len(pending) >= max(1, batch):
+                    flush()
+            if pending:
+                flush()
+        for note in clip.notices():
+            report(f"notice: {job.src}: {note}")
+        loop = "forever" if reader.loop == 0 else f"{reader.loop} play(s)"
+        report(f"notice: {job.src}: {reader.frames}-frame {reader.format} animation written as an "
+               f"animated PNG (frame times kept, loop {loop})")
 
 
 def _cartoonize_video(toon: Cartoonizer, job, max_pixels: int | None, batch: int, progress: bool,

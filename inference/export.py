@@ -32,6 +32,7 @@ from torch import nn
 from inference.cartoonizer import CONTEXT, GUIDED_FILTER_R, INFERENCE_EPS, pad_context
 from models.generator import LRELU_SLOPE, Generator
 from utils.errors import ToonFaceError
+from utils.numbers import finite
 from utils.io import atomic_save, atomic_write_bytes
 
 ONNX_OPSET = 17
@@ -81,7 +82,8 @@ class ExportableCartoonizer(nn.Module):
         super().__init__()
         if not isinstance(generator, Generator):
             raise TypeError(f"expected models.Generator, got {type(generator).__name__}")
-        self.G, self.eps = generator.eval(), float(eps)
+        # a NaN or inf eps would be baked into the graph: every output NaN (or the raw G)
+        self.G, self.eps = generator.eval(), finite(eps, "eps", 0.0, low_open=True)
 
     def _up(self, x: torch.Tensor) -> torch.Tensor:
         if self.G.upsample == "tf":
@@ -89,8 +91,12 @@ class ExportableCartoonizer(nn.Module):
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2], x.shape[-1]
-        return self.generate(pad_context(x))[..., CONTEXT:CONTEXT + h, CONTEXT:CONTEXT + w].clamp(-1.0, 1.0)
+        b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        out = self.generate(pad_context(x))[..., CONTEXT:CONTEXT + h, CONTEXT:CONTEXT + w].clamp(-1.0, 1.0)
+        # ONNX shape inference loses every dimension of a Slice with computed bounds, and the
+        # exporter then names the output's channel axis 'Clipcartoon_dim_1': a reshape to the
+        # generator's (constant) channel count states it (no copy; dims 0, 2, 3 stay dynamic)
+        return out.reshape(b, self.G.out.out_channels, h, w)
 
     def generate(self, x: torch.Tensor) -> torch.Tensor:
         """Generator + guided filter of (B, 3, H, W) in [-1, 1], H and W multiples of 4; unclamped."""

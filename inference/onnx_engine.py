@@ -17,6 +17,14 @@ Hashing the weights rather than a file covers blends of styles (which have no fi
 one cache entry to the same weights saved in two places; a changed generator file gets a new
 entry. Files are written atomically, so runs sharing a cache never read half a file.
 
+The cache is bounded: every distinct blend weight is another generator, hence another file (5.9
+MB for the white-box generator), so a service answering blends would otherwise fill the disk.
+After each export the least recently used files (a hit touches its file's mtime) are removed
+until at most ``max_files`` files and ``max_bytes`` bytes remain (defaults
+:data:`CACHE_MAX_FILES`, :data:`CACHE_MAX_BYTES`), never the file just written or used; the
+temporary files of writes killed midway are removed once they are an hour old. Only this
+module's own file names are ever removed from the folder.
+
 The exported model is float32: onnxruntime's CPU kernels have no bfloat16 convolutions, so
 ``--precision bf16`` is refused with this engine (one line) rather than silently run in fp32.
 """
@@ -39,6 +47,12 @@ from utils.errors import ToonFaceError
 EXPORT_VERSION = 1
 ENGINES = ("torch", "onnxruntime")
 EXPORT_SIZE = 256  # the trace's example input (the files take any multiple of 4)
+# The cache's bounds (serve.py --cache-max-files / --cache-max-bytes): 32 white-box generators
+# are 189 MB, so the count binds first for them; the bytes bound covers larger generators.
+CACHE_MAX_FILES = 32
+CACHE_MAX_BYTES = 256 * 2**20
+CACHE_PREFIX, CACHE_SUFFIX = "generator-", ".onnx"
+STALE_TMP_SECONDS = 3600.0  # a write's temporary file older than this was left by a killed run
 
 
 def default_cache_dir() -> Path:
@@ -93,15 +107,70 @@ def generator_key(generator: torch.nn.Module, eps: float) -> str:
     return h.hexdigest()[:32]
 
 
-def cached_onnx(generator: torch.nn.Module, eps: float, cache_dir: str | os.PathLike) -> Path:
+def prune_cache(cache_dir: str | os.PathLike, keep: Path | None = None,
+                max_files: int = CACHE_MAX_FILES, max_bytes: int = CACHE_MAX_BYTES) -> list[Path]:
+    """Remove the least recently used (oldest mtime) cached ONNX files of ``cache_dir`` until at
+    most ``max_files`` files and ``max_bytes`` bytes remain, ``keep`` excepted (it stays even
+    alone over ``max_bytes``), and the temporary files of killed writes; returns what was
+    removed. Files another process removes meanwhile are skipped."""
+    import time
+
+    from utils.io import TMP_SUFFIX
+
+    folder = Path(cache_dir)
+    entries, removed = [], []
+    now = time.time()
+    try:
+        names = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in names:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not entry.is_file(follow_symlinks=False):
+            continue
+        name = entry.name
+        if name.startswith(f".{CACHE_PREFIX}") and name.endswith(TMP_SUFFIX):
+            if now - st.st_mtime > STALE_TMP_SECONDS:
+                removed.append(Path(entry.path))
+        elif name.startswith(CACHE_PREFIX) and name.endswith(CACHE_SUFFIX):
+            if keep is None or Path(entry.path) != Path(keep):
+                entries.append((st.st_mtime, st.st_size, Path(entry.path)))
+    entries.sort(key=lambda e: e[0], reverse=True)  # most recently used first
+    kept_files = 1 if keep is not None else 0
+    kept_bytes = Path(keep).stat().st_size if keep is not None and Path(keep).is_file() else 0
+    for i, (_, size, path) in enumerate(entries):
+        if kept_files + 1 > max_files or kept_bytes + size > max_bytes:
+            removed.extend(p for _, _, p in entries[i:])  # this one and every older one
+            break
+        kept_files, kept_bytes = kept_files + 1, kept_bytes + size
+    gone = []
+    for path in removed:
+        try:
+            path.unlink()
+            gone.append(path)
+        except OSError:
+            pass  # gone meanwhile, or a read-only cache shared with others: left to its owner
+    return gone
+
+
+def cached_onnx(generator: torch.nn.Module, eps: float, cache_dir: str | os.PathLike,
+                max_files: int = CACHE_MAX_FILES, max_bytes: int = CACHE_MAX_BYTES) -> Path:
     """The ONNX file of ``generator`` + guided filter (``eps``) in ``cache_dir``, exported there
-    first when it is missing. Raises ToonFaceError (one line) where the folder cannot be
+    first when it is missing; the cache is then pruned to ``max_files`` files and ``max_bytes``
+    bytes (:func:`prune_cache`). Raises ToonFaceError (one line) where the folder cannot be
     written."""
     from inference.export import ExportableGenerate, export_onnx
     from utils.io import check_writable
 
-    path = Path(cache_dir) / f"generator-{generator_key(generator, eps)}.onnx"
+    path = Path(cache_dir) / f"{CACHE_PREFIX}{generator_key(generator, eps)}{CACHE_SUFFIX}"
     if path.is_file():
+        try:
+            os.utime(path)  # used now: the last file the pruning would pick
+        except OSError:
+            pass  # a read-only cache still serves its files
         return path
     check_writable(cache_dir, "--cache-dir", folder=True)
     try:
@@ -114,6 +183,7 @@ def cached_onnx(generator: torch.nn.Module, eps: float, cache_dir: str | os.Path
     module = ExportableGenerate(generator.eval(), eps)
     with torch.no_grad():
         export_onnx(module, path, EXPORT_SIZE, EXPORT_SIZE)
+    prune_cache(cache_dir, keep=path, max_files=max_files, max_bytes=max_bytes)
     return path
 
 

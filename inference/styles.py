@@ -7,13 +7,21 @@ The registry looks in a styles folder (``--styles-dir``, default ``checkpoints/`
 - every run folder directly inside it (``<run>/generator/latest.pt``, utils/run_dir.py), and
 - every generator ``.pt`` file directly inside it (e.g. exported or downloaded styles).
 
-Names are matched without regard to case. When two generators carry the same name, the newest
-(its ``saved_at`` metadata, else the file's modification time) wins and the listing says which
-one it shadows. A file that is not a ToonFace generator (broken, foreign, a full training
-state without a style) is skipped with one warning line.
+A generator file that records no style name (written before named styles existed) is still
+a style, named by its run folder (``<run>/generator/latest.pt``) or else its file stem; a
+pretraining generator (``kind`` "pretrain": it reconstructs photos) is not a style.
+
+Names are matched without regard to case or Unicode normalisation (``é`` typed as one code
+point or as ``e`` + accent is one name: they print alike). When two generators carry the same
+name, the newest (its ``saved_at`` metadata, else the file's modification time) wins and the
+listing says which one it shadows. A file that is not a ToonFace generator (broken, foreign, a
+full training state without a style), a ``.pt`` entry that is a folder or a link that leads
+nowhere, and a style whose name ``--style`` could never select (``=`` or ``,`` in it, spaces
+around it: see :func:`models.checkpoint.style_name_problem`) are skipped with one warning line
+each. Names and paths are printed with control characters escaped.
 
 Blends: ``hayao=0.7,shinkai=0.3`` is the generator whose weights are the weighted mean of the
-styles' weights (weights >= 0, normalised to sum 1). Generators fine-tuned from one pretrained
+styles' weights (finite weights >= 0, normalised to sum 1; any scale, 1e308 included). Generators fine-tuned from one pretrained
 parent stay close in weight space, so their mean is a generator in between; this is only
 allowed when every style records the same pretrained parent (``pretrained_hash``, the content
 hash of the pretrained weights at the root of its lineage), the same architecture and the
@@ -21,9 +29,13 @@ same training image size.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import math
 import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +43,8 @@ from typing import Any, Callable
 
 import torch
 
-from models.checkpoint import load_checkpoint_file, load_generator
+from models.checkpoint import (_generator_parts, check_generator_output, check_generator_weights,
+                               load_checkpoint_file, load_generator, style_name_problem)
 from models.generator import Generator
 from utils.errors import ToonFaceError
 from utils.run_dir import RunDir
@@ -58,7 +71,21 @@ class Style:
 
     @property
     def key(self) -> str:
-        return self.name.casefold()
+        return style_key(self.name)
+
+
+def style_key(name: str) -> str:
+    """What style names are matched by: case-folded, in one Unicode normal form (NFC and NFD
+    spellings of a name print alike, so they are one name)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other non-printing characters escaped (``\\n``, ``\\x1b``),
+    so a name or a path cannot move the cursor, clear the screen or forge a line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _saved_time(meta: dict[str, Any], path: Path) -> float:
@@ -71,26 +98,94 @@ def _saved_time(meta: dict[str, Any], path: Path) -> float:
     return path.stat().st_mtime
 
 
+def unnamed_style_name(path: Path) -> str:
+    """The name of a generator that records none: its run (``<run>/generator/latest.pt``), else
+    its file stem."""
+    path = Path(path)
+    if path.parent.name == "generator" and path.parent.parent.name:
+        return path.parent.parent.name
+    return path.stem
+
+
 def read_style(path: Path) -> Style | None:
-    """The style a generator file declares, None when it declares none (e.g. pretraining).
-    Raises ToonFaceError for a file that is not a ToonFace generator."""
+    """The style of a generator file: the name it records, else :func:`unnamed_style_name`;
+    None for a pretraining generator. Raises ToonFaceError for a file that is not a ToonFace
+    generator."""
     obj = load_checkpoint_file(path)
     if obj.get("format") != "toonface-generator":
         raise ToonFaceError(f"{path}: not a ToonFace generator file")
-    if not obj.get("style"):
-        return None
-    return Style(str(obj["style"]), path, obj.get("step"), obj.get("image_size"),
+    name = obj.get("style")
+    if not name:
+        if obj.get("kind") == "pretrain":
+            return None
+        name = unnamed_style_name(path)
+    return Style(str(name), path, obj.get("step"), obj.get("image_size"),
                  obj.get("metrics"), obj.get("pretrained_hash"), obj.get("generator_config") or {},
                  _saved_time(obj, path))
 
 
-def candidate_files(styles_dir: str | os.PathLike) -> list[Path]:
-    """Generator files a styles folder offers: each run's latest generator, then loose .pt files."""
+def _reason(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        return f"a broken symbolic link to {printable(os.readlink(path))}"
+    return exc.strerror or type(exc).__name__
+
+
+def check_styles_dir(styles_dir: str | os.PathLike) -> Path:
+    """``styles_dir`` when it is a folder that can be listed; ToonFaceError (one line, the
+    system's reason: missing, a file, a link loop, no permission) otherwise."""
     root = Path(styles_dir)
+    shown = printable(str(root))
+    try:
+        os.stat(root)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and not root.is_symlink():
+            raise ToonFaceError(f"styles folder not found: {shown} (--styles-dir)") from None
+        raise ToonFaceError(f"styles folder {shown}: {_reason(root, exc)} (--styles-dir)") from None
     if not root.is_dir():
-        raise ToonFaceError(f"styles folder not found: {root} (--styles-dir)")
-    files = [r.latest_generator for r in RunDir.runs_in(root) if r.latest_generator.is_file()]
-    files += sorted(p for p in root.glob("*.pt") if p.is_file())
+        raise ToonFaceError(f"styles folder {shown} is a file, not a folder (--styles-dir)")
+    try:
+        os.listdir(root)
+    except OSError as exc:
+        raise ToonFaceError(f"styles folder {shown}: cannot read it ({_reason(root, exc)}) "
+                            "(--styles-dir)") from None
+    return root
+
+
+def candidate_files(styles_dir: str | os.PathLike, warn: Callable[[str], Any] | None = None
+                    ) -> list[Path]:
+    """Generator files a styles folder offers: each run's latest generator, then loose .pt
+    files. ``warn`` gets one line per entry that cannot be one (a ``.pt`` folder, a link loop,
+    a broken link); ToonFaceError when the folder itself is unusable (:func:`check_styles_dir`)."""
+    warn = warn or (lambda m: log.warning("%s", m))
+    root = check_styles_dir(styles_dir)
+    files = []
+    for run in RunDir.runs_in(root):
+        latest = run.latest_generator
+        if latest.is_file():
+            files.append(latest)
+        elif os.path.lexists(latest):
+            warn(f"skipped {printable(str(latest))}: not a generator file (a folder or a link "
+                 "that leads nowhere)")
+    for p in sorted(root.iterdir()):
+        if p.name.startswith("."):
+            continue
+        is_pt = p.suffix == ".pt"
+        try:
+            st = os.stat(p)
+        except OSError as exc:  # a loop may have been a run folder; a broken .pt a generator
+            if is_pt or exc.errno == errno.ELOOP:
+                warn(f"skipped {printable(str(p))}: {_reason(p, exc)}")
+            continue
+        if not is_pt:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            warn(f"skipped {printable(str(p))}: a folder, not a generator file")
+        elif not stat.S_ISREG(st.st_mode):
+            warn(f"skipped {printable(str(p))}: not a regular file")
+        else:
+            files.append(p)
     return files
 
 
@@ -102,13 +197,18 @@ def scan_styles(styles_dir: str | os.PathLike = DEFAULT_STYLES_DIR,
     """
     warn = warn or (lambda m: log.warning("%s", m))
     found: dict[str, Style] = {}
-    for path in candidate_files(styles_dir):
+    for path in candidate_files(styles_dir, warn):
         try:
             style = read_style(path)
         except ToonFaceError as exc:
-            warn(f"skipped {exc}")
+            warn(f"skipped {printable(str(exc))}")
             continue
         if style is None:
+            continue
+        problem = style_name_problem(style.name)
+        if problem:
+            warn(f"skipped {printable(str(path))}: its style name {printable(repr(style.name))} "
+                 f"{problem}, so --style could never select it")
             continue
         old = found.get(style.key)
         if old is None:
@@ -123,16 +223,16 @@ def scan_styles(styles_dir: str | os.PathLike = DEFAULT_STYLES_DIR,
 def format_styles(styles: dict[str, Style], styles_dir: str | os.PathLike) -> str:
     """The ``--list-styles`` table: name, steps, image size, metrics, path (+ shadowed files)."""
     if not styles:
-        return f"no styles in {styles_dir} (train.py --style NAME writes one; run folders and .pt files are searched)"
+        return f"no styles in {printable(str(styles_dir))} (train.py --style NAME writes one; run folders and .pt files are searched)"
     rows = [("style", "steps", "size", "metrics", "path")]
     for s in sorted(styles.values(), key=lambda s: s.key):
         m = s.metrics or {}
         shown = ", ".join(f"{k} {m[k]:.3g}" for k in ("nme68_mean", "identity_distance_mean", "smooth_share")
                           if isinstance(m.get(k), (int, float)))
-        rows.append((s.name, str(s.step if s.step is not None else "?"),
-                     str(s.image_size or "?"), shown or "not scored", str(s.path)))
+        rows.append((printable(s.name), printable(str(s.step if s.step is not None else "?")),
+                     printable(str(s.image_size or "?")), shown or "not scored", printable(str(s.path))))
         for p in s.shadows:
-            rows.append(("", "", "", "", f"  shadows an older '{s.name}': {p}"))
+            rows.append(("", "", "", "", f"  shadows an older '{printable(s.name)}': {printable(str(p))}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows)
 
@@ -150,7 +250,7 @@ def parse_style_spec(spec: str) -> list[tuple[str, float]]:
         raise ToonFaceError("--style: empty")
     if "=" not in spec and "," not in spec:
         return [(spec, 1.0)]
-    parts: list[tuple[str, float]] = []
+    parts: list[tuple[str, list[float]]] = []
     for part in spec.split(","):
         m = BLEND_PART.match(part)
         if not m:
@@ -161,24 +261,29 @@ def parse_style_spec(spec: str) -> list[tuple[str, float]]:
             w = float(raw)
         except ValueError:
             raise ToonFaceError(f"--style {spec!r}: weight {raw!r} of {name} is not a number") from None
-        if not w >= 0 or w == float("inf"):
-            raise ToonFaceError(f"--style {spec!r}: weight {raw} of {name} must be a number >= 0")
-        same = [i for i, (n, _) in enumerate(parts) if n.casefold() == name.casefold()]
+        if not (math.isfinite(w) and w >= 0):
+            raise ToonFaceError(f"--style {spec!r}: weight {raw} of {name} must be a finite number >= 0")
+        same = [i for i, (n, _) in enumerate(parts) if style_key(n) == style_key(name)]
         if same:  # a style named twice: its weights add up
-            parts[same[0]] = (parts[same[0]][0], parts[same[0]][1] + w)
+            parts[same[0]][1].append(w)
         else:
-            parts.append((name, w))
-    total = sum(w for _, w in parts)
-    if total <= 0:
+            parts.append((name, [w]))
+    # Scaled by the largest weight first, so weights near the float limit (1e308) cannot
+    # overflow their sum to inf (which would normalise every weight to 0).
+    top = max(max(ws) for _, ws in parts)
+    if top <= 0:
         raise ToonFaceError(f"--style {spec!r}: the weights sum to 0")
-    return [(n, w / total) for n, w in parts]
+    scaled = [(n, math.fsum(w / top for w in ws)) for n, ws in parts]
+    total = math.fsum(w for _, w in scaled)
+    return [(n, w / total) for n, w in scaled]
 
 
 def find_style(name: str, styles: dict[str, Style], styles_dir: str | os.PathLike) -> Style:
-    style = styles.get(name.casefold())
+    style = styles.get(style_key(name))
     if style is None:
-        names = ", ".join(sorted(s.name for s in styles.values())) or "none"
-        raise ToonFaceError(f"unknown style {name!r} in {styles_dir}; available: {names}")
+        names = ", ".join(sorted(printable(s.name) for s in styles.values())) or "none"
+        raise ToonFaceError(f"unknown style {printable(repr(name))} in {printable(str(styles_dir))}; "
+                            f"available: {names}")
     return style
 
 
@@ -198,7 +303,10 @@ def blend_weights(parts: list[tuple[Style, float]]) -> dict[str, torch.Tensor]:
                                 f"vs {style.pretrained_hash or 'unknown'})")
     out: dict[str, torch.Tensor] = {}
     for style, w in parts:
-        state = load_checkpoint_file(style.path)["generator"]
+        # each style's weights fit its architecture and are finite (naming the file), so the
+        # keys and shapes of all of them agree and the mean is finite
+        state, gcfg, _ = _generator_parts(style.path, load_checkpoint_file(style.path))
+        check_generator_weights(style.path, state, gcfg)
         for k, v in state.items():
             out[k] = out.get(k, 0) + w * v.float()
     return out
@@ -223,6 +331,7 @@ def load_style(spec: str, styles_dir: str | os.PathLike = DEFAULT_STYLES_DIR,
     G, meta = load_generator(chosen[0][0].path)
     G.load_state_dict(state)
     label = ",".join(f"{s.name}={w:.4g}" for s, w in chosen)
+    check_generator_output(f"the blend {printable(label)}", G)
     meta = {**meta, "style": label, "blend": [(s.name, w, str(s.path)) for s, w in chosen],
             "metrics": None, "step": None}
     return G.to(device).eval(), meta

@@ -80,6 +80,10 @@ _AAC_BIT_RATE = 192_000
 _AVCOL_SPC_SMPTE170M = 6   # BT.601 matrix (libavutil/pixfmt.h AVColorSpace)
 _AVCOL_RANGE_MPEG = 1      # limited ("TV") range
 _AVCOL_UNSPECIFIED = 2
+# FFmpeg's decoders refuse frames over this many times a reader's pixel limit before allocating
+# them (their check counts the row stride, up to 63 px wider than the frame, so the cap cannot
+# be the limit itself without refusing frames within it).
+DECODER_CAP_FACTOR = 2
 
 
 class DecodedFrame(NamedTuple):
@@ -323,13 +327,27 @@ class VideoReader:
     stream are concealed by the decoder and counted in ``damaged_packets``. Use as a context
     manager or call :meth:`close`.
 
-    ``max_pixels``: refuse frames with more pixels than this (``None``: no limit).
+    ``max_pixels``: refuse frames with more pixels than this; ``max_side``: with a longer side
+    than this (``None``: no limit). Every frame is checked, not only the first (a stream may
+    change size at any frame): the size the container declares before anything is decoded,
+    then each frame's own size before it is converted. A frame's size is only known once the
+    decoder has read its header, and the decoder allocates the frame right then, so FFmpeg's
+    own cap (the codec option ``max_pixels``, which ``ff_get_buffer`` and ``ff_set_dimensions``
+    check before allocating, also while the container is probed) is set to
+    :data:`DECODER_CAP_FACTOR` x the limit: a frame far over the limit is refused before any
+    memory is given to it, one just over it is decoded (at most twice the limit) and refused.
     """
 
-    def __init__(self, path: str | os.PathLike, max_pixels: int | None = None):
+    def __init__(self, path: str | os.PathLike, max_pixels: int | None = None,
+                 max_side: int | None = None):
         import av
 
         self.path = Path(path)
+        self._max_pixels, self._max_side = max_pixels, max_side
+        limit = min(v for v in (max_pixels, max_side * max_side if max_side else None, 2**62) if v)
+        # None: no cap. Else the bound FFmpeg's decoders check before allocating a frame.
+        self._decoder_cap = None if limit == 2**62 else min(DECODER_CAP_FACTOR * limit, 2**31 - 1)
+        options = {} if self._decoder_cap is None else {"max_pixels": str(self._decoder_cap)}
         _check_input_path(self.path)
         # Before FFmpeg: a cut file also fails as "invalid data" or shows missing streams.
         size, declared = self.path.stat().st_size, _declared_end(self.path)
@@ -337,17 +355,18 @@ class VideoReader:
             raise ToonFaceError(f"{self.path}: truncated: its structure declares {declared} bytes, "
                                 f"the file has {size} (the file is damaged or incomplete)")
         try:
-            self._container = av.open(str(self.path), metadata_errors="ignore")
+            # options reach the decoders that avformat_find_stream_info opens to probe streams
+            self._container = av.open(str(self.path), metadata_errors="ignore", options=options)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise ToonFaceError(f"{self.path}: not a readable video ({_ffmpeg_reason(exc)}; "
                                 "unsupported, damaged or incomplete)") from None
         try:
-            self._open(max_pixels)
+            self._open()
         except BaseException:
             self._container.close()
             raise
 
-    def _open(self, max_pixels: int | None) -> None:
+    def _open(self) -> None:
         c = self._container
         if not c.streams.video:
             kinds = sorted({s.type for s in c.streams})
@@ -361,6 +380,12 @@ class VideoReader:
             raise ToonFaceError(f"{self.path}: unsupported video codec (this FFmpeg build has no "
                                 "decoder for it)")
         vs.thread_type = "AUTO"
+        if self._decoder_cap is not None:  # set before the first decode opens the decoder
+            vs.codec_context.options = {**vs.codec_context.options,
+                                        "max_pixels": str(self._decoder_cap)}
+        declared = (vs.codec_context.width, vs.codec_context.height)
+        if min(declared) > 0:
+            self._check_size(*declared, "video (as its container declares it)")
         self._video = vs
         # Audio streams whose packets the writer copies; a codec FFmpeg does not know cannot
         # be muxed either, so those are left out (and counted for a notice).
@@ -389,9 +414,6 @@ class VideoReader:
         w, h = (sh, sw) if any(o.startswith("transpose") for o in ops) else (sw, sh)
         if w <= 0 or h <= 0:
             raise ToonFaceError(f"{self.path}: zero-size video ({w}x{h})")
-        if max_pixels and w * h > max_pixels:
-            raise ToonFaceError(f"{self.path}: video is {w}x{h} = {w * h} pixels per frame, over "
-                                f"the {max_pixels} limit (raise it with --max-pixels)")
         tb = vs.time_base or Fraction(1, 90000)
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
         duration = None
@@ -408,6 +430,24 @@ class VideoReader:
             display_matrix=carried,
             audio_codecs=tuple(s.codec_context.codec.canonical_name for s in self.audio_streams),
             color_primaries=int(cc.color_primaries), color_trc=int(cc.color_trc))
+
+    def _check_size(self, w: int, h: int, what: str) -> None:
+        if self._max_side and max(w, h) > self._max_side:
+            raise ToonFaceError(f"{self.path}: {what} is {w}x{h}, over the limit of "
+                                f"{self._max_side} px per side (--max-side {self._max_side})")
+        if self._max_pixels and w * h > self._max_pixels:
+            raise ToonFaceError(f"{self.path}: {what} is {w}x{h} = {w * h:,} pixels, over the "
+                                f"limit of {self._max_pixels:,} pixels per frame (raise it with "
+                                "--max-pixels)")
+
+    def _refused_size(self, n: int) -> str:
+        """The message for FFmpeg's cap refusing frame ``n`` before decoding it."""
+        why = f"over {self._decoder_cap:,} pixels: the decoder refused it before decoding it"
+        if self._max_side:
+            return (f"{self.path}: frame {n} is over the limit of {self._max_side} px per side "
+                    f"({why}; --max-side {self._max_side})")
+        return (f"{self.path}: frame {n} is over the limit of {self._max_pixels:,} pixels per "
+                f"frame ({why}; raise it with --max-pixels)")
 
     def _check_complete(self, streams) -> None:
         """Refuse a file whose sample index points past its end (see :func:`_declared_end`
@@ -444,8 +484,11 @@ class VideoReader:
                     tail_corrupt = packet.is_corrupt
                 for frame in packet.decode():
                     n += 1
+                    self._check_size(frame.width, frame.height, f"frame {n}")
                     yield frame
         except av.error.FFmpegError as exc:
+            if isinstance(exc, av.error.ArgumentError) and self._decoder_cap is not None:
+                raise ToonFaceError(self._refused_size(n + 1)) from None  # EINVAL: over the cap
             raise ToonFaceError(f"{self.path}: cannot decode frame {n + 1} ({_ffmpeg_reason(exc)}; "
                                 "the file is damaged or incomplete)") from None
         if tail_corrupt:
@@ -715,6 +758,7 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike,
               process: Callable[[list[np.ndarray]], Sequence[np.ndarray]], *,
               batch: int = 1, progress: bool = True, crf: int = DEFAULT_CRF,
               preset: str = DEFAULT_PRESET, max_pixels: int | None = None,
+              max_side: int | None = None,
               notice: Callable[[str], Any] | None = None) -> TranscodeResult:
     """Decode ``src``, run ``process`` on its frames, encode the results to ``dst``.
 
@@ -723,6 +767,7 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike,
     time stamp; audio is copied (see the module notes). ``dst`` must end in .mp4, .m4v or .mov;
     it appears only when complete. ``progress`` shows a tqdm bar (frames, frames/s, ETA).
     ``notice`` receives each one-line remark as it arises (they are also in the result).
+    ``max_pixels``/``max_side``: every frame's limits (see :class:`VideoReader`).
 
     Raises :class:`ToonFaceError` for an unusable input or output (nothing is left at ``dst``),
     ``ValueError`` when ``process`` returns the wrong number or size of frames.
@@ -745,7 +790,7 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike,
         if notice is not None:
             notice(msg)
 
-    reader = VideoReader(src, max_pixels=max_pixels)
+    reader = VideoReader(src, max_pixels=max_pixels, max_side=max_side)
     info = reader.info
     writer = None
     try:

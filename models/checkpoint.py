@@ -27,17 +27,40 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from models.generator import Generator
+from models.generator import OUTPUT_ACTS, UPSAMPLE_MODES, Generator
 from utils.errors import ToonFaceError
 from utils.io import atomic_save
 
 GENERATOR_FORMAT = "toonface-generator"
 GENERATOR_CONFIG_KEYS = ("channels", "num_blocks", "output_act", "upsample")
+# Plausible bounds of a generator_config (the recipe's generator: 32 channels, 4 blocks):
+# far larger variants pass, a file asking for gigabytes does not.
+MAX_CHANNELS, MAX_BLOCKS = 512, 64
+# The sanity check's test photo (side, px) and the largest output value it may give: a
+# generator's output is an image in about [-1, 1] (no tanh, so a little beyond).
+SANITY_SIZE, MAX_OUTPUT = 16, 1e3
+
+
+def style_name_problem(name: Any) -> str | None:
+    """Why ``name`` could not be a style's name, or None. ``--style`` reads ``a=0.7,b=0.3``
+    as a blend and strips the spaces around a name, so a name with ``=`` or ``,`` or with
+    spaces around it could never be selected; nor could an empty one or one with control
+    characters (which also would print as something else)."""
+    if not isinstance(name, str) or not name.strip():
+        return "is empty"
+    if "=" in name or "," in name:
+        return "holds '=' or ','"
+    if name != name.strip():
+        return "begins or ends with a space"
+    if any(unicodedata.category(c)[0] == "C" for c in name):
+        return "holds a control character"
+    return None
 
 
 def generator_config(G: Generator) -> dict[str, Any]:
@@ -142,22 +165,91 @@ def _generator_parts(path: Path, obj: dict[str, Any]) -> tuple[dict, dict, dict[
     return state, gcfg, meta
 
 
+def check_generator_config(where: str | os.PathLike, gcfg: dict[str, Any]) -> None:
+    """Refuse (ToonFaceError, one line) a generator_config outside plausible bounds before
+    anything is built from it: ``num_blocks: 100000`` would allocate gigabytes."""
+    for key, top in (("channels", MAX_CHANNELS), ("num_blocks", MAX_BLOCKS)):
+        v = gcfg.get(key)
+        low = 1 if key == "channels" else 0
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= top:
+            raise ToonFaceError(f"{where}: generator_config {key} {v!r} is not plausible (expected "
+                                f"an integer from {low} to {top})")
+    for key, allowed in (("output_act", OUTPUT_ACTS), ("upsample", UPSAMPLE_MODES)):
+        if gcfg.get(key) not in allowed:
+            raise ToonFaceError(f"{where}: generator_config {key} {gcfg.get(key)!r} is not one of "
+                                f"{', '.join(allowed)}")
+
+
+def check_generator_weights(where: str | os.PathLike, state: dict[str, torch.Tensor],
+                            gcfg: dict[str, Any]) -> None:
+    """Refuse (ToonFaceError, one line) weights that do not fit ``gcfg`` (naming the missing,
+    unexpected and misshapen tensors) or that hold NaN or infinite values (a diverged or
+    damaged file: its pictures would be black). ``gcfg`` is checked first; nothing is
+    allocated (the expected shapes come from a generator on the meta device)."""
+    check_generator_config(where, gcfg)
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Generator(**gcfg).state_dict().items()}
+    problems = []
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and tuple(state[k].shape) != expected[k]]
+    for what, keys in (("missing", missing), ("unexpected", extra)):
+        if keys:
+            problems.append(f"{what} {', '.join(keys[:3])}" + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""))
+    if shapes:
+        k = shapes[0]
+        problems.append(f"{k} has shape {tuple(state[k].shape)}, expected {expected[k]}"
+                        + (f" (+{len(shapes) - 1} more)" if len(shapes) > 1 else ""))
+    if problems:
+        arch = ", ".join(f"{k} {gcfg[k]}" for k in GENERATOR_CONFIG_KEYS)
+        raise ToonFaceError(f"{where}: its generator weights do not fit its generator_config "
+                            f"({arch}): {'; '.join(problems)}")
+    for k, v in state.items():
+        if v.is_floating_point() or v.is_complex():
+            bad = int((~torch.isfinite(v)).sum())
+            if bad:
+                raise ToonFaceError(f"{where}: its generator weights hold {bad} NaN or infinite "
+                                    f"value(s) (in {k}): a diverged or damaged file, whose pictures "
+                                    "would be black")
+
+
+def check_generator_output(where: str | os.PathLike, G: Generator) -> None:
+    """Refuse (ToonFaceError, one line) a generator whose output on a small test photo is not
+    finite or far outside an image's range (weights that overflow, e.g. a blend of huge ones)."""
+    p = next(G.parameters(), None)
+    device = p.device if p is not None else torch.device("cpu")
+    ramp = torch.linspace(-1.0, 1.0, SANITY_SIZE, device=device)
+    x = torch.stack([ramp.view(1, -1).expand(SANITY_SIZE, -1), ramp.view(-1, 1).expand(-1, SANITY_SIZE),
+                     ramp.view(1, -1) * ramp.view(-1, 1)]).unsqueeze(0)
+    was_training = G.training
+    G.eval()
+    with torch.no_grad():
+        y = G(x).float()
+    G.train(was_training)
+    if not bool(torch.isfinite(y).all()):
+        raise ToonFaceError(f"{where}: the generator's output on a test photo is NaN or infinite "
+                            "(its weights overflow): not a usable generator")
+    top = float(y.abs().max())
+    if top > MAX_OUTPUT:
+        raise ToonFaceError(f"{where}: the generator's output on a test photo reaches {top:.3g}, "
+                            f"not an image in about [-1, 1] (at most {MAX_OUTPUT:g}): not a usable "
+                            "generator")
+
+
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
                    ) -> tuple[Generator, dict[str, Any]]:
     """Load a generator file, or the generator inside a full training checkpoint.
 
     Returns ``(G in eval mode on device, metadata without the weights)``. Raises
-    ToonFaceError with one line for anything that is not such a file.
+    ToonFaceError with one line for anything that is not such a file, and for one that is not
+    sane: a generator_config outside plausible bounds, weights that do not fit it or are not
+    finite, an output on a test photo that is not an image (:func:`check_generator_weights`,
+    :func:`check_generator_output`).
     """
     path = Path(path)
     state, gcfg, meta = _generator_parts(path, load_checkpoint_file(path))
-    try:
-        G = Generator(**gcfg)
-    except (TypeError, ValueError) as exc:
-        raise ToonFaceError(f"{path}: unusable generator_config {gcfg} ({exc})") from None
-    try:
-        G.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ToonFaceError(f"{path}: generator weights do not match the architecture: {first}") from None
+    check_generator_weights(path, state, gcfg)
+    G = Generator(**gcfg)
+    G.load_state_dict(state)
+    check_generator_output(path, G)
     return G.to(device).eval(), meta

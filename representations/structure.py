@@ -44,6 +44,13 @@ POWER = superpixel_sscolor.POWER  # used by "sscolor" only, as in white-box
 # On accelerators the range check costs a host sync: a ``Structure`` operator runs it on its
 # first call and then once every RANGE_CHECK_EVERY calls there (always on CPU, where it is free).
 RANGE_CHECK_EVERY = 100
+# The generator has no output activation (white-box's, ``--output-act none``), so its output
+# leaves [-1, 1] as a matter of course: the demo's trained styles reach -2.1 and +1.7 (1-2% of
+# the pixels of a batch), and early adversarial steps went past +-4 (the demo, step 6). That is
+# expected and not warned about. Values beyond this bound mean a batch in another range
+# ([0, 255]: a photo's maximum is far above it) or a diverging generator; one warning.
+# ([0, 1] data cannot be told apart.)
+FAR_OUTSIDE = 32.0
 
 
 def _check(images: torch.Tensor, method: str, seg_num: int) -> None:
@@ -59,25 +66,14 @@ def _check(images: torch.Tensor, method: str, seg_num: int) -> None:
         raise ValueError(f"seg_num must be >= 1, got {seg_num}")
 
 
-def _clamped(images: torch.Tensor, check_range: bool) -> tuple[torch.Tensor, bool]:
-    """(detached images clamped to [-1, 1], whether any value was outside).
-
-    The generator has no output activation (white-box's ``--output-act none``), so its output
-    can leave [-1, 1]; superpixels of it are still meaningful after clamping, but a caller that
-    feeds [0, 255] or [0, 1] data by mistake should hear about it. When the check ran and found
-    every value inside, the clamp is skipped: it would copy the whole batch for nothing.
-    """
-    x = images.detach()
-    if not check_range:
-        return x.clamp(-1, 1), False
-    lo, hi = torch.aminmax(x)  # one pass over the batch, one host sync
-    if bool((lo < -1) | (hi > 1)):
-        return x.clamp(-1, 1), True
-    return x, False
+def _far_outside(x: torch.Tensor) -> bool:
+    lo, hi = torch.aminmax(x.detach())  # one pass over the batch, one host sync
+    return bool((lo < -FAR_OUTSIDE) | (hi > FAR_OUTSIDE))
 
 
 def _warn_range() -> None:
-    warnings.warn("structure: input outside [-1, 1] clamped to [-1, 1]", RuntimeWarning, stacklevel=4)
+    warnings.warn(f"structure: input far outside [-1, 1] (beyond +-{FAR_OUTSIDE:g}): a batch in "
+                  "[0, 255], or a diverging generator?", RuntimeWarning, stacklevel=4)
 
 
 @torch.no_grad()
@@ -86,7 +82,7 @@ def superpixel_labels(images: torch.Tensor, method: str = DEFAULT_METHOD, seg_nu
     """Superpixel labels of a batch.
 
     Args:
-        images: (B, 3, H, W) float in [-1, 1] (clamped).
+        images: (B, 3, H, W) float in [-1, 1] (clamped, but for "fast": see :func:`_structure`).
         method: one of STRUCTURE_METHODS.
         seg_num: approximate number of superpixels per image.
     Returns:
@@ -95,9 +91,10 @@ def superpixel_labels(images: torch.Tensor, method: str = DEFAULT_METHOD, seg_nu
     """
     _check(images, method, seg_num)
     if method == "fast":
-        # the fast backend stretches every image to [0, 1] itself: [-1, 1] in is the same
-        return superpixel_fast.slic_fill(_clamped(images, False)[0], seg_num)[1]
-    arr = ((_clamped(images, False)[0].float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+        # the fast backend stretches every image to [0, 1] itself: as structure() does, it
+        # takes the values as they are
+        return superpixel_fast.slic_fill(images.detach(), seg_num)[1]
+    arr = ((images.detach().clamp(-1, 1).float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
     fn = superpixel_slic.slic_labels if method == "slic" else superpixel_sscolor.sscolor_labels
     labels = np.stack([fn(im, seg_num) for im in arr])
     return torch.from_numpy(labels).to(images.device)
@@ -110,9 +107,10 @@ def structure(
     """Structure representation: every superpixel filled with its colour.
 
     Args:
-        images: (B, 3, H, W) float in [-1, 1]; values outside are clamped, with a
-            RuntimeWarning (Python shows it once per call site). Gradients are not tracked:
-            the result is a constant target.
+        images: (B, 3, H, W) float in [-1, 1]; a generator's output beyond it is expected
+            and kept (see :func:`_structure`); values beyond +-FAR_OUTSIDE (a batch in
+            another range) give a RuntimeWarning (Python shows it once per call site).
+            Gradients are not tracked: the result is a constant target.
         method: "fast" (torch SLIC, any device), "slic" (skimage, faithful) or "sscolor"
             (selective search + adaptive colouring).
         seg_num: approximate number of superpixels (SLIC) / regions left after merging
@@ -120,7 +118,7 @@ def structure(
         power: sscolor's final curve exponent, c ** power / max; ignored by the SLIC methods
             (white-box's SLIC target has no curve).
     Returns:
-        (B, 3, H, W) in [-1, 1], same dtype and device as ``images``, no grad.
+        (B, 3, H, W), in [-1, 1] where ``images`` is, same dtype and device, no grad.
     Raises:
         ValueError: an unknown method, a batch of another shape, integer images, seg_num < 1.
     """
@@ -132,27 +130,41 @@ def structure(
 
 def _structure(images: torch.Tensor, method: str, seg_num: int, power: float, check_range: bool
                ) -> tuple[torch.Tensor, bool]:
+    """(structure, whether the input was far outside [-1, 1]). What leaves [-1, 1]:
+
+    - "fast": the input as it is; slic_fill is range-agnostic (it stretches every image to
+      [0, 1] for the Lab conversion, and a mean fill commutes with the affine map), so no
+      full-size rescaling on the way in or out, and the fill is the mean of the real values;
+    - "slic": superpixels of the image clamped to [-1, 1] (skimage's Lab conversion expects
+      [0, 1]), each filled with the mean of the real values;
+    - "sscolor": clamped (its colouring and power curve work on [0, 1] colours; white-box
+      notes that its adaptive colouring needs the generator's output clipped).
+
+    White-box fills superpixels of the unclipped generator output with their mean colour
+    (``label2rgb(kind="avg")`` of the raw batch), so a target that follows the output beyond
+    [-1, 1] is the faithful one; clamping it would pull every overshoot back, a term of its own.
+    """
     _check(images, method, seg_num)
-    x, outside = _clamped(images, check_range)
+    x = images.detach()
+    far = check_range and _far_outside(x)
     if method == "fast":
-        # slic_fill is range-agnostic (it stretches every image to [0, 1] for the Lab
-        # conversion, and a mean fill commutes with the affine map), so it runs on the
-        # [-1, 1] batch as it is: no full-size rescaling on the way in or out
         out = superpixel_fast.slic_fill(x, seg_num)[0]
-        return out.to(images.dtype).contiguous(), outside
-    arr = ((x.float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+        return out.to(images.dtype).contiguous(), far
+    x01 = ((x.float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
     if method == "slic":
-        filled = superpixel_slic.slic_fill(arr, seg_num)[0]
+        labels = superpixel_slic.slic_fill(np.clip(x01, 0.0, 1.0), seg_num)[1]
+        filled = superpixel_slic.mean_fill_np(x01, labels)
     else:
-        filled = np.stack([superpixel_sscolor.sscolor_fill(im, seg_num, power)[0] for im in arr])
+        filled = np.stack([superpixel_sscolor.sscolor_fill(im, seg_num, power)[0]
+                           for im in np.clip(x01, 0.0, 1.0)])
     out01 = torch.from_numpy(filled).permute(0, 3, 1, 2)
-    return (out01 * 2 - 1).to(device=images.device, dtype=images.dtype).contiguous(), outside
+    return (out01 * 2 - 1).to(device=images.device, dtype=images.dtype).contiguous(), far
 
 
 class Structure(nn.Module):
     """Module form of :func:`structure` (no parameters), as the trainer uses it.
 
-    It warns at most once about inputs outside [-1, 1], and on accelerators checks the range
+    It warns at most once about inputs far outside [-1, 1], and on accelerators checks the range
     on its first call and then every RANGE_CHECK_EVERY calls only (the check costs a host sync
     there; on the CPU it is free and runs every call until it has warned).
     """

@@ -2,11 +2,14 @@
 
 Routes (every error is ``{"error": {"code", "message"}}``, see :mod:`serving.errors`):
 
-- ``GET /``: the web page; ``GET /static/...``: its script and style sheet.
+- ``GET /``: the web page; ``GET /static/...``: its script, style sheet and icon;
+  ``GET /favicon.ico``: the icon (SVG), for browsers that ask for it there.
 - ``GET /api/styles``: the styles of ``--styles-dir`` (name, steps, image size, metrics, default).
 - ``POST /api/cartoonize``: multipart ``image`` (PNG/JPEG) + ``style``, ``strength`` (0..1),
   ``portrait`` (bool) -> the cartoon, same size: PNG (sRGB-tagged; gray and alpha kept), JPEG
-  when ``Accept: image/jpeg``, JSON with base64 PNG when ``Accept: application/json``.
+  when ``Accept: image/jpeg``, JSON when ``Accept: application/json``: ``image`` (base64 of the
+  file), ``media_type`` (that file's type: ``image/png``, an animated PNG for an animation),
+  ``width``, ``height``, ``style``, ``strength``, ``portrait``, ``notices``, ``duration_ms``.
 - ``POST /api/videos``: multipart ``video`` + the same fields -> 202 ``{"id", ...}``;
   ``GET /api/jobs/{id}`` status and progress; ``GET /api/jobs/{id}/result`` the MP4;
   ``DELETE /api/jobs/{id}`` cancels and removes.
@@ -14,9 +17,13 @@ Routes (every error is ``{"error": {"code", "message"}}``, see :mod:`serving.err
 
 The order of checks for an image: Content-Type, Content-Length, a full queue (503 before the
 body is read), the body as it streams (size, magic bytes, time), the fields (style, strength,
-portrait, Accept), the header's sides; only then a worker decodes the pixels
-(``datasets.images.decode_image``: EXIF orientation, 16-bit, alpha, palette, CMYK, ICC -> sRGB,
-pixel limit), stylizes and encodes.
+portrait, Accept); then a worker hands the file to its decoder process
+(:mod:`serving.decoder`), which checks the header against every limit (sides, an animation's
+frames and frames x canvas pixels, a JPEG's scans) before decoding the pixels
+(``datasets.images``: EXIF orientation, 16-bit, alpha, palette, CMYK, ICC -> sRGB) one frame at
+a time; the worker stylizes and encodes them. Nothing of an upload is parsed in the service's
+own process, and ``--timeout`` stops the whole of it: a decoder still working at the deadline
+is killed (and replaced), an animation stops before its next frame.
 """
 from __future__ import annotations
 
@@ -26,8 +33,6 @@ import contextlib
 import io
 import logging
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,18 +46,32 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference.styles import Style, parse_style_spec, scan_styles
 from serving.config import ServeConfig
+from serving.decoder import DecodeFailed, Decoders, DecodeTimeout, Limits
 from serving.engine import Engine, StyleCache, make_engine
 from serving.errors import (ApiError, api_error_handler, http_error_handler,
                             validation_error_handler)
+from serving.guards import DrainBody, HostCheck
 from serving.jobs import JobStore, VideoLimits
-from serving.metrics import Metrics, RequestLog
+from serving.metrics import Metrics, RequestLog, escape_logger
 from serving.pool import ClientGone, Deadline, InferencePool, QueueFull
-from serving.uploads import image_size, read_form, sniff_image, sniff_video
+from serving.uploads import read_form, sniff_image, sniff_video
+from serving.workdir import ServiceFolder
 from utils.errors import ToonFaceError
 
 log = logging.getLogger("toonface.serve")
 
 STATIC = Path(__file__).resolve().parent / "static"
+# The JSON answer of POST /api/cartoonize (Accept: application/json), for the OpenAPI page.
+JSON_ANSWER = {"type": "object", "properties": {
+    "image": {"type": "string", "format": "byte", "description": "the cartoon file, base64"},
+    "media_type": {"type": "string", "enum": ["image/png"], "description": "the type of the "
+                   "file in image: a PNG (an animated PNG when the upload is an animation)"},
+    "width": {"type": "integer"}, "height": {"type": "integer"},
+    "style": {"type": "string", "description": "the style or blend used"},
+    "strength": {"type": "number"}, "portrait": {"type": "boolean"},
+    "notices": {"type": "array", "items": {"type": "string"},
+                "description": "one-line remarks (e.g. no face found in portrait mode)"},
+    "duration_ms": {"type": "integer", "description": "queue wait + inference"}}}
 FORM_FIELDS = ("style", "strength", "portrait")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 JPEG_QUALITY = 92
@@ -71,6 +90,7 @@ class Service:
     cache: StyleCache
     metrics: Metrics | None = None
     pool: InferencePool | None = None
+    decoders: Decoders | None = None
     jobs: JobStore | None = None
     tmp: Path | None = None
     run_seconds: float = 1.0  # moving average of a worker run, for Retry-After
@@ -189,6 +209,21 @@ def unread_body(exc: ApiError) -> ApiError:
     return ApiError(exc.code, exc.message, headers={**exc.headers, "Connection": "close"})
 
 
+# The option that sets each limit of datasets.images, as the service names it.
+LIMIT_OPTIONS = {"side": "--max-side", "pixels": "--max-side", "frames": "--max-video-frames",
+                 "animation-pixels": "--max-animation-pixels", "bytes": "--max-bytes"}
+
+
+def decode_error(exc: DecodeFailed) -> ApiError:
+    """A decoder's refusal as the service's error: 413 for a limit (naming its option), 400 for
+    a file that cannot be decoded."""
+    if exc.kind != "too_large":
+        return ApiError("unreadable_image", exc.message)
+    option = LIMIT_OPTIONS.get(exc.what or "")
+    message = f"{exc.message} ({option})" if option else exc.message
+    return ApiError("too_large" if exc.what == "bytes" else "image_too_large", message)
+
+
 def encode_jpeg(rgb, gray: bool) -> bytes:
     """JPEG bytes (quality 92, 4:2:0); RGB carries the sRGB profile, gray is written as L."""
     from PIL import Image
@@ -213,6 +248,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     ``default_style`` that is not one of them.
     """
     config = config.validate()
+    escape_logger(log)  # every message one line, whatever a client put in it
     styles = scan_styles(config.styles_dir, warn=lambda m: log.warning("%s", m))
     if not styles:
         raise ToonFaceError(f"no styles in {config.styles_dir} (train.py --style NAME writes one; "
@@ -231,9 +267,11 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        svc.tmp = Path(tempfile.mkdtemp(prefix="toonface-serve-", dir=config.tmp_dir))
+        folder = ServiceFolder(config.tmp_dir)  # also removes those of killed services
+        svc.tmp = folder.path
         (svc.tmp / "uploads").mkdir()
         svc.pool = InferencePool(config.workers, config.queue)
+        svc.decoders = Decoders(config.workers)  # one per worker, started on first use
         svc.jobs = JobStore(svc.tmp / "jobs", ttl=config.job_ttl, max_jobs=config.max_jobs,
                             limits=VideoLimits(config.max_side, config.max_video_frames),
                             stylizer_for=svc.stylizer)
@@ -257,9 +295,10 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                 t.cancel()
             svc.tasks.clear()
             svc.pool.close()
+            svc.decoders.close()
             await asyncio.to_thread(svc.jobs.close)
-            shutil.rmtree(svc.tmp, ignore_errors=True)
-            svc.pool = svc.jobs = svc.tmp = None
+            folder.close()
+            svc.pool = svc.decoders = svc.jobs = svc.tmp = None
 
     app = FastAPI(title="ToonFace", version="0.2.0", lifespan=lifespan,
                   description="Face cartoonization as a service: images answered directly, videos "
@@ -268,6 +307,9 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    # innermost first: Host check, then draining of refused bodies, then the log around all
+    app.add_middleware(HostCheck, allowed=config.allowed_hosts)
+    app.add_middleware(DrainBody, drain_bytes=config.drain_bytes, seconds=config.upload_timeout)
     app.add_middleware(RequestLog, metrics=svc.metrics, log_client=config.log_client)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -280,6 +322,11 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # browsers ask for /favicon.ico whatever the page says; an SVG answers it
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/healthz", summary="Liveness and load")
     async def healthz() -> dict[str, Any]:
@@ -302,7 +349,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         return {"styles": out, "default": svc.default_style,
                 "limits": {"max_bytes": config.max_bytes, "max_side": config.max_side,
                            "max_video_bytes": config.max_video_bytes,
-                           "max_video_frames": config.max_video_frames}}
+                           "max_video_frames": config.max_video_frames,
+                           "max_animation_pixels": config.max_animation_pixels}}
 
     # -------------------------------------------------------------------- images
     form_doc = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -314,7 +362,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 1},
             "portrait": {"type": "boolean", "default": False}}}}}},
         "responses": {"200": {"description": "the cartoon, the input's size", "content": {
-            "image/png": {}, "image/jpeg": {}, "application/json": {}}}}}
+            "image/png": {}, "image/jpeg": {}, "application/json": {"schema": JSON_ANSWER}}}}}
 
     @app.post("/api/cartoonize", summary="Cartoonize one image", openapi_extra=form_doc,
               response_class=Response)
@@ -334,62 +382,65 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             raise unread_body(exc) from None
         try:
             key, strength, portrait = form_choices(request, upload, "image", s.style_key)
-            image_size(upload.path, config.max_side)
             path = upload.path
+            limits = Limits(max_pixels=config.max_pixels, max_bytes=config.max_bytes,
+                            max_side=config.max_side, max_frames=config.max_video_frames,
+                            max_total_pixels=config.max_animation_pixels)
+            stop_at = time.monotonic() + config.timeout  # the worker's view of the deadline
 
-            def animation(path, stylizer, notices: list[str]):
-                """An animated PNG -> its cartoon as an animated PNG (each frame as a still;
-                frame times and loop count kept), at most --max-video-frames frames."""
-                from datasets.images import UnreadableImage, decode_frames
-                from inference.io import encode_apng
-
+            def stylize(stylizer, rgb, notices: list[str]):
                 try:
-                    anim = decode_frames(path, max_pixels=config.max_pixels, max_bytes=config.max_bytes)
-                except UnreadableImage as exc:
-                    raise ApiError("unreadable_image", str(exc)) from None
-                if len(anim.frames) > config.max_video_frames:
-                    raise ApiError("image_too_large", f"the animation has {len(anim.frames)} frames; "
-                                   f"at most {config.max_video_frames} (--max-video-frames)")
-                try:
-                    outs = [stylizer(f.rgb, strength=strength, portrait=portrait, notice=notices.append)
-                            for f in anim.frames]
+                    return stylizer(rgb, strength=strength, portrait=portrait, notice=notices.append)
                 except ToonFaceError as exc:
                     raise ApiError("bad_request", str(exc)) from None
+
+            def animation(frames, stylizer, notices: list[str]):
+                """An animated PNG -> its cartoon as an animated PNG (each frame as a still;
+                frame times and loop count kept), decoded, stylized and encoded frame by frame;
+                it stops at the deadline (between frames)."""
+                from inference.io import ApngWriter
+
+                buf = io.BytesIO()
+                writer = ApngWriter(buf, alpha=frames.has_alpha, gray=frames.gray, loop=frames.loop)
+                first = None
+                for frame in frames:
+                    if first is None:
+                        notices.extend(frame.notes)
+                    elif time.monotonic() > stop_at:
+                        raise Deadline()
+                    cartoon = stylize(stylizer, frame.rgb, notices)
+                    first = cartoon if first is None else first
+                    writer.add(cartoon, frame.alpha, frame.duration_ms)
+                writer.close()
                 if output == "jpeg":
                     notices.append("an animation cannot be a JPEG: answered as an animated PNG")
-                notices.append(f"{len(outs)}-frame animation: every frame stylized, frame times and "
-                               "loop count kept")
-                body = encode_apng(outs, [f.alpha for f in anim.frames], anim.durations_ms, anim.loop,
-                                   gray=all(f.gray for f in anim.frames))
-                return body, outs[0]
+                notices.append(f"{frames.frames}-frame animation: every frame stylized, frame times "
+                               "and loop count kept")
+                return buf.getvalue(), first
 
             def work() -> tuple[bytes, list[str], str, tuple[int, int]]:
-                from datasets.images import ImageTooLarge, UnreadableImage, decode_image
                 from inference.io import encode_png
 
                 t0 = time.perf_counter()
                 try:
-                    decoded = decode_image(path, max_pixels=config.max_pixels,
-                                           max_bytes=config.max_bytes)
-                except ImageTooLarge as exc:
-                    raise ApiError("image_too_large", str(exc)) from None
-                except UnreadableImage as exc:
-                    raise ApiError("unreadable_image", str(exc)) from None
-                stylizer = s.stylizer(key)
-                notices = list(decoded.notes)
-                if decoded.frames > 1:  # an animated PNG: every frame, its times and loop kept
-                    body, cartoon = animation(path, stylizer, notices)
-                    media = "image/png"
-                else:
-                    try:
-                        cartoon = stylizer(decoded.rgb, strength=strength, portrait=portrait,
-                                           notice=notices.append)
-                    except ToonFaceError as exc:
-                        raise ApiError("bad_request", str(exc)) from None
-                    if output == "jpeg":
-                        body, media = encode_jpeg(cartoon, decoded.gray), "image/jpeg"
-                    else:
-                        body, media = encode_png(cartoon, decoded.alpha, decoded.gray), "image/png"
+                    with s.decoders.open(path, limits, stop_at) as frames:
+                        stylizer = s.stylizer(key)
+                        notices: list[str] = []
+                        if frames.frames > 1:  # an animated PNG: every frame, its times and loop
+                            body, cartoon = animation(frames, stylizer, notices)
+                            media = "image/png"
+                        else:
+                            decoded = frames.read()
+                            notices.extend(decoded.notes)
+                            cartoon = stylize(stylizer, decoded.rgb, notices)
+                            if output == "jpeg":
+                                body, media = encode_jpeg(cartoon, decoded.gray), "image/jpeg"
+                            else:
+                                body, media = encode_png(cartoon, decoded.alpha, decoded.gray), "image/png"
+                except DecodeFailed as exc:
+                    raise decode_error(exc) from None
+                except DecodeTimeout:
+                    raise Deadline() from None
                 elapsed = time.perf_counter() - t0
                 s.metrics.inference.observe(elapsed)
                 s.run_seconds = 0.8 * s.run_seconds + 0.2 * elapsed
@@ -404,7 +455,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                 raise s.busy_error() from None
             except Deadline:
                 raise ApiError("timeout", f"the image was not done within {config.timeout:g} s "
-                                          "(queue wait + inference; --timeout)") from None
+                                          "(queue wait, decoding and inference; --timeout)") from None
             except ClientGone:
                 raise ApiError("client_closed", "the client disconnected") from None
         finally:

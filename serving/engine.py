@@ -141,7 +141,8 @@ class OnnxRuntimeEngine:
 
     def __init__(self, styles_dir, device: str = "auto", precision: str = "fp32",
                  landmark_detector: str | None = None, landmark_model: str | None = None,
-                 cache_dir=None, threads: int = 0):
+                 cache_dir=None, threads: int = 0, cache_max_files: int | None = None,
+                 cache_max_bytes: int | None = None):
         from datasets.landmarks import resolve_detector
         from inference.onnx_engine import check_engine, default_cache_dir, providers_for
         from utils.io import check_writable
@@ -154,14 +155,17 @@ class OnnxRuntimeEngine:
         self.threads = threads
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
         check_writable(self.cache_dir, "--cache-dir", folder=True)
+        # the cache's bounds (None: inference.onnx_engine's defaults)
+        self.cache_limits = {k: v for k, v in (("max_files", cache_max_files),
+                                               ("max_bytes", cache_max_bytes)) if v is not None}
 
     def load(self, spec: str) -> CartoonizerStylizer:
         from inference.cartoonizer import INFERENCE_EPS
         from inference.onnx_engine import OnnxGenerate, cached_onnx
 
         G, meta = load_style(spec, self.styles_dir, self.device, warn=lambda m: None)
-        runtime = OnnxGenerate.open(cached_onnx(G, INFERENCE_EPS, self.cache_dir), G,
-                                    INFERENCE_EPS, self.providers, self.threads)
+        path = cached_onnx(G, INFERENCE_EPS, self.cache_dir, **self.cache_limits)
+        runtime = OnnxGenerate.open(path, G, INFERENCE_EPS, self.providers, self.threads)
         return CartoonizerStylizer(G, meta, self.device, "fp32", self.landmark_detector, runtime)
 
 
@@ -170,7 +174,8 @@ def make_engine(config, landmark_detector: str | None = None, landmark_model: st
     """The engine ``config.engine`` names (a :class:`serving.config.ServeConfig`)."""
     if config.engine == "onnxruntime":
         return OnnxRuntimeEngine(config.styles_dir, config.device, config.precision,
-                                 landmark_detector, landmark_model, config.cache_dir, threads)
+                                 landmark_detector, landmark_model, config.cache_dir, threads,
+                                 config.cache_max_files, config.cache_max_bytes)
     return TorchEngine(config.styles_dir, config.device, config.precision, landmark_detector,
                        landmark_model)
 

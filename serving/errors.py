@@ -20,11 +20,12 @@ CODES: dict[str, int] = {
     "empty_file": 400,             # the uploaded file has 0 bytes
     "unreadable_image": 400,       # the image's header or pixels cannot be decoded
     "unknown_style": 400,          # the message lists the available names
+    "invalid_host": 400,           # the Host header names no --allowed-hosts name (DNS rebinding)
     "invalid_style": 400,          # a malformed blend, or styles that cannot be blended
     "not_found": 404,              # no such route, job or static file
     "method_not_allowed": 405,
     "not_acceptable": 406,         # Accept names no type we can answer with
-    "request_timeout": 408,        # the request body did not arrive in time
+    "request_timeout": 408,        # the body (--upload-timeout) or headers (--header-timeout) late
     "job_not_ready": 409,          # result asked for before the job is done
     "job_failed": 409,             # result of a failed job (the message says why)
     "too_large": 413,              # the body / file is over --max-bytes (--max-video-bytes)
@@ -33,9 +34,10 @@ CODES: dict[str, int] = {
     "unsupported_format": 415,     # the file's magic bytes are not an accepted format
     "missing_field": 422,
     "invalid_field": 422,          # strength outside [0, 1], portrait not a boolean ...
+    "headers_too_large": 431,      # request headers over h11's limit (16 KB)
     "client_closed": 499,          # the client went away (logged only; nobody reads it)
     "internal_error": 500,
-    "busy": 503,                   # the queue (or the job list) is full: Retry-After
+    "busy": 503,                   # the queue, the job list or --max-connections is full: Retry-After
     "unavailable": 503,            # shutting down
     "timeout": 504,                # queue wait + inference took longer than --timeout
 }

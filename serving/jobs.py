@@ -216,20 +216,23 @@ class JobStore:
                 _remove_tree(job.folder)
 
     def _public_message(self, job: Job, text: str) -> str:
-        """A message for the client: the server's paths replaced by the upload's name."""
+        """A message for the client: the server's paths replaced by the upload's name, and the
+        command line's pixel option (the video reader's words) by the service's side option."""
         for p in (job.input, job.result, job.folder):
             text = text.replace(str(p), job.filename)
-        return text.replace(str(self.root), "")
+        side = self.limits.max_side
+        text = text.replace("(raise it with --max-pixels)",
+                            f"(--max-side {side}: at most {side}x{side} pixels)")
+        return text.replace("--max-pixels", "--max-side").replace(str(self.root), "")
 
     def _transcode(self, job: Job) -> None:
         from inference.video import VideoReader, transcode
 
         lim = self.limits
-        with VideoReader(job.input, max_pixels=lim.max_side * lim.max_side) as reader:
+        # Every frame's sides are checked (a stream may change size at any frame), the first
+        # here, the others as transcode decodes them.
+        with VideoReader(job.input, max_side=lim.max_side) as reader:
             info = reader.info
-        if info.width > lim.max_side or info.height > lim.max_side:
-            raise ToonFaceError(f"video is {info.width}x{info.height}, over the limit of "
-                                f"{lim.max_side} px per side (--max-side)")
         if info.frame_count and info.frame_count > lim.max_frames:
             raise ToonFaceError(f"video has {info.frame_count} frames, over the limit of "
                                 f"{lim.max_frames} (--max-video-frames)")
@@ -245,8 +248,7 @@ class JobStore:
             job.frames_done += len(frames)
             return outs
 
-        result = transcode(job.input, job.result, process, progress=False,
-                           max_pixels=lim.max_side * lim.max_side)
+        result = transcode(job.input, job.result, process, progress=False, max_side=lim.max_side)
         job.notices = [self._public_message(job, n) for n in result.notices]
         if job.cancel.is_set():  # cancelled after the last frame
             raise JobCancelled()

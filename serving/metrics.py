@@ -4,11 +4,20 @@
 
 - counts the body bytes received and the response bytes sent, times the request, and records
   ``toonface_http_requests_total{method, route, status}``, the latency histogram
-  ``toonface_http_request_duration_seconds{route}`` and the byte counters (``route`` is the
-  matched route's template, e.g. ``/api/jobs/{job_id}``, so labels stay few);
+  ``toonface_http_request_duration_seconds{route}`` and the byte counters. Every label value
+  comes from a fixed set, never from the client: ``method`` is one of :data:`METHODS` or
+  ``other``, ``route`` the matched route's template (e.g. ``/api/jobs/{job_id}``) or
+  ``unmatched``, ``status`` one of :data:`STATUSES` or its class (``2xx`` ... ``5xx``,
+  ``other``). A label set is a series kept for the life of the process, so a label the client
+  could choose (an invented method) would let it grow memory and ``/metrics`` without bound;
 - writes ONE log line: ``<UTC time> <method> <path> <status> in=<bytes> out=<bytes>
   style=<style or -> <ms>ms`` (+ ``client=<host:port>`` only when asked): no query string, no
-  header, no image content;
+  header, no image content. The fields the client chose (method, path, style) go through
+  :func:`log_field`: control characters, spaces and other unprintable characters are written
+  as ``\\xNN`` escapes (a backslash as ``\\\\``), so a ``%0a`` in a path cannot forge a line or a
+  field; :class:`EscapeControl` does the same to every message of the service's logger;
+- records a client that went away before its answer (mid-upload, or while queued) as 499:
+  one log line, no traceback, not a 500;
 - turns an exception that escaped a handler (a bug) into a 500 JSON error, logging the
   traceback on the server only.
 
@@ -22,10 +31,16 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from serving.errors import error_body
+from starlette.requests import ClientDisconnect
+
+from serving.errors import CODES, error_body
+from serving.pool import ClientGone
 
 log = logging.getLogger("toonface.serve")
 
+# The label values (see the module notes); anything else is "other" (methods) or its class.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+STATUSES = frozenset(CODES.values()) | {200, 202, 204, 206, 304, 416}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -49,6 +64,11 @@ class Metrics:
         self.inference = Histogram("toonface_inference_duration_seconds",
                                    "Decode + stylize + encode of one image in a worker",
                                    buckets=LATENCY_BUCKETS, registry=r)
+        self.connections_open = Gauge("toonface_http_connections_open", "HTTP connections open",
+                                      registry=r)
+        self.connections_refused = Counter(
+            "toonface_connections_refused", "Connections closed by the server's own limits, by "
+            "reason: max_connections, header_timeout, malformed", ["reason"], registry=r)
         Gauge("toonface_queue_length", "Requests waiting for an inference worker",
               registry=r).set_function(queue_length)
         Gauge("toonface_inference_running", "Inferences running in worker threads",
@@ -72,9 +92,67 @@ class Metrics:
 
 
 def _route_label(scope: dict[str, Any]) -> str:
+    """The matched route's template (the app's own strings), else ``unmatched``."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) and path else "unmatched"
+
+
+def method_label(method: Any) -> str:
+    return method if method in METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    if status in STATUSES:
+        return str(status)
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+def utc_stamp() -> str:
+    """The request log's time: ``2026-11-29T11:11:27.399Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _escape(ch: str) -> str:
+    o = ord(ch)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character (C0/C1 controls, line and paragraph
+    separators, bidirectional and other format characters) as a ``\\xNN`` / ``\\uNNNN``
+    escape; spaces and backslashes are kept."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def log_field(value: Any) -> str:
+    """One space-free field of the request log: :func:`printable`, with spaces escaped too and
+    backslashes doubled, so that a field reads back unambiguously."""
+    text = str(value)
+    if text.isprintable() and " " not in text and "\\" not in text:
+        return text
+    return "".join(_escape(c) if (c == " " or not c.isprintable()) else "\\\\" if c == "\\" else c
+                   for c in text)
+
+
+class EscapeControl(logging.Filter):
+    """A logging filter that makes a record's message :func:`printable` (a message is one line
+    whatever a client put in it); tracebacks are left as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = printable(message)
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
+
+
+def escape_logger(logger: logging.Logger) -> None:
+    """Add :class:`EscapeControl` to ``logger`` once."""
+    if not any(isinstance(f, EscapeControl) for f in logger.filters):
+        logger.addFilter(EscapeControl())
 
 
 class RequestLog:
@@ -106,8 +184,11 @@ class RequestLog:
 
         try:
             await self.app(scope, counting_receive, counting_send)
+        except (ClientGone, ClientDisconnect):
+            pass  # nobody to answer: recorded as 499 below (or as the status already sent)
         except Exception as exc:  # noqa: BLE001 - a bug: log it, answer 500, keep serving
-            log.error("internal error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            log.error("internal error on %s %s", log_field(scope.get("method")),
+                      log_field(scope.get("path")), exc_info=exc)
             if not counts["started"]:
                 import json
 
@@ -126,15 +207,16 @@ class RequestLog:
         status = counts["status"] or 499  # no response started: the client went away
         route = _route_label(scope)
         m = self.metrics
-        m.requests.labels(scope.get("method", "?"), route, str(status)).inc()
+        m.requests.labels(method_label(scope.get("method")), route, status_label(status)).inc()
         m.latency.labels(route).observe(seconds)
         m.bytes_in.inc(counts["in"])
         m.bytes_out.inc(counts["out"])
         style = (scope.get("state") or {}).get("style") or "-"
-        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        line = (f"{stamp} {scope.get('method', '?')} {scope.get('path', '?')} {status} "
-                f"in={counts['in']} out={counts['out']} style={style} {seconds * 1000:.0f}ms")
+        stamp = utc_stamp()
+        line = (f"{stamp} {log_field(scope.get('method', '?'))} {log_field(scope.get('path', '?'))} "
+                f"{status} in={counts['in']} out={counts['out']} style={log_field(style)} "
+                f"{seconds * 1000:.0f}ms")
         if self.log_client and scope.get("client"):
             host, port = scope["client"][:2]
-            line += f" client={host}:{port}"
+            line += f" client={log_field(host)}:{port}"
         log.info("%s", line)

@@ -122,6 +122,8 @@ class InferencePool:
         def done(_f) -> None:
             self.running -= 1
             self._release()
+            if not _f.cancelled():
+                _f.exception()  # retrieved: a run that outlived its request may end in an error
 
         fut.add_done_callback(done)
         remaining = deadline - loop.time()

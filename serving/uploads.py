@@ -1,5 +1,5 @@
 """Reading an upload without trusting it: a streaming multipart/form-data reader with limits,
-format sniffing by magic bytes, and the image header check.
+and format sniffing by magic bytes.
 
 The body is parsed as it arrives (python-multipart's streaming ``MultipartParser``): the file
 part goes straight to a temporary file in the service's folder, text fields stay in memory
@@ -12,15 +12,16 @@ part goes straight to a temporary file in the service's folder, text fields stay
   arrive (the extension and the part's Content-Type are ignored);
 - the whole body not in within ``timeout`` seconds: 408.
 
-:func:`image_size` then reads the image's header with Pillow's lazy ``Image.open`` (the header
-only, no pixel) for the side check; decoding is left to :func:`datasets.images.decode_image`.
+Nothing here parses the file beyond its first bytes: its header and pixels are read in a decoder
+process (:mod:`serving.decoder`) that ``--timeout`` can end, because a header alone can keep
+Pillow busy for seconds (10 MB of empty PNG chunks: 5 s), which in the event loop would stall
+every request.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -243,32 +244,3 @@ async def read_form(request: Request, *, file_field: str, text_fields: tuple[str
         if state["file"] is not None:
             state["file"].close()
     return up
-
-
-def image_size(path: Path, max_side: int) -> tuple[int, int]:
-    """(width, height) from the image header (Pillow's lazy open: no pixel is decoded).
-
-    Raises ApiError 413 image_too_large for a side over ``max_side`` or a header Pillow itself
-    refuses as a decompression bomb, 400 unreadable_image for a header Pillow cannot read.
-    The side is checked as stored: EXIF orientation swaps width and height, not the longer side.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=["PNG", "JPEG"]) as im:
-                w, h = im.size
-    except Image.DecompressionBombError:
-        raise ApiError("image_too_large", f"image header declares over {2 * Image.MAX_IMAGE_PIXELS:,} "
-                                          f"pixels (a decompression bomb); the limit is {max_side} px "
-                                          "per side (--max-side)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError):
-        raise ApiError("unreadable_image", "cannot read the image header (corrupt or truncated "
-                                           "file)") from None
-    if w <= 0 or h <= 0:
-        raise ApiError("unreadable_image", f"zero-size image ({w}x{h})")
-    if w > max_side or h > max_side:
-        raise ApiError("image_too_large", f"image is {w}x{h}, over the limit of {max_side} px "
-                                          "per side (--max-side)")
-    return w, h

@@ -71,6 +71,11 @@ def test_cli_writes_onnx_and_torchscript_that_match_the_python_path(tmp_path):
             assert (ts(x) - ref).abs().max() < 1e-4
         out = sess.run(None, {"photo": x.numpy()})[0]
         assert out.shape == shape and np.abs(out - ref.numpy()).max() < 1e-4
+    # the declared shapes: named dynamic axes, and 3 channels on both sides (the output's was
+    # named 'Clipcartoon_dim_1')
+    dims = {v.name: list(v.shape)
+            for v in [*sess.get_inputs(), *sess.get_outputs()]}
+    assert dims == {"photo": ["batch", 3, "height", "width"], "cartoon": ["batch", 3, "height", "width"]}
 
 
 def test_cli_errors(tmp_path):

@@ -56,6 +56,9 @@ def test_the_server_answers_and_cleans_up_on_sigterm(styles, tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         assert health["status"] == "ok" and health["styles"] == 2
+        conn.request("GET", "/healthz", headers={"Host": "rebound.example:8080"})
+        r = conn.getresponse()  # bound to 127.0.0.1: other Host names are refused by default
+        assert r.status == 400 and json.loads(r.read())["error"]["code"] == "invalid_host"
         conn.request("GET", "/api/styles")
         assert json.loads(conn.getresponse().read())["default"] == "Soft"
         body = (b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
@@ -114,3 +117,23 @@ def test_a_port_in_use_fails_at_start(styles):
         port = busy.getsockname()[1]
         code, out = run("--styles-dir", styles, "--port", port)
     assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in out and out.count("\n") == 1, out
+
+
+def test_an_unwritable_tmp_dir_fails_before_listening(styles, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        code, out = run("--styles-dir", styles, "--port", 0, "--tmp-dir", locked / "sub")
+    finally:
+        locked.chmod(0o755)
+    assert code == 2 and out.startswith("error: --tmp-dir ") and "read-only" in out, out
+    assert out.count("\n") == 1 and "listening" not in out
+
+
+def test_connection_settings_are_checked_at_start(styles):
+    code, out = run("--styles-dir", styles, "--allowed-hosts", " , ")
+    assert code == 2 and out == "error: --allowed-hosts ' , ': give at least one name, or * for any\n", out
+    code, out = run("--styles-dir", styles, "--max-connections", 10**12)
+    assert code == 2 and out.startswith("error: --max-connections ") and "ulimit -n" in out, out
+    assert out.count("\n") == 1

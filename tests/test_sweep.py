@@ -1,6 +1,7 @@
 """sweep.py: validation before anything runs, dry run, and a real 2x2 sweep of 2-step runs."""
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,133 @@ def test_sweep_2x2_summary_figure_and_resume(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("finished, skipped") == 4 and "train.py" not in again.stderr
     assert again.stderr.count("already there") == 4
+
+
+def test_yaml_alias_bomb_is_refused_without_expanding_it(tmp_path):
+    """Nine levels of nine aliases in a run's value: 390 bytes that expand to 9**9 values (main
+    took 5.4 GB and printed 1.5 GB of it)."""
+    import resource
+    import time
+
+    value = '&a0 [' + ",".join(['"lol"'] * 9) + ']'
+    for i in range(1, 9):  # each level: the previous one defined once, then used 8 more times
+        value = f"&a{i} [{value}," + ",".join([f"*a{i - 1}"] * 8) + "]"
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(f"runs:\n  - heldout_people: {value}\n")
+    assert len(bomb.read_bytes()) < 600
+    t = time.perf_counter()
+    cap = 4 << 30  # the child may not take more than 4 GB of address space (main took 5.4 GB)
+    res = subprocess.run([sys.executable, str(ROOT / "sweep.py"), "--name", "s", "--configs", str(bomb),
+                          "--dry-run", "--", "--checkpoints_dir", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120,
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)))
+    assert time.perf_counter() - t < 60
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "MemoryError" not in res.stderr
+    assert res.stderr.strip().splitlines() == [f"error: {bomb}: expands to more than 50000 values (YAML "
+                                               "aliases repeat what they name each time they are used: "
+                                               "an alias bomb?)"]
+    # in this process only now: the capped child above has shown it is not expanded
+    with pytest.raises(ToonFaceError, match="expands to more than 50000 values .*alias bomb"):
+        read_configs(bomb)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("runs: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ToonFaceError, match="nested deeper than"):
+        read_configs(deep)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps([{"w5": 0}] * 100_000))
+    with pytest.raises(ToonFaceError, match="larger than 1024 KiB"):
+        read_configs(big)
+
+
+def test_yaml_tags_that_would_run_code_are_one_line(tmp_path):
+    marker = tmp_path / "ran"
+    f = tmp_path / "evil.yaml"
+    f.write_text(f"runs:\n  - w5: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ToonFaceError, match="not valid YAML .*could not determine a constructor") as e:
+        read_configs(f)
+    assert "\n" not in str(e.value) and not marker.exists()
+
+
+def test_aliases_and_merge_keys_that_stay_small_are_fine(tmp_path):
+    f = tmp_path / "shared.yaml"
+    f.write_text("common: &common {w4: 0, total_iter: 3}\n"
+                 "runs:\n  - {<<: *common, w5: 0}\n  - {<<: *common, w5: 1, w4: 200}\n")
+    with pytest.raises(ToonFaceError, match="unknown section.* common"):
+        read_configs(f)
+    f.write_text("runs:\n  - &first {w4: 0, total_iter: 3, w5: 0}\n  - {<<: *first, w5: 1}\n")
+    assert read_configs(f)[1] == [{"w4": 0.0, "total_iter": 3, "w5": 0.0},
+                                  {"w4": 0.0, "total_iter": 3, "w5": 1.0}]
+
+
+def test_every_problem_of_a_study_file_is_one_line(tmp_path):
+    """The whole file is checked: each problem named with its place (and its YAML line), no
+    traceback, nothing run."""
+    f = tmp_path / "study.yaml"
+    f.write_text("\n".join([
+        "base:",
+        "  lr: 0.1",                       # 2
+        "  w3: .inf",                      # 3
+        "  total_iter: 1.5",               # 4: not a whole number
+        "  heldout_people: [00051, '00057']",  # 5: YAML reads 00051 as octal 41
+        "  lr: .inf",                      # 6: duplicate key (its value would win), non-finite
+        "runs:",
+        "  - {w5: [1, 2]}",                # 8: a list where a number belongs
+        "  - {w5: 1, w-landmark: 2}",      # 9: two spellings of one option
+        "  - {photo_dir: 5, w5: nan}",     # 10: a number where a folder belongs; NaN
+        "evaluate:",
+        "  reference: {dir: 5}",           # 12
+        "  portrait: {photo_dir: x, photos: stems}",  # 13
+        "compare:",
+        "  paired: nme68",                 # 15: text where a list belongs (was iterated)
+        "  baseline: {w5: true}",          # 16
+        ""]))
+    with pytest.raises(ToonFaceError) as e:
+        read_configs(f)
+    lines = str(e.value).splitlines()
+    want = [
+        "line 6: duplicate key 'lr' (first on line 2",
+        "base: bad value inf for --lr: inf is not a finite number. (line 6)",
+        "base: bad value inf for --w3",
+        "base: bad value for --total_iter: expected a whole number, got the number 1.5 (line 4)",
+        "base: bad value for --heldout_people: expected a list of file stems in quotes",
+        "run 0: bad value for --w5: expected a number, got a list [1, 2] (line 8)",
+        "run 1: 'w5' and 'w-landmark' both set --w5 (line 9)",
+        "run 2: bad value for --photo_dir: expected text (a name or a path), got the number 5 (line 10)",
+        "run 2: bad value 'nan' for --w5",
+        "evaluate: reference: dir: expected text (a name or a path), got the number 5 (line 12)",
+        "evaluate: portrait: photos: expected a list of file stems in quotes",
+        "compare: paired: expected a list of per-image metrics (e.g. [nme68, identity_distance]), "
+        "got the text 'nme68' (line 15)",
+        "compare baseline: bad value for --w5: expected a number, got true (line 16)",
+    ]
+    assert len(lines) == len(want), lines
+    for w in want:
+        assert sum(w in line for line in lines) == 1, (w, lines)
+    assert all(line.startswith(str(f)) for line in lines)
+    res = sweep_cli("--name", "s", "--configs", f, "--dry-run", "--", "--checkpoints_dir", tmp_path)
+    err = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert err == [f"error: {line}" for line in lines]
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("text, want", [
+    ('{"runs": [{"w5": 0}], "runs": [{"w5": 1}]}', "duplicate key 'runs'"),
+    ('[{"w5": 0, "w5": 1}]', "duplicate key 'w5'"),
+    ('[{"lr": Infinity}]', "bad value inf for --lr"),
+    ('[{"w5": NaN}]', "bad value nan for --w5"),
+    ('{"runs": [{}], "compare": {"paired": 5}}', "paired: expected a list of per-image metrics"),
+    ('{"runs": [{}], "evaluate": {"reference": {"dir": 5}}}', "dir: expected text"),
+    ('{"runs": [{}], "evaluate": {"reference": 5}}', "reference: expected {dir: FOLDER, label: TEXT}"),
+    ('{"runs": [{}], "compare": {"replicate": 3}}', "replicate: expected an option name"),
+    ('{"runs": 5}', "expected a list of option sets"),
+    ('[5]', "run 0: expected a mapping of train options, got the number 5"),
+    ('[{"progress": 2}]', "expected true or false, got the number 2"),
+    ('[{"seed": [1]}]', "expected a whole number, got a list [1]"),
+])
+def test_json_study_files_are_checked_alike(tmp_path, text, want):
+    f = tmp_path / "s.json"
+    f.write_text(text)
+    with pytest.raises(ToonFaceError, match=re.escape(want)) as e:
+        read_configs(f)
+    assert len(str(e.value).splitlines()) == 1

@@ -251,3 +251,31 @@ def test_bad_evaluate_and_compare_sections_stop_before_training(tmp_path, demo_d
                     "--", "--checkpoints_dir", ck)
     assert res.returncode == 2 and want in res.stderr, res.stderr[-2000:]
     assert len(res.stderr.strip().splitlines()) == 1 and not ck.exists()
+
+
+def test_the_sweep_never_writes_among_its_reference_or_portrait_inputs(tmp_path, demo_data):
+    """evaluate.reference: the sweep writes the reference's crops into <sweep>/reference/
+    {photos,outputs}/; evaluate.portrait: each run's outputs into <run>/test/. Neither may be
+    (or lie inside) the folder the file names as input, where they would replace or join it."""
+    import shutil
+
+    from evaluation.sweep.evaluate_runs import check_evaluate_section
+
+    photos, _ = demo_data
+    ck = tmp_path / "ck"
+    ref = ck / "st" / "reference" / "outputs"
+    shutil.copytree(photos, ref)
+    before = sorted(ref.iterdir())
+    sp = plan_sweep("st", [], str(tiny_study(tmp_path, demo_data, evaluate={"reference": {"dir": str(ref)}})),
+                    ["--checkpoints_dir", str(ck)])
+    with pytest.raises(ToonFaceError, match=r"its outputs/ images are written into .* which is the "
+                                            r"evaluate\.reference\.dir folder") as e:
+        check_evaluate_section(sp)
+    assert "\n" not in str(e.value) and sorted(ref.iterdir()) == before
+    scenes = tmp_path / "scenes"   # the runs' folders (checkpoints_dir) inside the scenes folder
+    scenes.mkdir()
+    shutil.copy(photos / "0001.png", scenes / "0001.png")
+    study = tiny_study(tmp_path, demo_data, evaluate={"portrait": {"photo_dir": str(scenes), "photos": ["0001"]}})
+    sp = plan_sweep("st", [], str(study), ["--checkpoints_dir", str(scenes / "ck")])
+    with pytest.raises(ToonFaceError, match=r"test folder .* is inside the evaluate\.portrait\.photo_dir folder"):
+        check_evaluate_section(sp)

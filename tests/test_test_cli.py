@@ -108,6 +108,76 @@ def test_out_must_not_be_the_photo_folder(run, tmp_path):
     assert sorted(photos.rglob("*")) == before
 
 
+def test_out_above_the_photo_folder_is_refused(run, tmp_path):
+    """--out the parent of --photo_dir: test.py's photos/NNNN_<stem>.png would land in the
+    user's photo folder (replacing a user's file of that name, and read by the next run)."""
+    photos = tmp_path / "photos"
+    shutil.copytree(json.loads((run / "v3" / "config.json").read_text())["photo_dir"], photos)
+    first = sorted(photos.glob("*.png"))[0]
+    mine = photos / f"0000_{first.stem}.png"       # the name test.py would give its crop
+    mine.write_bytes(b"the user's own file")
+    before = {p: p.read_bytes() for p in photos.rglob("*")}
+    res = cli("--checkpoint", run / "v3", "--photo_dir", photos, "--out", tmp_path, "--num", 1,
+              "--no-metrics")
+    line = _one_line_exit_2(res)
+    assert "photos/" in line and "--photo_dir folder" in line, line
+    assert {p: p.read_bytes() for p in photos.rglob("*")} == before
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_out_subfolders_must_not_be_any_input_folder(run, tmp_path):
+    """Every folder an evaluation reads: the photos (given, or the run's held-out ones), the
+    cartoon set, a folder of outputs."""
+    from evaluation.evaluate import evaluate, evaluate_outputs
+    from utils.errors import ToonFaceError
+
+    cfg = json.loads((run / "v3" / "config.json").read_text())
+    cartoons = tmp_path / "o" / "outputs"
+    shutil.copytree(cfg["cartoon_dir"], cartoons)
+    with pytest.raises(ToonFaceError, match=r"outputs/ images .*--cartoon_dir folder"):
+        evaluate(model_version=3, checkpoints_dir=str(run), out=str(tmp_path / "o"),
+                 cartoon_dir=str(cartoons), metrics=False)
+    held = Path((run / "v3" / "heldout.txt").read_text().split()[0]).parent
+    with pytest.raises(ToonFaceError, match=r"photos/ images .*--photo_dir folder"):
+        evaluate(model_version=3, checkpoints_dir=str(run), out=str(held.parent), metrics=False)
+    link = tmp_path / "linked"
+    link.mkdir()
+    (link / "grids").symlink_to(held, target_is_directory=True)  # a link is where it leads
+    with pytest.raises(ToonFaceError, match=r"grids/ images"):
+        evaluate(model_version=3, checkpoints_dir=str(run), out=str(link), metrics=False)
+    outs = shutil.copytree(held, tmp_path / "outs")
+    with pytest.raises(ToonFaceError, match=r"--out .* is inside the --cartoon_dir folder"):
+        evaluate_outputs(outputs=str(outs), photo_dir=str(held), out=str(tmp_path / "x"),
+                         cartoon_dir=str(tmp_path), analyser=object(), echo=lambda m: None)
+    assert not (tmp_path / "o" / "metrics.json").exists() and not (tmp_path / "x").exists()
+
+
+def test_never_replaces_a_file_it_did_not_write(run, tmp_path):
+    """A file of test.py's layout that test.py did not write stops the run before any work;
+    test.py's own files (an earlier run into the same folder) are replaced."""
+    from evaluation.evaluate import evaluate
+    from utils.errors import ToonFaceError
+
+    out = tmp_path / "o"
+    evaluate(model_version=3, checkpoints_dir=str(run), out=str(out), metrics=False, num=1)
+    first = json.loads((out / "metrics.json").read_text())
+    evaluate(model_version=3, checkpoints_dir=str(run), out=str(out), metrics=False)  # rerun: fine
+    assert len(list((out / "outputs").iterdir())) == 2
+
+    other = tmp_path / "other"
+    (other / "outputs").mkdir(parents=True)
+    name = Path(first["per_image"][0]["output"]).name
+    (other / "outputs" / name).write_bytes(b"mine")
+    (other / "index.html").write_text("my page")
+    with pytest.raises(ToonFaceError, match=r"was not written by test\.py"):
+        evaluate(model_version=3, checkpoints_dir=str(run), out=str(other), metrics=False, num=1)
+    assert (other / "outputs" / name).read_bytes() == b"mine"
+    assert (other / "index.html").read_text() == "my page"
+    assert {p.name for p in other.rglob("*")} == {"index.html", "outputs", name}
+    record = json.loads((out / ".toonface-test-files.json").read_text())  # what test.py wrote
+    assert {"metrics.json", "index.html", f"outputs/{name}"} <= set(record)
+
+
 def test_missing_run_or_step_is_one_line(run):
     res = cli("--model_version", 99, "--checkpoints_dir", run)
     assert res.returncode == 2 and res.stderr.strip().startswith("error:")

@@ -25,8 +25,29 @@ def run_command(kind: str, ctx: click.Context, params: dict[str, Any],
         raise click.UsageError(str(exc)) from None
     if dry_run:
         click.echo(describe(cfg))
+        note = content_network_note(cfg)
+        if note:
+            click.echo(note)
         return
     result = call_or_exit(fn, cfg, interrupted="interrupted before training started; nothing was saved")
     for key in ("run_dir", "generator", "grid", "loss_curves"):
         if key in result:
             click.echo(f"{key}: {result[key]}")
+
+
+def content_network_note(cfg: Config) -> str | None:
+    """For --dry-run: the network ``--content-network auto`` picks on this machine (found
+    without a download, so a dry run never fetches anything), one line; None when not auto or
+    no term uses it."""
+    active = cfg.loss.active() if cfg.kind == "train" else {}
+    if cfg.loss.content_network != "auto" or not {"content", "structure"} & set(active):
+        return None
+    from models.content_network import resolve_content_network
+
+    try:
+        network, path = resolve_content_network("auto", cfg.loss.vgg_weights, cfg.run.checkpoints_dir,
+                                                allow_download=False, quiet=True)
+    except ToonFaceError as exc:
+        return f"# content_network auto: nothing usable here ({exc})"
+    where = f" ({path})" if path else " (no VGG19 weights found)"
+    return f"# content_network auto: {network} here{where}"

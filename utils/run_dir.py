@@ -4,7 +4,8 @@ A run lives in ``<checkpoints_dir>/<name>/``::
 
     config.json              every resolved option, written before step 1
     stats.jsonl  log.txt     one line per log tick; the log
-    heldout.txt              the photos held out of training
+    heldout.txt              the photos held out of training (kept as they are on --resume)
+    photos.txt               every photo the run started with (a resume says what changed)
     loss_curves.png          the loss curves, redrawn at every snapshot
     samples/step_XXXXXX.png  the side-by-side grids
     ckpt/latest.pt           the whole training state (+ rotated ckpt/step_XXXXXX.pt)
@@ -57,6 +58,7 @@ class RunDir:
     stats_file = property(lambda self: self.path / "stats.jsonl")
     log_file = property(lambda self: self.path / "log.txt")
     heldout_file = property(lambda self: self.path / "heldout.txt")
+    photos_file = property(lambda self: self.path / "photos.txt")
     loss_curves = property(lambda self: self.path / "loss_curves.png")
     ckpt_dir = property(lambda self: self.path / "ckpt")
     generator_dir = property(lambda self: self.path / "generator")
@@ -105,26 +107,20 @@ class RunDir:
     def write_heldout(self, paths: list[Path]) -> None:
         """heldout.txt: one resolved path per line; a path that holds a line break (or starts
         with a quote or a blank) is written as a JSON string, so any file name round-trips."""
-        from utils.io import atomic_write_text
-
-        def line(p: Path) -> str:
-            s = str(Path(p).resolve())
-            plain = s == s.strip() and not s.startswith('"') and not any(c in s for c in "\r\n")
-            return (s if plain else json.dumps(s)) + "\n"
-
-        atomic_write_text(self.heldout_file, "".join(line(p) for p in paths))
+        _write_paths(self.heldout_file, paths)
 
     def read_heldout(self) -> list[Path] | None:
         """The held-out photos (see :meth:`write_heldout`), None without a heldout.txt."""
-        if not self.heldout_file.is_file():
-            return None
-        out = []
-        for line in self.heldout_file.read_text(encoding="utf-8").splitlines():
-            if line.startswith('"'):
-                out.append(Path(json.loads(line)))
-            elif line.strip():
-                out.append(Path(line.strip()))
-        return out
+        return _read_paths(self.heldout_file)
+
+    def write_photos(self, paths: list[Path]) -> None:
+        """photos.txt: every photo of the run's photo folder when it started (held-out ones
+        too), in heldout.txt's format; what a resumed run compares the folder with."""
+        _write_paths(self.photos_file, paths)
+
+    def read_photos(self) -> list[Path] | None:
+        """The photos the run started with (see :meth:`write_photos`), None without a record."""
+        return _read_paths(self.photos_file)
 
     def steps(self, folder: str = "generator") -> list[tuple[int, Path]]:
         """(step, path) of the ``step_XXXXXX.pt`` files in ``ckpt`` or ``generator``, oldest first."""
@@ -188,6 +184,29 @@ class RunDir:
             if RunDir(cand).is_run():
                 return RunDir(cand)
         return None
+
+
+def _write_paths(file: Path, paths: list[Path]) -> None:
+    from utils.io import atomic_write_text
+
+    def line(p: Path) -> str:
+        s = str(Path(p).resolve())
+        plain = s == s.strip() and not s.startswith('"') and not any(c in s for c in "\r\n")
+        return (s if plain else json.dumps(s)) + "\n"
+
+    atomic_write_text(file, "".join(line(p) for p in paths))
+
+
+def _read_paths(file: Path) -> list[Path] | None:
+    if not file.is_file():
+        return None
+    out = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        if line.startswith('"'):
+            out.append(Path(json.loads(line)))
+        elif line.strip():
+            out.append(Path(line.strip()))
+    return out
 
 
 def resolve_generator(path: str | os.PathLike) -> Path:

@@ -161,9 +161,11 @@ def check_tasks_model(path: str | os.PathLike) -> str:
     """Validate a FaceLandmarker model file; returns its SHA-256 (hex).
 
     A ``.task`` file is a zip bundle holding ``face_detector.tflite`` and
-    ``face_landmarks_detector.tflite`` (TFLite flatbuffers, identifier ``TFL3``). Raises
-    ToonFaceError (one line naming the file to download) when the file is missing, is a
-    folder, or is not such a bundle.
+    ``face_landmarks_detector.tflite`` (TFLite flatbuffers, identifier ``TFL3``), stored
+    uncompressed and unencrypted (all that mediapipe reads). Raises ToonFaceError (one line
+    naming the file to download) when the file is missing, is a folder, or is not such a
+    bundle. Whether its model gives the right points is checked when it is built
+    (:func:`check_reference_face`).
     """
     p = Path(path)
     fetch = f"download {TASKS_MODEL_NAME} from {TASKS_MODEL_URL}"
@@ -178,10 +180,20 @@ def check_tasks_model(path: str | os.PathLike) -> str:
             if not set(TASKS_BUNDLE_MEMBERS) <= names:
                 raise ToonFaceError(not_model)
             for member in TASKS_BUNDLE_MEMBERS:
+                # mediapipe maps the bundle's members in place: it reads neither encrypted nor
+                # compressed ones (and zipfile would raise RuntimeError / NotImplementedError)
+                info = z.getinfo(member)
+                if info.flag_bits & 0x1:
+                    raise ToonFaceError(f"{p}: its {member} is encrypted; mediapipe reads only plain, "
+                                        f"uncompressed bundles ({fetch})")
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise ToonFaceError(f"{p}: its {member} is compressed (zip method "
+                                        f"{info.compress_type}); mediapipe reads only uncompressed "
+                                        f"bundles ({fetch})")
                 with z.open(member) as f:
                     if f.read(8)[4:8] != TFLITE_MAGIC:
                         raise ToonFaceError(not_model)
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError):
         raise ToonFaceError(not_model) from None
     h = hashlib.sha256()
     with open(p, "rb") as f:
@@ -318,6 +330,16 @@ class _ProcessBound:
 
     def _bind(self) -> None:
         self._pid = os.getpid()
+        self._quiet_until_face = True
+
+    def _quietly(self):
+        """mediapipe's C++ core logs start-up chatter (absl W0000 lines) when a graph starts
+        and on its first face: hold it back (utils/native_logs.py) until a face was found."""
+        from contextlib import nullcontext
+
+        from utils.native_logs import quiet_native_stderr
+
+        return quiet_native_stderr() if getattr(self, "_quiet_until_face", False) else nullcontext()
 
     def _check_usable(self, handle) -> None:
         if handle is None:
@@ -361,6 +383,7 @@ class FaceMeshDetector(_ProcessBound):
 
     name = "mediapipe"
     topology = MEDIAPIPE_468
+    _UNBUILT = object()  # the graph is built at the first image
 
     def __init__(self, max_num_faces: int = 1, min_detection_confidence: float = 0.5,
                  refine_landmarks: bool = False):
@@ -377,25 +400,33 @@ class FaceMeshDetector(_ProcessBound):
             raise DetectorUnavailable(f"mediapipe {_version('mediapipe')} has no mp.solutions "
                                       f"(the legacy FaceMesh API): install {LEGACY_MEDIAPIPE} or "
                                       "use --landmark-detector dlib")
-        self._mesh = solutions.face_mesh.FaceMesh(
+        # built at the first image, in the same quiet window as its first run: the graph's
+        # calculators open on worker threads, and their chatter must not fall between two
+        self._make = lambda: solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=max_num_faces,
             refine_landmarks=refine_landmarks,
             min_detection_confidence=min_detection_confidence)
+        self._mesh = self._UNBUILT
 
     def detect_faces(self, image) -> list[np.ndarray]:
         """Every face found (at most ``max_num_faces``) as ``(468, 2)`` float32, in mediapipe's
         order (most confident first)."""
         self._check_usable(self._mesh)
         rgb = to_uint8_rgb(image)
-        result = self._mesh.process(rgb)
+        with self._quietly():
+            if self._mesh is self._UNBUILT:
+                self._mesh = self._make()
+            result = self._mesh.process(rgb)
+        self._quiet_until_face = self._quiet_until_face and not result.multi_face_landmarks
         h, w = rgb.shape[:2]
         return [np.array([(lm.x * w, lm.y * h) for lm in face.landmark[:MEDIAPIPE_468.num_points]],
                          dtype=np.float32)
                 for face in result.multi_face_landmarks or []]
 
     def close(self) -> None:
-        if getattr(self, "_mesh", None) is not None and os.getpid() == self._pid:
-            self._mesh.close()
+        mesh = getattr(self, "_mesh", None)
+        if mesh is not None and mesh is not self._UNBUILT and os.getpid() == self._pid:
+            mesh.close()
         self._mesh = None
 
 
@@ -413,7 +444,7 @@ class FaceLandmarkerDetector(_ProcessBound):
 
     def __init__(self, model: str | os.PathLike, num_faces: int = 1,
                  min_detection_confidence: float = 0.5):
-        check_tasks_model(model)
+        sha256 = check_tasks_model(model)
         problem = mediapipe_tasks_problem()
         if problem:
             raise DetectorUnavailable(f"the mediapipe-tasks landmark detector needs mediapipe but {problem}")
@@ -431,18 +462,26 @@ class FaceLandmarkerDetector(_ProcessBound):
             min_face_presence_confidence=min_detection_confidence)
         self._landmarker = None
         try:
-            self._landmarker = fl.FaceLandmarker.create_from_options(options)
+            with self._quietly():
+                self._landmarker = fl.FaceLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ToonFaceError(f"mediapipe cannot load the landmark model {model}: {first} "
                                 f"(download {TASKS_MODEL_NAME} from {TASKS_MODEL_URL})") from None
+        try:
+            check_reference_face(self, sha256, model)
+        except BaseException:
+            self.close()
+            raise
 
     def detect_faces(self, image) -> list[np.ndarray]:
         """Every face found (at most ``num_faces``) as ``(468, 2)`` float32, in mediapipe's order."""
         self._check_usable(self._landmarker)
         rgb = to_uint8_rgb(image)
         h, w = rgb.shape[:2]
-        result = self._landmarker.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        with self._quietly():
+            result = self._landmarker.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        self._quiet_until_face = self._quiet_until_face and not result.face_landmarks
         return [np.array([(lm.x * w, lm.y * h) for lm in face[:MEDIAPIPE_468.num_points]],
                          dtype=np.float32)
                 for face in result.face_landmarks or []]
@@ -451,6 +490,42 @@ class FaceLandmarkerDetector(_ProcessBound):
         if getattr(self, "_landmarker", None) is not None and os.getpid() == self._pid:
             self._landmarker.close()
         self._landmarker = None
+
+
+# A landmark model is used only if it finds the reference face (datasets/landmarks/
+# reference_face.py) with its points, on average, within this share of the eye distance of
+# FaceMesh's (the raw FaceMesh model bundled without the 478-point head: about 1.0).
+REFERENCE_MAX_NME = 0.25
+_PLAUSIBLE_MODELS: set[str] = set()  # SHA-256 of the models that passed, in this process
+
+
+def check_reference_face(detector, sha256: str, model) -> None:
+    """Refuse (ToonFaceError, one line) a landmark model whose points on the reference face
+    are not FaceMesh's: a bundle mediapipe loads can still be the wrong model (e.g. the raw
+    FaceMesh model without the 478-point head gives points a whole eye distance off). Checked
+    once per model file and process."""
+    from datasets.landmarks.reference_face import reference_image, reference_points
+
+    if sha256 in _PLAUSIBLE_MODELS:
+        return
+    want = reference_points()
+    faces = detector.detect_faces(reference_image())
+    where = f"landmark model {model}"
+    if not faces:
+        raise ToonFaceError(f"{where} finds no face in the reference photo (scikit-image's "
+                            f"astronaut): not a usable face landmarker (download {TASKS_MODEL_NAME} "
+                            f"from {TASKS_MODEL_URL})")
+    got = faces[0]
+    if got.shape != want.shape or not np.isfinite(got).all():
+        raise ToonFaceError(f"{where} gives {got.shape[0]} points on the reference face, not "
+                            f"{want.shape[0]} (download {TASKS_MODEL_NAME} from {TASKS_MODEL_URL})")
+    nme = float(np.linalg.norm(got - want, axis=1).mean()) / MEDIAPIPE_468.inter_ocular_distance(want)
+    if nme > REFERENCE_MAX_NME:
+        raise ToonFaceError(f"{where} puts the reference face's landmarks {nme:.2f} eye distances "
+                            f"from where they are (at most {REFERENCE_MAX_NME} allowed): not a "
+                            f"478-point FaceLandmarker model (download {TASKS_MODEL_NAME} from "
+                            f"{TASKS_MODEL_URL})")
+    _PLAUSIBLE_MODELS.add(sha256)
 
 
 def dlib_upsample(short_side: int) -> int:

@@ -14,7 +14,9 @@ sweep file: a list of option sets (``[{"w5": 0}, {"w5": 1, "w4": 0}]``) or a map
     pretrain: {pretrain.py options}   # optional: one pretraining per distinct seed
     runs:     [{options of one configuration}, ...]
 
-Keys are train.py option names (``w5``, ``w-landmark``, ``total_iter``...). Precedence, lowest
+Keys are train.py option names (``w5``, ``w-landmark``, ``total_iter``...); the whole file is
+checked against its schema, within bounds, before anything runs (``schema``: one line per
+problem; aliases bounded by what they expand to). Precedence, lowest
 first: the file's ``base``, the command line's base options (``sweep.py ... -- OPTIONS``), a
 configuration's own options. Every configuration is parsed by train.py's own option table
 (pretrainings by pretrain.py's), and held-out people are checked against the photo folder,
@@ -30,7 +32,8 @@ Resumable: a run (pretraining or training) whose ``generator/latest.pt`` reached
 ``total_iter`` is skipped, one with a ``ckpt/latest.pt`` is continued with ``--resume``, and an
 evaluation whose ``metrics.json`` covers the same photos is reused.
 
-Modules: ``plan`` (option sets, commands, validation; nothing runs), ``run`` (the sweep:
+Modules: ``schema`` (the file read and checked), ``plan`` (option sets, commands, validation;
+nothing runs), ``run`` (the sweep:
 training in order), ``evaluate_runs`` (scoring the runs), ``report`` (summaries and figures).
 """
 from evaluation.sweep.plan import (RESERVED, SweepFile, SweepPlan, canonical,

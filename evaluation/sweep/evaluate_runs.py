@@ -208,6 +208,8 @@ def evaluate_portraits(sp: SweepPlan, results: list[dict | None], device: str, e
 def check_evaluate_section(sp: SweepPlan) -> None:
     """The sweep file's ``evaluate`` section, checked before anything runs: ``reference``
     ({dir, label}) names a folder, ``portrait`` ({photo_dir, photos}) names scenes that exist."""
+    from evaluation.evaluate import check_out_dir
+
     ev = sp.file.evaluate
     where = f"{sp.file.path}: evaluate"
     unknown = sorted(set(ev) - {"reference", "portrait", "pretrained"})
@@ -222,11 +224,17 @@ def check_evaluate_section(sp: SweepPlan) -> None:
             raise ToonFaceError(f"{where}: reference: expected {{dir: FOLDER, label: TEXT}}")
         if not Path(ref["dir"]).is_dir():
             raise ToonFaceError(f"{where}: reference folder not found: {ref['dir']}")
+        # the sweep writes the reference's crops into <sweep>/reference/{photos,outputs}/
+        check_out_dir(sp.sweep_dir / REFERENCE_DIR, ("photos", "outputs"), what="the sweep's "
+                      "reference folder", probe=False, **{"evaluate.reference.dir": ref["dir"]})
     por = ev.get("portrait")
     if por is not None:
         if not isinstance(por, dict) or "photo_dir" not in por or not isinstance(por.get("photos"), list):
             raise ToonFaceError(f"{where}: portrait: expected {{photo_dir: FOLDER, photos: [stems]}}")
         portrait_scenes(sp)
+        for r in sp.runs:  # the portrait outputs go to <run>/test/step_XXXXXX/portrait/outputs/
+            check_out_dir(run_dir(r["cfg"]).path / "test", what=f"run {r['id']}'s test folder",
+                          probe=False, **{"evaluate.portrait.photo_dir": por["photo_dir"]})
 
 
 def evaluate_sweep(sp: SweepPlan, failed: list[str], eval_photo_dir: str | None, num: int | None,

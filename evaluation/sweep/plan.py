@@ -1,5 +1,6 @@
-"""Planning a sweep: option sets read and checked, train.py / pretrain.py commands built,
-held-out people validated. Nothing runs and nothing is written here.
+"""Planning a sweep: option sets read and checked (the sweep file's schema:
+``evaluation.sweep.schema``), train.py / pretrain.py commands built, held-out people
+validated. Nothing runs and nothing is written here.
 
 Precedence of options, lowest first: the sweep file's ``base``, the command line's base
 options (after ``--``), a configuration's own options (its file entry and its ``--grid``
@@ -10,70 +11,22 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from training.config import OPTIONS, Opt, click_options, options_for, resolve
+from evaluation.sweep.schema import (FILE_KEYS, RESERVED, StudyFileError, SweepFile,  # noqa: F401
+                                     canonical, convert, option_names, read_sweep_file)
+from training.config import OPTIONS, click_options, options_for, resolve
 from utils.errors import ToonFaceError
 from utils.run_dir import RunDir
 
-# The sweep owns these: each run's name, and whether it resumes.
-RESERVED = {"name", "model_version", "resume", "dry_run"}
-# Sections a sweep file may hold besides base and runs.
-FILE_KEYS = {"base", "runs", "pretrain", "evaluate", "compare"}
 PRETRAIN_PREFIX = "pretrain-"
 
 
 # ------------------------------------------------------------------------ option sets
-def option_names(kind: str = "train") -> dict[str, Opt]:
-    """Every spelling of a ``kind`` option (underscore, dash, aliases) -> its Opt."""
-    names: dict[str, Opt] = {}
-    for o in options_for(kind):
-        for n in (o.name, o.name.replace("_", "-"), *o.aliases):
-            names[n] = o
-    return names
-
-
-def canonical(key: str, kind: str = "train") -> Opt:
-    """The Opt of a ``kind`` option spelled any way; ToonFaceError for unknown and reserved keys."""
-    key = key.strip().lstrip("-")
-    names = option_names(kind)
-    opt = names.get(key)
-    if opt is None:
-        import difflib
-
-        close = difflib.get_close_matches(key, list(names), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        script = "train" if kind == "train" else kind
-        raise ToonFaceError(f"unknown {script} option '{key}'{hint}")
-    if opt.name in RESERVED:
-        raise ToonFaceError(f"option '{key}' is set by the sweep itself and cannot be swept")
-    return opt
-
-
-def convert(opt: Opt, value: Any, where: str) -> Any:
-    """A value checked and converted with the option's click type."""
-    if opt.name == "heldout_people" and isinstance(value, (list, tuple)):
-        # a YAML list of stems reads better than one long string; quote them ("00051"), or
-        # YAML 1.1 reads a leading zero as octal
-        value = ",".join(str(v) for v in value)
-    try:
-        if opt.is_flag:
-            return click.BOOL.convert(value, None, None)
-        if value is None:
-            if opt.default is None:
-                return None
-            raise click.BadParameter("null is not a value of this option")
-        ctype = click.types.convert_type(opt.type)
-        return ctype.convert(str(value) if not isinstance(value, str) and ctype is click.STRING
-                             else value, None, None)
-    except click.BadParameter as exc:
-        raise ToonFaceError(f"{where}: bad value {value!r} for --{opt.name}: {exc.message}") from None
-
-
 def parse_grid(specs: tuple[str, ...] | list[str]) -> list[tuple[str, list[Any]]]:
     """``["w5=0,1", "w4=0,200"]`` -> ``[("w5", [0.0, 1.0]), ("w4", [0.0, 200.0])]``."""
     out: list[tuple[str, list[Any]]] = []
@@ -89,76 +42,6 @@ def parse_grid(specs: tuple[str, ...] | list[str]) -> list[tuple[str, list[Any]]
             raise ToonFaceError(f"--grid {spec}: empty value")
         out.append((opt.name, [convert(opt, v, f"--grid {spec}") for v in items]))
     return out
-
-
-@dataclass
-class SweepFile:
-    """A sweep file: ``base`` and ``runs`` (train options), ``pretrain`` (pretrain options, or
-    None: no pretraining stage), ``evaluate`` and ``compare`` (see :mod:`evaluation.sweep`)."""
-    base: dict[str, Any] = field(default_factory=dict)
-    runs: list[dict[str, Any]] = field(default_factory=lambda: [{}])
-    pretrain: dict[str, Any] | None = None
-    evaluate: dict[str, Any] = field(default_factory=dict)
-    compare: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-
-
-def _load(path: Path) -> Any:
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ToonFaceError(f"{path}: reading YAML needs PyYAML (pip install PyYAML), or use JSON") from None
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ToonFaceError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ToonFaceError(f"{path}: not valid JSON ({exc})") from None
-
-
-def normalise(d: dict, where: str, kind: str = "train") -> dict[str, Any]:
-    """Keys spelled any way -> canonical option names; values converted by the option's type."""
-    out = {}
-    for k, v in d.items():
-        opt = canonical(str(k), kind)
-        out[opt.name] = convert(opt, v, where)
-    return out
-
-
-def read_sweep_file(path: str | Path) -> SweepFile:
-    """A JSON or YAML sweep file: a list of option sets, or a mapping with ``runs`` and any of
-    ``base``, ``pretrain``, ``evaluate``, ``compare``. Raises ToonFaceError (one line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ToonFaceError(f"sweep file not found: {path}")
-    data = _load(path)
-    sections: dict[str, Any] = {}
-    if isinstance(data, dict):
-        unknown = sorted(set(map(str, data)) - FILE_KEYS)
-        if unknown:
-            raise ToonFaceError(f"{path}: unknown section(s) {', '.join(unknown)} (expected "
-                                f"{', '.join(sorted(FILE_KEYS))})")
-        sections, data = data, data.get("runs")
-    base = sections.get("base") or {}
-    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data) or not isinstance(base, dict):
-        raise ToonFaceError(f"{path}: expected a list of option sets, or {{\"base\": {{...}}, \"runs\": [...]}}")
-    pre = sections.get("pretrain")
-    if pre is not None and not isinstance(pre, dict):
-        raise ToonFaceError(f"{path}: pretrain: expected a mapping of pretrain.py options ({{}} for the defaults)")
-    for sec in ("evaluate", "compare"):
-        if not isinstance(sections.get(sec) or {}, dict):
-            raise ToonFaceError(f"{path}: {sec}: expected a mapping")
-    return SweepFile(
-        base=normalise(base, f"{path} base"),
-        runs=[normalise(d, f"{path} run {i}") for i, d in enumerate(data)],
-        pretrain=None if pre is None else normalise(pre, f"{path} pretrain", "pretrain"),
-        evaluate=dict(sections.get("evaluate") or {}),
-        compare=dict(sections.get("compare") or {}),
-        path=path)
 
 
 def read_configs(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

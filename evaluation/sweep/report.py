@@ -21,7 +21,8 @@ from typing import Any, Iterable, Sequence
 from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes, atomic_write_text
 
-from evaluation.sweep.plan import SweepPlan, canonical, convert, fmt_value, run_dir, run_state
+from evaluation.sweep.plan import SweepPlan, fmt_value, run_dir, run_state
+from evaluation.sweep.schema import DEFAULT_PAIRED, LOWER_IS_BETTER  # noqa: F401 (part of this API)
 
 METRIC_COLUMNS = ["nme68_mean", "identity_distance_mean", "identity_same_rate", "face_found_rate_dlib",
                   "nme_mediapipe_mean", "face_found_rate_mediapipe", "fid_cartoon", "kid_cartoon",
@@ -32,8 +33,6 @@ PORTRAIT_COLUMNS = ["pairs", "nme68_mean", "identity_distance_mean", "identity_s
                     "face_found_rate_dlib", "nme_mediapipe_mean", "face_found_rate_mediapipe"]
 PORTRAIT_PREFIX = "portrait_"
 # Per-image metrics a paired comparison may count (lower is better for every one).
-LOWER_IS_BETTER = ("nme68", "identity_distance", "nme_mediapipe", "nme")
-DEFAULT_PAIRED = ["nme68", "identity_distance"]
 FIGURE_FACES = 12
 
 
@@ -143,21 +142,12 @@ def compare_spec(sp: SweepPlan) -> dict | None:
     if not c:
         return None
     where = f"{sp.file.path}: compare"
-    rep = canonical(str(c.get("replicate", "seed"))).name
+    # types, names and metrics were checked with the file (evaluation.sweep.schema)
+    rep = c.get("replicate", "seed")
     base = c.get("baseline") or {}
-    if not isinstance(base, dict):
-        raise ToonFaceError(f"{where}: baseline: expected options, e.g. {{w5: 0}}")
-    base = {canonical(str(k)).name: convert(canonical(str(k)), v, f"{where} baseline") for k, v in base.items()}
     if base and not any(all(r["options"].get(k) == v for k, v in base.items()) for r in sp.runs):
         raise ToonFaceError(f"{where}: no run has the baseline options {base}")
     paired = list(c.get("paired", DEFAULT_PAIRED))
-    bad = [m for m in paired if m not in LOWER_IS_BETTER]
-    if bad:
-        raise ToonFaceError(f"{where}: paired: {bad[0]} is not a per-image metric where lower is "
-                            f"better ({', '.join(LOWER_IS_BETTER)})")
-    unknown = sorted(set(c) - {"replicate", "baseline", "paired"})
-    if unknown:
-        raise ToonFaceError(f"{where}: unknown key(s) {', '.join(unknown)}")
     return {"replicate": rep, "baseline": base, "paired": paired}
 
 

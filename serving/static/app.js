@@ -39,6 +39,11 @@ function setFrame(frameId, kind, src, label) {
   const el = document.createElement(kind === "video" ? "video" : "img");
   el.id = frameId === "before-frame" ? "before" : "after";
   if (kind === "video") { el.controls = true; el.loop = true; el.muted = true; } else { el.alt = label; }
+  // A file the browser cannot show (refused by the server, or a format it cannot decode):
+  // a line of text instead of a broken-image icon.
+  el.addEventListener("error", () => {
+    if (el.parentNode === frame) setFrame(frameId, null, null, "no preview: the browser cannot show this file");
+  });
   el.src = src;
   frame.appendChild(el);
   return el;

@@ -12,7 +12,7 @@ from PIL import Image, ImageOps
 
 from datasets.images import list_images, read_image_rgb, to_uint8_rgb
 
-from tests import icc
+from tests import hostile, icc
 from tests.imagefiles import CUTOUT_KINDS, big_png, cutout_alpha, cutout_files, write_png16
 
 S = 16  # square test images: the evaluation crop of an S x S image at size S is the image
@@ -438,6 +438,145 @@ def test_byte_limit_and_bad_files(tmp_path):
                         ("cut.png", "corrupt or truncated"), ("missing.png", "cannot read")):
         with pytest.raises(UnreadableImage, match=match):
             decode_image(tmp_path / name)
+
+
+# ------------------------------------------------- work bounds before decoding (issue 26)
+HOSTILE_ANIMATIONS = {"APNG": ("a.png", hostile.delta_apng), "GIF": ("a.gif", hostile.delta_gif),
+                      "WebP": ("a.webp", hostile.delta_webp)}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_ANIMATIONS))
+def test_an_animation_over_its_budget_is_refused_before_a_frame_is_decoded(tmp_path, kind):
+    """Issue 26: 300 one-pixel frames on a 1500x1500 canvas (26 KB as APNG) ask for 675 M
+    composed pixels; decoding them all before counting took the server to 2.9 GB."""
+    from datasets.images import ImageTooLarge, decode_frames, open_frames
+
+    name, make = HOSTILE_ANIMATIONS[kind]
+    path = make(tmp_path / name)
+    with hostile.decode_guard():
+        with pytest.raises(ImageTooLarge) as info:
+            decode_frames(path, max_pixels=3000 * 3000, max_total_pixels=100_000_000)
+        assert info.value.what == "animation-pixels"
+        assert "300 frames of 1500x1500 = 675,000,000 pixels" in str(info.value)
+        with pytest.raises(ImageTooLarge, match="300 frames, over the limit of 299 frames"):
+            open_frames(path, max_frames=299)
+        with pytest.raises(ImageTooLarge, match="1500x1500, over the limit of 1,499 px per side"):
+            open_frames(path, max_side=1499)
+        with open_frames(path, max_total_pixels=675_000_000) as reader:  # at the budget: opens
+            assert reader.frames == reader.count == 300 and reader.canvas == (1500, 1500)
+
+
+def test_a_gif_frame_beyond_the_screen_is_budgeted_at_the_canvas_it_grows_to(tmp_path):
+    """Pillow grows a GIF's canvas to every frame's extent: a 1x1 screen with frames at
+    (2999, 2999) is decoded on a 3000x3000 canvas."""
+    from datasets.images import ImageTooLarge, decode_frames
+
+    path = hostile.delta_gif(tmp_path / "g.gif", canvas=(1, 1), frames=3, offset=(2999, 2999))
+    with hostile.decode_guard():
+        with pytest.raises(ImageTooLarge, match="3 frames of 3000x3000 = 27,000,000 pixels"):
+            decode_frames(path, max_total_pixels=20_000_000)
+    with Image.open(path) as im:  # Pillow's own composition agrees on the canvas
+        im.seek(2)
+        im.load()
+        assert im.size == (3000, 3000)
+
+
+def test_open_frames_holds_one_frame_at_a_time(tmp_path):
+    """Iterating an animation decodes frame by frame: memory holds about one frame, not all of
+    them; each frame is Pillow's composition (the oracle), with its time."""
+    import tracemalloc
+
+    from datasets.images import open_frames
+
+    n, h, w = 48, 200, 300
+    rng = np.random.default_rng(0)
+    ims = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for _ in range(n)]
+    ims[0].save(tmp_path / "a.png", save_all=True, append_images=ims[1:], duration=30, loop=0)
+    frame_bytes = h * w * 3
+    tracemalloc.start()
+    try:
+        with open_frames(tmp_path / "a.png") as reader, Image.open(tmp_path / "a.png") as oracle:
+            assert (reader.frames, reader.canvas, reader.has_alpha, reader.gray) == (n, (w, h), False, False)
+            for i, frame in enumerate(reader):
+                oracle.seek(i)
+                assert np.array_equal(frame.rgb, np.asarray(oracle.convert("RGB")))
+                assert frame.duration_ms == 30 and frame.frames == (n if i == 0 else 1)
+            assert i == n - 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * frame_bytes < n * frame_bytes, (peak, frame_bytes)
+
+
+def test_a_jpeg_of_too_many_scans_is_refused_before_decoding(tmp_path):
+    """Issue 26: a 513 KB progressive JPEG (2990x2990, its last scan repeated to 20,000 scans)
+    kept the decoder busy for over 100 s; it is refused from its marker segments."""
+    from datasets.images import MAX_JPEG_SCANS, ImageTooLarge, decode_image
+
+    bomb = hostile.scan_bomb_jpeg(tmp_path / "bomb.jpg")
+    assert bomb.stat().st_size < 600_000
+    with hostile.decode_guard():
+        with pytest.raises(ImageTooLarge, match=f"over {MAX_JPEG_SCANS} scans") as info:
+            decode_image(bomb)
+    assert info.value.what == "scans"
+
+
+def test_the_scan_limit_counts_scans_as_a_decoder_reads_them(tmp_path):
+    """Exactly MAX_JPEG_SCANS scans decode (as Pillow decodes them); one more is refused; SOS
+    bytes inside another segment (an APP15 payload, as in an EXIF thumbnail) are not scans."""
+    from datasets.images import MAX_JPEG_SCANS, ImageTooLarge, decode_image
+
+    ok = tmp_path / "ok.jpg"
+    ok.write_bytes(hostile.progressive_jpeg(64, MAX_JPEG_SCANS))
+    with Image.open(ok) as im:
+        np.testing.assert_array_equal(decode_image(ok).rgb, np.asarray(im.convert("RGB")))
+    over = tmp_path / "over.jpg"
+    over.write_bytes(hostile.progressive_jpeg(64, MAX_JPEG_SCANS + 1))
+    with hostile.decode_guard(), pytest.raises(ImageTooLarge, match="scans"):
+        decode_image(over)
+    assert decode_image(over, max_scans=None).rgb.shape == (64, 64, 3)
+    data = hostile.progressive_jpeg(64, 10)
+    payload = b"\xff\xda" * (2 * MAX_JPEG_SCANS)
+    app = b"\xff\xef" + (2 + len(payload)).to_bytes(2, "big") + payload
+    (tmp_path / "app.jpg").write_bytes(data[:2] + app + data[2:])
+    np.testing.assert_array_equal(decode_image(tmp_path / "app.jpg").rgb, decode_image(ok).rgb)
+
+
+def _tiff_of_pages(path: Path, pages: int) -> Path:
+    """A little-endian TIFF of ``pages`` 1x1 gray pages sharing one strip (TIFF 6.0 section 2)."""
+    import struct
+
+    tags = lambda strip: [(256, 3, 1, 1), (257, 3, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1),
+                          (262, 3, 1, 1), (273, 4, 1, strip), (278, 3, 1, 1), (279, 4, 1, 1)]
+    ifd_size = 2 + 12 * 8 + 4
+    strip = 8
+    out = [b"II*\0" + struct.pack("<I", 9), b"\x80"]  # header, then the strip at offset 8
+    for i in range(pages):
+        start = 9 + i * ifd_size
+        nxt = start + ifd_size if i + 1 < pages else 0
+        out.append(struct.pack("<H", 8) + b"".join(struct.pack("<HHII", *t) for t in tags(strip))
+                   + struct.pack("<I", nxt))
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def test_counting_tiff_pages_stops_at_a_bound(tmp_path, monkeypatch):
+    """Pillow's n_frames reads every page of a TIFF (20,000 pages of 102 bytes: seconds): the
+    count stops at 1000 pages, and decoding the first page reads no more."""
+    from PIL import TiffImagePlugin
+
+    from datasets.images import MultiFrameImage, decode_frames, decode_image
+
+    path = _tiff_of_pages(tmp_path / "pages.tif", 20_000)
+    seeks = []
+    original = TiffImagePlugin.TiffImageFile._seek
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_seek",
+                        lambda self, frame: (seeks.append(frame), original(self, frame))[1])
+    d = decode_image(path)
+    assert d.frames == 1000 and d.rgb.shape == (1, 1, 3) and d.rgb[0, 0, 0] == 0x80
+    assert len(seeks) < 2100, len(seeks)
+    with pytest.raises(MultiFrameImage, match="holds 1000\\+ pages"):
+        decode_frames(path)
 
 
 # ----------------------------------------------------- conversions and folder listing

@@ -14,9 +14,9 @@ from skimage import data
 from evaluation import dlib_faces
 from evaluation.dlib_faces import DlibFaceAnalyser, FaceBox
 from evaluation.face_metrics import (IDENTITY_THRESHOLD, MATCH_IOU, SUMMARY_KEYS,
-                                     identity_cosine, identity_distance, inter_ocular_distance68,
-                                     match_box, nme68, same_person, score_face_files,
-                                     score_face_pairs)
+                                     IdentityBatch, identity_cosine, identity_distance,
+                                     inter_ocular_distance68, match_box, measure_pair, nme68,
+                                     same_person, score_face_files, score_face_pairs, score_pair)
 from evaluation.rgb import read_rgb
 from tests.conftest import ROOT, fixtures_dir
 from utils.errors import ToonFaceError
@@ -152,6 +152,54 @@ def test_largest_face_is_the_face(analyser, astronaut):
     face, n = analyser.find_face(astronaut)
     assert n == len(boxes) and face.box == boxes[0] and face.detected
     assert face.landmarks.shape == (68, 2) and face.descriptor.shape == (128,)
+
+
+def test_descriptor_is_dlibs_through_the_pytorch_port(analyser, astronaut, face):
+    """The analyser's chip is dlib's get_face_chip of its 68 points and its descriptor (the
+    PyTorch port of the ResNet) dlib's compute_face_descriptor, to float rounding."""
+    import dlib
+
+    for image in (face, astronaut):  # a 256x256 crop; the 512x512 photo
+        found, _ = analyser.find_face(image)
+        b = found.box
+        shape = dlib.full_object_detection(
+            dlib.rectangle(b.left, b.top, b.right, b.bottom),
+            dlib.points([dlib.point(int(x), int(y)) for x, y in found.landmarks]))
+        net = dlib.face_recognition_model_v1(
+            str(dlib_faces.model_path(dlib_faces.FACE_RECOGNITION_RESNET)))
+        ref = np.array(net.compute_face_descriptor(image, shape, 0))
+        assert found.chip.dtype == np.uint8
+        np.testing.assert_array_equal(found.chip, dlib.get_face_chip(image, shape, 150, 0.25))
+        assert np.abs(found.descriptor - ref).max() < 2e-6
+
+
+def test_measured_pairs_get_their_identity_in_one_batch(analyser, face):
+    """measure_pair leaves the identity to IdentityBatch, which fills it at its size or at
+    flush with score_pair's values."""
+    out = cv2.GaussianBlur(face, (0, 0), 2.0)
+    whole = score_pair(face, out, analyser)
+    batch = IdentityBatch(analyser, pairs=3)
+    measured = [measure_pair(face, o, analyser) for o in (out, face)]
+    for rec, chips in measured:
+        assert rec["status"] == "scored" and rec["identity_distance"] is None
+        assert chips.shape == (2, 150, 150, 3) and chips.dtype == np.uint8
+        batch.add(rec, chips)
+    assert measured[0][0]["identity_distance"] is None  # 2 pairs waiting of 3
+    batch.flush()
+    (rec, _), (same, _) = measured
+    assert rec["identity_distance"] == pytest.approx(whole["identity_distance"], abs=1e-6)
+    assert rec["nme68"] == whole["nme68"] and rec["identity_same"] == whole["identity_same"]
+    assert same["identity_distance"] == 0.0 and same["identity_cosine"] == pytest.approx(1.0)
+    nobody, chips = measure_pair(np.zeros((64, 64, 3), np.uint8), face, analyser)
+    assert nobody["status"] == "no_photo_face" and chips is None
+
+
+def test_jittered_descriptors_are_dlibs_own(analyser, face):
+    """jitters > 0: dlib's network on randomly jittered chips (not reproduced by the port)."""
+    found, _ = analyser.find_face(face)
+    jittered = DlibFaceAnalyser(jitters=3).describe_chips(found.chip[None])
+    assert jittered.shape == (1, 128)
+    assert 0 < identity_distance(jittered[0], found.descriptor) < 0.2
 
 
 def test_output_of_another_size_is_resized_and_another_aspect_is_reported(analyser, face):

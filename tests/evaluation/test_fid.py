@@ -36,12 +36,49 @@ def test_frechet_distance_one_dimensional_and_identical():
     assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_frechet_distance_of_singular_covariances_is_finite():
-    # Rank-deficient covariances (fewer samples than dimensions) take the eps * I retry.
-    rng = np.random.default_rng(1)
-    a, b = rng.normal(size=(3, 8)), rng.normal(size=(3, 8)) + 1
-    v = fid_from_features(a, b)
-    assert np.isfinite(v) and v > 0
+@pytest.mark.parametrize("n_a,n_b,dim", [(3, 3, 8), (20, 35, 64), (50, 50, 256)])
+def test_few_samples_give_the_exact_fid_without_a_warning(n_a, n_b, dim):
+    """Fewer samples than dimensions: singular covariances. The trace term against an oracle
+    that needs no matrix square root: with S1 = A'A / (n_a - 1), S2 = B'B / (n_b - 1) (A, B the
+    centred features), the square roots of the eigenvalues of S1 S2 are the singular values of
+    A B' / sqrt((n_a - 1)(n_b - 1)). scipy's sqrtm on the product warns "Matrix is singular"
+    here (the LinAlgWarning users saw)."""
+    import warnings
+
+    rng = np.random.default_rng(n_a + dim)
+    # like Inception pool3 features: after a ReLU, and some units dead on every image (exactly
+    # zero variance, which is what made sqrtm warn)
+    a = np.maximum(rng.normal(size=(n_a, dim)), 0)
+    b = np.maximum(rng.normal(size=(n_b, dim)) * 1.5 + 0.3, 0)
+    a[:, : dim // 4] = 0
+    b[:, : dim // 4] = 0
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    trace_sqrt = np.linalg.svd(ac @ bc.T / np.sqrt((n_a - 1) * (n_b - 1)), compute_uv=False).sum()
+    (m1, s1), (m2, s2) = feature_stats(a), feature_stats(b)
+    expected = float((m1 - m2) @ (m1 - m2) + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = fid_from_features(a, b)
+        assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-6 * np.trace(s1))
+    assert value == pytest.approx(expected, rel=1e-7)
+
+
+def test_full_rank_fid_matches_scipy_sqrtm():
+    from scipy import linalg
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(400, 16)), rng.normal(size=(300, 16)) @ rng.normal(size=(16, 16)) * 0.3
+    (m1, s1), (m2, s2) = feature_stats(a), feature_stats(b)
+    ref = (m1 - m2) @ (m1 - m2) + np.trace(s1 + s2 - 2 * np.real(linalg.sqrtm(s1 @ s2)))
+    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(ref, rel=1e-9)
+
+
+def test_fid_kid_says_when_there_are_too_few_samples():
+    rng = np.random.default_rng(0)
+    few = fid_kid(rng.normal(size=(10, 32)), rng.normal(size=(40, 32)), num_subsets=2)
+    assert few["note"].startswith("FID from 10 images") and "33+" in few["note"]
+    enough = fid_kid(rng.normal(size=(40, 32)), rng.normal(size=(40, 32)), num_subsets=2)
+    assert enough["note"] is None
 
 
 def test_feature_stats_shape_checks():

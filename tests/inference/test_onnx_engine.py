@@ -84,6 +84,40 @@ def test_a_damaged_cache_file_is_exported_again(G, tmp_path):
     assert levels(Cartoonizer(G, runtime=rt)(photo), Cartoonizer(G)(photo)) <= 1
 
 
+def test_the_cache_keeps_the_most_recently_used_files_within_its_bounds(tmp_path):
+    """Every distinct weight is a file: the cache keeps max_files / max_bytes of them, least
+    recently used out first (a hit counts as a use), and leaves other files alone."""
+    import os
+    import time
+
+    from inference.onnx_engine import cached_onnx, prune_cache
+    from tests.serving import tiny_generator
+
+    gens = [tiny_generator(seed) for seed in range(5)]
+    (tmp_path / "notes.txt").write_text("not ours")
+    paths = []
+    for i, g in enumerate(gens[:4]):
+        paths.append(cached_onnx(g, INFERENCE_EPS, tmp_path, max_files=3))
+        os.utime(paths[-1], (time.time() - 100 + i, time.time() - 100 + i))  # distinct mtimes
+    cached = sorted(tmp_path.glob("generator-*.onnx"))
+    assert cached == sorted(paths[1:]) and (tmp_path / "notes.txt").exists()
+    assert cached_onnx(gens[1], INFERENCE_EPS, tmp_path, max_files=3) == paths[1]  # a hit: used now
+    fifth = cached_onnx(gens[4], INFERENCE_EPS, tmp_path, max_files=3)
+    assert sorted(tmp_path.glob("generator-*.onnx")) == sorted([paths[1], paths[3], fifth])
+    size = fifth.stat().st_size
+    # bytes: room for two files; the file just used stays even alone over the bound
+    prune_cache(tmp_path, keep=fifth, max_files=10, max_bytes=2 * size + size // 2)
+    assert sorted(tmp_path.glob("generator-*.onnx")) == sorted([paths[1], fifth])
+    prune_cache(tmp_path, keep=fifth, max_files=10, max_bytes=1)
+    assert list(tmp_path.glob("generator-*.onnx")) == [fifth]
+    # a killed write's temporary file goes once it is an hour old, not before
+    old, new = tmp_path / f".{fifth.name}.1234abcd.tmp", tmp_path / f".{fifth.name}.5678abcd.tmp"
+    old.write_bytes(b"x"), new.write_bytes(b"x")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    prune_cache(tmp_path, keep=fifth)
+    assert not old.exists() and new.exists() and (tmp_path / "notes.txt").exists()
+
+
 def test_missing_onnxruntime_or_onnx_is_one_line(monkeypatch):
     from inference.onnx_engine import import_onnxruntime
 

@@ -88,22 +88,32 @@ def test_a_moving_face_is_followed():
     assert np.abs(centre(tracked[-1][0]) - truth).max() < 2 * 3.0  # within two frames of motion
 
 
+def face_scales(proc):
+    """The scale of each face the last call re-did in its crop."""
+    return [round(s, 6) for _, s in proc.last_renders]
+
+
 def test_still_shot_is_stylized_at_one_scale_while_per_frame_detection_wanders():
-    """The crop scale and the whole-frame scale: per-frame portrait mode re-renders the frame
-    at a new size whenever the detector's estimate moves; the tracked one holds its scale."""
+    """The face crop's scale: per-frame portrait mode re-renders the face at a new scale
+    whenever the detector's estimate moves; the tracked one holds its scale. The frame itself
+    is stylized at its own size every time."""
     img = make_picture(120, 160)
     faces = noisy_faces(30, iod=16.0, jitter=0.03)
     toon, sizes = recording_toon()
     proc = PortraitProcessor(toon, face_size=20.0, detector=ScriptedDetector([[f] for f in faces]))
+    per_frame = set()
     for _ in faces:
         proc(img)
-    per_frame = set(sizes)
-    sizes.clear()
+        per_frame.update(face_scales(proc))
     proc.detector = ScriptedDetector([[f] for f in faces])
     video = proc.video()
+    tracked = set()
     for _ in faces:
+        sizes.clear()
         video(img)
-    assert len(per_frame) > 5 and len(set(sizes)) == 1, (per_frame, set(sizes))
+        tracked.update(face_scales(proc))
+        assert sizes[0] == img.shape[:2] and len(sizes) == 2   # the frame, then the face crop
+    assert len(per_frame) > 5 and len(tracked) == 1, (per_frame, tracked)
 
 
 def test_scale_follows_a_zoom_in_steps():
@@ -113,13 +123,16 @@ def test_scale_follows_a_zoom_in_steps():
     faces = [Face((60, 40, 60 + 40 * 1.01 ** t, 40 + 40 * 1.01 ** t), 16.0 * 1.01 ** t, 0.9)
              for t in range(40)]
     toon, sizes = recording_toon()
-    proc = PortraitProcessor(toon, face_size=20.0, detector=ScriptedDetector([[f] for f in faces]))
+    # scales 0.62 -> 0.42: every frame's face is re-done (not within SCALE_TOLERANCE of 1)
+    proc = PortraitProcessor(toon, face_size=10.0, detector=ScriptedDetector([[f] for f in faces]))
     video = proc.video()
+    scales = []
     for _ in faces:
         video(img)
-    changes = sum(a != b for a, b in zip(sizes, sizes[1:]))
-    assert 3 <= changes <= 40 * math.log(1.01) / math.log(SCALE_HOLD) + 2, (changes, sizes)
-    assert sizes[-1][0] < sizes[0][0]  # the face grew: the frame is scaled down more
+        scales += face_scales(proc)
+    changes = sum(a != b for a, b in zip(scales, scales[1:]))
+    assert 3 <= changes <= 40 * math.log(1.01) / math.log(SCALE_HOLD) + 2, (changes, scales)
+    assert scales[-1] < scales[0]  # the face grew: its crop is scaled down more
 
 
 def test_misses_are_bridged_faces_leave_and_enter():
@@ -133,18 +146,19 @@ def test_misses_are_bridged_faces_leave_and_enter():
     toon, sizes = recording_toon()
     proc = PortraitProcessor(toon, face_size=20.0, detector=ScriptedDetector(script))
     video = proc.video()
-    used = []
+    used, redone = [], []
     for _ in script:
+        sizes.clear()
         video(img)
         used.append([f.track for f in video.last_faces])
+        redone.append(len(sizes) - 1)     # crops stylized besides the whole frame
     first = used[0][0]
     assert all(u == [first] for u in used[:8])                   # kept through the miss
     gone = 8 + TRACK_MAX_MISSED
     assert all(u == [first] for u in used[8:gone]) and all(u == [] for u in used[gone:11 + 5])
     assert used[16] == [] and used[17] == []                      # the lone detection is unused
     assert used[18] == [] and len(used[19]) == 1 and used[19][0] != first  # used from its 2nd hit
-    whole = img.shape[:2]
-    assert sizes[gone] == whole and sizes[0] != whole             # face-less frames: own scale
+    assert redone[gone] == 0 and redone[0] == 1                   # face-less frames: own scale
     assert video.notices() == [f"no face in {sum(not u for u in used)} of {len(script)} frames; "
                                "those were cartoonized whole at their own scale"]
 

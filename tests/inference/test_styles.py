@@ -77,6 +77,31 @@ def test_same_name_newest_wins_and_listing_says_so(styles_dir):
     assert f"shadows an older 'soft': {d / 'soft.pt'}" in format_styles(styles, d)
 
 
+def test_generators_without_a_style_name_are_named_by_run_or_file(styles_dir, capsys):
+    """Files written before named styles existed record no ``style``: still styles, named by
+    their run folder or file stem, listed and usable by that name; pretraining generators
+    (kind "pretrain") are not styles."""
+    d, parent = styles_dir
+    save_generator(d / "old_toon.pt", child(parent, 0.8), image_size=128, step=7, run="x", kind="train")
+    run = d / "v1"
+    (run / "generator").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"kind": "train", "name": "v1"}))
+    save_generator(run / "generator" / "latest.pt", child(parent, 0.9), image_size=128, step=9,
+                   run="v1", kind="train", style=None)
+    pre = d / "pre"
+    (pre / "generator").mkdir(parents=True)
+    (pre / "config.json").write_text(json.dumps({"kind": "pretrain", "name": "pre"}))
+    save_generator(pre / "generator" / "latest.pt", parent, image_size=128, step=5, run="pre",
+                   kind="pretrain", style=None)
+    styles = scan_styles(d)
+    assert styles["old_toon"].path == d / "old_toon.pt" and styles["old_toon"].step == 7
+    assert styles["v1"].path == run / "generator" / "latest.pt"
+    assert "pre" not in styles
+    assert "old_toon" in format_styles(styles, d) and "v1" in format_styles(styles, d)
+    G, meta = load_style("OLD_TOON", d, "cpu")
+    assert meta["step"] == 7
+
+
 def test_broken_and_foreign_files_are_skipped_with_one_warning(styles_dir):
     d, _ = styles_dir
     (d / "broken.pt").write_bytes(b"not a checkpoint")
@@ -119,7 +144,9 @@ def test_blends(styles_dir):
 
 @pytest.mark.parametrize("spec, message", [
     ("soft=x", "weight 'x' of soft is not a number"),
-    ("soft=-1", "weight -1 of soft must be a number >= 0"),
+    ("soft=-1", "weight -1 of soft must be a finite number >= 0"),
+    ("soft=1e400", "weight 1e400 of soft must be a finite number >= 0"),
+    ("soft=nan", "weight nan of soft must be a finite number >= 0"),
     ("soft=0,hard=0", "the weights sum to 0"),
     ("soft=0.5,=0.5", "is not NAME=WEIGHT"),
     ("nobody", "unknown style 'nobody'"),
@@ -147,6 +174,126 @@ def test_different_architectures_are_refused(styles_dir):
     write_style(d / "wide.pt", Generator(channels=48), "Wide", weights_hash(parent.state_dict()))
     with pytest.raises(ToonFaceError, match="different architectures"):
         load_style("soft=0.5,wide=0.5", d)
+
+
+def test_insane_styles_are_one_line_alone_and_in_a_blend(styles_dir):
+    """NaN weights (black pictures), weights whose keys are not the architecture's, each named
+    by its file, alone and in a blend; a blend whose mean overflows is refused by its output."""
+    d, parent = styles_dir
+    h = weights_hash(parent.state_dict())
+    nan = child(parent, 1.0)
+    with torch.no_grad():
+        nan.conv0.weight[0, 0, 0, 0] = float("nan")
+    write_style(d / "nan.pt", nan, "Nan", h)
+    odd = write_style(d / "odd.pt", child(parent, 1.0), "Odd", h)
+    obj = load_checkpoint_file(odd)
+    obj["generator"]["conv0.renamed"] = obj["generator"].pop("conv0.weight")
+    torch.save(obj, odd)
+    for spec, file, what in (("nan", "nan.pt", "NaN or infinite"), ("soft=0.5,nan=0.5", "nan.pt", "NaN"),
+                             ("odd", "odd.pt", "missing conv0.weight; unexpected conv0.renamed"),
+                             ("soft=0.5,odd=0.5", "odd.pt", "missing conv0.weight")):
+        with pytest.raises(ToonFaceError, match=what) as e:
+            load_style(spec, d)
+        assert "\n" not in str(e.value) and str(d / file) in str(e.value), spec
+
+
+def test_huge_blend_weights_normalise_without_overflow(styles_dir):
+    d, _ = styles_dir
+    assert parse_style_spec("a=1e308,b=1e308") == [("a", 0.5), ("b", 0.5)]
+    assert parse_style_spec("a=1e308,b=1e308,a=1e308") == [("a", 2 / 3), ("b", 1 / 3)]
+    assert parse_style_spec("a=5e-324,b=0") == [("a", 1.0), ("b", 0.0)]
+    huge = load_style("soft=1e308,hard=1e308", d)[0].state_dict()
+    half = load_style("soft=1,hard=1", d)[0].state_dict()
+    assert all(torch.equal(huge[k], half[k]) for k in half)
+
+
+def test_names_that_print_alike_are_one_style(styles_dir):
+    import unicodedata
+
+    d, parent = styles_dir
+    h = weights_hash(parent.state_dict())
+    nfc, nfd = unicodedata.normalize("NFC", "Café"), unicodedata.normalize("NFD", "Café")
+    write_style(d / "nfc.pt", child(parent, 0.8), nfc, h, saved_at="2026-11-30T10:00:00+00:00")
+    write_style(d / "nfd.pt", child(parent, 0.9), nfd, h, saved_at="2026-11-30T11:00:00+00:00")
+    styles = scan_styles(d)
+    cafes = [s for s in styles.values() if s.name in (nfc, nfd)]
+    assert len(cafes) == 1 and cafes[0].path == d / "nfd.pt" and cafes[0].shadows == [d / "nfc.pt"]
+    for spelling in (nfc, nfd, "CAFÉ"):
+        assert load_style(spelling, d)[1]["file"] == str(d / "nfd.pt")
+
+
+def test_names_style_cannot_select_are_skipped_and_nothing_prints_raw(styles_dir):
+    d, parent = styles_dir
+    h = weights_hash(parent.state_dict())
+    for i, name in enumerate(("a=b", "x,y", " spaced ", "bell\x07")):
+        write_style(d / f"bad{i}.pt", child(parent, 1.0), name, h)
+    (d / "dir.pt").mkdir()
+    (d / "loop.pt").symlink_to(d / "loop.pt")
+    (d / "looprun").symlink_to(d / "looprun")
+    (d / "gone.pt").symlink_to(d / "nowhere.pt")
+    (d / "esc\x1b[2J.pt").write_bytes(b"junk")
+    warnings = []
+    styles = scan_styles(d, warn=warnings.append)
+    assert sorted(s.name for s in styles.values()) == ["Hard", "Middle", "Other", "Small", "Soft"]
+    text = "\n".join(warnings)
+    assert text.count("so --style could never select it") == 4, text
+    assert "dir.pt: a folder, not a generator file" in text
+    assert "loop.pt: a symbolic link loop" in text and "looprun: a symbolic link loop" in text
+    assert f"gone.pt: a broken symbolic link to {d / 'nowhere.pt'}" in text
+    assert len(warnings) == 9 and all(w.isprintable() for w in warnings), warnings
+    assert "esc\\x1b[2J.pt" in text
+    write_style(d / "ctl.pt", child(parent, 1.0), "Ctl", h)
+    (d / "ctl.pt").rename(d / "c\x1btl.pt")
+    table = format_styles(scan_styles(d, warn=lambda m: None), d)
+    assert "c\\x1btl.pt" in table and "\x1b" not in table
+
+
+def test_styles_dir_that_is_a_loop_or_a_file_says_so(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for folder, message in ((loop, "a symbolic link loop"), (tmp_path / "none", "styles folder not found"),
+                            (tmp_path / "f", "is a file, not a folder")):
+        (tmp_path / "f").write_text("x")
+        with pytest.raises(ToonFaceError, match=message) as e:
+            scan_styles(folder)
+        assert "\n" not in str(e.value)
+    res = _cli("cartoonize.py", "--list-styles", "--styles-dir", loop)
+    assert res.returncode == 2 and res.stderr.strip() == f"error: styles folder {loop}: a symbolic link loop (--styles-dir)"
+
+
+def test_nan_options_are_refused_by_every_command(styles_dir, tmp_path):
+    from PIL import Image
+
+    from inference.export import ExportableCartoonizer
+
+    d, _ = styles_dir
+    Image.fromarray(make_picture(16, 16)).save(tmp_path / "p.png")
+    for script, args in (("cartoonize.py", ["--eps", "nan"]), ("cartoonize.py", ["--temporal", "nan"]),
+                         ("cartoonize.py", ["--strength", "nan"]), ("cartoonize.py", ["--eps", "inf"]),
+                         ("export.py", ["--eps", "nan"]), ("test.py", ["--gf_eps", "nan"])):
+        out = ["--out", tmp_path / "o"] if script != "export.py" else ["--onnx", tmp_path / "o.onnx"]
+        inputs = [tmp_path / "p.png"] if script == "cartoonize.py" else []
+        res = _cli(script, *inputs, "--style", "soft", "--styles-dir", d, *out, *args)
+        assert res.returncode == 2 and "is not a finite number" in res.stderr, (script, args, res.stderr)
+        assert "Traceback" not in res.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.onnx").exists()
+    G = load_style("soft", d)[0]
+    for make in (lambda: Cartoonizer(G, eps=float("nan")), lambda: ExportableCartoonizer(G, eps=float("nan")),
+                 lambda: Cartoonizer(G, strength=float("nan"))):
+        with pytest.raises(ToonFaceError, match="must be a finite number"):
+            make()
+
+
+def test_training_refuses_a_style_name_it_could_not_select_again():
+    from training.loop import checked_style_name
+
+    with pytest.raises(ToonFaceError, match="holds '=' or ','"):
+        checked_style_name("hayao=1", "/data/x")
+    assert checked_style_name(None, "/data/Hayao") == "Hayao"
+    assert checked_style_name(None, "/data/a=b, c ") == "a-b- c"
+    assert checked_style_name("", "/data/Shinkai") == "Shinkai"   # not given
+    with pytest.raises(ToonFaceError, match="is empty"):
+        checked_style_name("  ", "/data/Shinkai")
 
 
 def test_parse_normalises():

@@ -185,6 +185,98 @@ def test_spliced_stream_is_decoded_at_one_size_with_a_notice(tmp_path):
     np.testing.assert_allclose(np.diff([o[1] for o in outs]), 0.1, atol=1e-3)
 
 
+# ---------------------------------------------------- every frame's size (issue 26, item 4)
+def _mjpeg_avi(path: Path, sizes: list[tuple[int, int]]) -> Path:
+    """Motion JPEG in AVI, each frame a JPEG of its own size (Pillow's encoder), as cameras
+    and screen recorders write it; the container declares the first size."""
+    import io
+
+    from PIL import Image
+
+    with av.open(str(path), "w", format="avi") as c:
+        s = c.add_stream("mjpeg", rate=10)
+        s.width, s.height = sizes[0]
+        s.pix_fmt = "yuvj420p"
+        for k, (w, h) in enumerate(sizes):
+            buf = io.BytesIO()
+            Image.new("RGB", (w, h), (40 * k, 90, 200)).save(buf, "JPEG")
+            p = av.Packet(buf.getvalue())
+            p.stream, p.time_base = s, Fraction(1, 10)
+            p.pts = p.dts = k
+            p.is_keyframe = True
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("codec", ["png", "mjpeg"])
+@pytest.mark.parametrize("later,limits,words", [
+    ((640, 640), {"max_pixels": 10_000}, ["frame 2 is over the limit of 10,000 pixels",
+                                          "refused it before decoding", "--max-pixels"]),
+    ((120, 120), {"max_pixels": 10_000}, ["frame 2 is 120x120 = 14,400 pixels", "--max-pixels"]),
+    ((16, 200), {"max_side": 100}, ["frame 2 is 16x200, over the limit of 100 px per side", "--max-side"]),
+])
+def test_every_frame_is_checked_not_only_the_first(tmp_path, codec, later, limits, words):
+    """Issue 26: a video whose first frame is 16x16 and later frames far larger passed the
+    limits (checked on the first frame only) and was decoded at full size. Frames far over the
+    limit are refused by the decoder's own cap before any memory is given to them; frames just
+    over it (within the cap) when decoded; a long side as well."""
+    from tests import hostile
+
+    sizes = [(16, 16), later, (16, 16)]
+    src = (hostile.resizing_video(tmp_path / "v.avi", sizes) if codec == "png"
+           else _mjpeg_avi(tmp_path / "v.avi", sizes))
+    with pytest.raises(ToonFaceError) as info:
+        transcode(src, tmp_path / "out.mp4", identity, progress=False, **limits)
+    msg = str(info.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+    assert leftovers(tmp_path, {"v.avi"}) == []
+    with VideoReader(src, **{k: v * 100 for k, v in limits.items()}) as r:  # within a raised limit:
+        assert len(list(r)) == 3                                           # read (and scaled)
+
+
+def test_a_size_the_container_declares_is_checked_before_decoding(tmp_path):
+    src = write_clip(tmp_path / "c.mkv", [scene(48, 64, i) for i in range(2)])
+    with pytest.raises(ToonFaceError, match="as its container declares it\\) is 64x48, over the limit of 60"):
+        VideoReader(src, max_side=60)
+
+
+def test_a_huge_later_frame_is_refused_without_allocating_it(tmp_path):
+    """The issue's shape: frames of 16000x16000 after a 16x16 one (here 1-bit PNG frames, 68 KB
+    in all). In a fresh process, so that its peak memory is this video's: today's reader decoded
+    them (33 MB each, several at once on decoding threads; 8-bit frames are 256 MB each)."""
+    import json
+    import sys
+
+    from tests import hostile
+
+    src = hostile.resizing_video(tmp_path / "v.avi", [(16, 16)] + [(16000, 16000)] * 3)
+    assert src.stat().st_size < 100_000
+    # VmHWM, the peak of this process's own memory (ru_maxrss keeps the parent's across exec)
+    code = f"""
+import json, re
+from pathlib import Path
+from inference.video import transcode
+from utils.errors import ToonFaceError
+
+def peak():
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
+
+before = peak()
+try:
+    transcode(Path({str(src)!r}), Path({str(tmp_path / "out.mp4")!r}), lambda f: f, progress=False,
+              max_pixels=3000 * 3000)
+    msg = None
+except ToonFaceError as exc:
+    msg = str(exc)
+print(json.dumps({{"msg": msg, "grown": peak() - before}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=120)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["msg"] and "frame 2 is over the limit of 9,000,000 pixels" in result["msg"], result
+    assert result["grown"] < 64 * 2**20, result
+
+
 def test_rotation_set_by_the_ffmpeg_command_line_is_applied(tmp_path):
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     plain = write_clip(tmp_path / "plain.mp4", [scene(32, 48, i) for i in range(3)],

@@ -118,18 +118,20 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> Non
 
 
 class ServerThread:
-    """The app under uvicorn in a thread, listening on a free 127.0.0.1 port (``url``)."""
+    """The app under uvicorn in a thread, listening on a free 127.0.0.1 port (``url``), set up
+    as serve.py sets it up (:func:`serving.server.uvicorn_config`)."""
 
     def __init__(self, app):
         import uvicorn
+
+        from serving.server import uvicorn_config
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning",
-                                                    lifespan="on", timeout_graceful_shutdown=5))
+        self.server = uvicorn.Server(uvicorn_config(app, timeout_graceful_shutdown=5))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)
 

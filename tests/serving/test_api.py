@@ -74,7 +74,8 @@ def test_styles_lists_the_registry(client):
     hard = body["styles"][0]
     assert hard["image_size"] == 64 and hard["step"] == 200 and hard["metrics"]["nme68_mean"] == pytest.approx(0.06)
     assert body["limits"] == {"max_bytes": 10 * 2**20, "max_side": 3000,
-                              "max_video_bytes": 100 * 2**20, "max_video_frames": 1800}
+                              "max_video_bytes": 100 * 2**20, "max_video_frames": 1800,
+                              "max_animation_pixels": 100_000_000}
 
 
 def test_cartoon_png_has_the_input_size_and_the_inference_result(client, oracle):
@@ -298,6 +299,71 @@ def test_decompression_bombs_are_refused_from_the_header(client, side):
     assert_error(post(client, _png_header_only(side, side)), 413, "image_too_large")
 
 
+# ------------------------------------------------ work bounds and the deadline (issue 26)
+# The decode guard turns any Pillow decode in this process into an error: the service parses
+# uploads only in its decoder processes (and today's code, which decoded in its worker thread,
+# fails here at the first frame instead of allocating gigabytes).
+def test_an_animation_over_its_budget_is_413_before_decoding(make_app, tmp_path):
+    """Issue 26: a 26 KB APNG of 300 one-pixel frames on a 1500x1500 canvas took the server
+    from 282 MB to 2.9 GB and answered 504; its frames x canvas pixels are refused first."""
+    from tests import hostile
+
+    app, _ = make_app()
+    apng = hostile.delta_apng(tmp_path / "a.png").read_bytes()
+    with TestClient(app) as c, hostile.decode_guard():
+        assert_error(post(c, apng), 413, "image_too_large", "300 frames of 1500x1500",
+                     "675,000,000", "--max-animation-pixels")
+    app, _ = make_app(max_video_frames=299)
+    with TestClient(app) as c, hostile.decode_guard():
+        assert_error(post(c, apng), 413, "image_too_large", "300 frames", "--max-video-frames")
+    app, _ = make_app(max_side=1000)
+    with TestClient(app) as c, hostile.decode_guard():
+        assert_error(post(c, apng), 413, "image_too_large", "1500x1500", "--max-side")
+        assert post(c, png()).status_code == 200
+
+
+def test_a_jpeg_of_too_many_scans_is_413_before_decoding(client, tmp_path):
+    """Issue 26: a 513 KB progressive JPEG of 20,000 scans blocked the worker > 100 s."""
+    from tests import hostile
+
+    bomb = hostile.scan_bomb_jpeg(tmp_path / "bomb.jpg").read_bytes()
+    with hostile.decode_guard():
+        assert_error(post(client, bomb, filename="a.jpg"), 413, "image_too_large", "over 100 scans")
+        assert post(client, png()).status_code == 200
+
+
+def test_a_slow_decode_is_ended_at_the_timeout_and_never_blocks_the_service(make_app, tmp_path):
+    """A PNG whose header is 9.9 MB of empty chunks keeps Pillow busy for seconds (5 s here
+    when measured). It is parsed in a decoder process: the service answers /healthz meanwhile,
+    the request gets its 504 at --timeout, the worker is free at once (the decoder was ended)
+    and the next image is served. Today's code parsed the header in the event loop."""
+    import threading
+    import time
+
+    from tests import hostile
+    from tests.serving import wait_until
+
+    spam = hostile.chunk_spam_png(tmp_path / "spam.png", 9.9).read_bytes()
+    app, svc = make_app(timeout=1.5)
+    with TestClient(app) as c:
+        assert post(c, png()).status_code == 200  # the decoder process is up
+        answers = []
+        slow = threading.Thread(target=lambda: answers.append(post(c, spam)))
+        slow.start()
+        latencies = []
+        while slow.is_alive():
+            t = time.monotonic()
+            assert c.get("/healthz").status_code == 200
+            latencies.append(time.monotonic() - t)
+            time.sleep(0.05)
+        slow.join()
+        assert_error(answers[0], 504, "timeout", "--timeout")
+        assert max(latencies) < 1.0, latencies
+        wait_until(lambda: svc.pool.running == 0, 2, "the worker to be released")
+        assert svc.decoders.ended == 1
+        assert post(c, png()).status_code == 200
+
+
 def test_accept_without_a_type_we_answer_is_406(client):
     assert_error(post(client, png(), headers={"Accept": "text/html"}), 406, "not_acceptable")
 
@@ -483,6 +549,23 @@ def test_openapi_schema_documents_the_endpoints(client):
         assert path in spec["paths"], path
     form = spec["paths"]["/api/cartoonize"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert set(form["schema"]["properties"]) == {"image", "style", "strength", "portrait"}
+
+
+def test_the_json_answer_is_documented_key_for_key(client):
+    """Every key of the JSON answer (media_type included) is in the OpenAPI schema, and no other."""
+    spec = client.get("/openapi.json").json()
+    schema = spec["paths"]["/api/cartoonize"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    body = post(client, png(), headers={"Accept": "application/json"}).json()
+    assert set(schema["properties"]) == set(body)
+    assert body["media_type"] in schema["properties"]["media_type"]["enum"]
+    assert "type of the file in image" in schema["properties"]["media_type"]["description"]
+
+
+def test_the_favicon_is_served(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.content.startswith(b"<svg")
+    assert '<link rel="icon" href="/static/favicon.svg"' in client.get("/").text
 
 
 def test_the_page_and_its_files_are_served_locally(client):

@@ -113,6 +113,26 @@ def test_an_oversize_upload_shows_the_servers_message(page, tmp_path, size):
     assert not by_id(driver, "error").is_displayed()
 
 
+def test_a_file_the_browser_cannot_show_leaves_no_broken_image(page, tmp_path):
+    """A refused upload (not an image at all): the Before pane says there is no preview instead
+    of showing a broken-image icon, beside the server's message."""
+    driver, _ = page
+    path = tmp_path / "notes.png"
+    path.write_bytes(b"these are not the pixels you are looking for\n" * 20)
+    by_id(driver, "file").send_keys(str(path))
+    wait(driver, "return document.getElementById('before') === null")
+    assert "no preview" in by_id(driver, "before-frame").text
+    by_id(driver, "go").click()
+    wait(driver, "return !document.getElementById('error').hidden")
+    assert "PNG or JPEG" in by_id(driver, "error").text or "not" in by_id(driver, "error").text
+    assert driver.execute_script("return document.querySelector('#before-frame img')") is None
+    # a good file afterwards shows its preview again
+    good = tmp_path / "photo.png"
+    good.write_bytes(png())
+    by_id(driver, "file").send_keys(str(good))
+    wait(driver, "const i = document.getElementById('before'); return i && i.complete && i.naturalWidth > 0")
+
+
 def test_a_video_shows_progress_and_its_result(page, tmp_path):
     from tests.inference.test_video import scene, write_clip
 

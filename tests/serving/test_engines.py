@@ -99,6 +99,24 @@ def test_video_frames_go_through_the_engine(styles_dir, cache):
     assert ort._toon.runtime.calls >= 1
 
 
+def test_blends_do_not_fill_the_disk(styles_dir, tmp_path):
+    """Every distinct blend weight is another exported file: the service's cache keeps at most
+    --cache-max-files of them (least recently used out), and every request is still answered."""
+    from serving.app import create_app
+    from serving.config import ServeConfig
+
+    cache = tmp_path / "cache"
+    config = ServeConfig(styles_dir=styles_dir, device="cpu", engine="onnxruntime", cache_dir=cache,
+                         cache_max_files=2, max_loaded_styles=1, tmp_dir=tmp_path)
+    with TestClient(create_app(config)) as c:
+        for weight in (0.1, 0.2, 0.3, 0.4, 0.5):
+            r = c.post("/api/cartoonize", files={"image": ("a.png", png(), "image/png")},
+                       data={"style": f"soft={weight},hard={1 - weight}"})
+            assert r.status_code == 200, r.text
+            assert len(list(cache.glob("*.onnx"))) <= 2
+    assert len(list(cache.iterdir())) == 2  # and no temporary file left
+
+
 def run(*args):
     from serve import main
 

@@ -144,6 +144,20 @@ def test_frame_and_side_limits_fail_the_job(make_app, tmp_path):
         assert job["status"] == "failed" and "--max-video-frames" in job["message"]
 
 
+def test_every_frame_of_a_video_is_held_to_max_side(make_app, tmp_path):
+    """Issue 26: a video whose first frame is 16x16 and later frames 8000x8000 passed
+    --max-side (checked on the first frame only) and took the service to 1.55 GB."""
+    from tests import hostile
+
+    data = hostile.resizing_video(tmp_path / "v.avi", [(16, 16)] + [(8000, 8000)] * 2).read_bytes()
+    app, _ = make_app()
+    with TestClient(app) as c:
+        job = wait_job(c, post_video(c, data, filename="v.avi").json()["id"])
+        assert job["status"] == "failed", job
+        assert "frame 2 is over the limit of 3000 px per side" in job["message"], job
+        assert "--max-side" in job["message"] and "/tmp" not in job["message"]
+
+
 def test_cancel_stops_within_a_frame_and_removes_the_files(make_app, tmp_path, styles_dir):
     from serving.engine import TorchEngine
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from training.curves import _panel_keys, plot_loss_curves, read_stats
+from training.curves import _panel_keys, loss_figure, plot_loss_curves, read_stats
 from utils.errors import ToonFaceError
 
 
@@ -73,3 +73,23 @@ def test_plot_curves_cli(tmp_path):
     assert is_png(run / "loss_curves.png")
     res = CliRunner().invoke(plot_curves.main, ["v4", "--checkpoints_dir", str(tmp_path / "runs")])
     assert res.exit_code == 2 and "v4/stats.jsonl" in res.output
+
+
+def test_legends_do_not_cover_the_curves():
+    """Each legend lies outside its plot area (and inside the figure), so no curve is hidden."""
+    records = [{**full_record(s), "G/texture_weighted": 0.3, "G/structure_weighted": 0.01,
+                "G/landmark_weighted": 0.1, "G/tv_weighted": 0.04, "time/vgg": 0.1,
+                "time/backward": 0.2, "time/structure": 0.01, "time/optimizer": 0.01}
+               for s in range(10, 160, 10)]
+    fig = loss_figure(records, "demo")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    whole = fig.bbox
+    axes = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert len(axes) >= 4
+    for ax in axes:
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert not legend.overlaps(ax.get_window_extent(renderer)), ax.get_title()
+        assert whole.x0 <= legend.x0 and legend.x1 <= whole.x1 + 1, ax.get_title()
+        for other in fig.axes:   # nor another panel's plot
+            assert other is ax or not legend.overlaps(other.get_window_extent(renderer))

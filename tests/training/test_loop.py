@@ -122,7 +122,7 @@ def test_zero_weight_removes_term(tmp_path, demo_data, monkeypatch):
         raise AssertionError("a term with weight 0 was computed")
 
     monkeypatch.setattr(variation, "total_variation_loss", boom)
-    monkeypatch.setattr(loop, "build_vgg", boom)
+    monkeypatch.setattr(loop, "build_content_network", boom)
     cfg = tiny_cfg("train", tmp_path, demo_data, name="ablate", total_iter=2, w0=0, w3=0, w4=0,
                    w5=0, w1=0, sample_every=100)
     res = loop.train(cfg)

@@ -274,6 +274,51 @@ def test_heldout_list_survives_any_file_name(tmp_path, demo_data):
     assert r.read_heldout() == [photos / "0.png"]
 
 
+@pytest.mark.parametrize("mode", ["holdout", "people"])
+def test_resume_keeps_the_heldout_split_when_the_photo_folder_changed(tmp_path, demo_data, mode):
+    """The split is part of the run: a resume after photos were added and removed keeps
+    heldout.txt (a new draw would train on former held-out faces), trains on none of them,
+    and says in one log line what changed."""
+    from training import data as D
+    from training.loop import pretrain
+    from utils.run_dir import RunDir
+
+    photos = tmp_path / "photos"
+    shutil.copytree(demo_data[0], photos)
+    extra = {"holdout": 5} if mode == "holdout" else {"heldout_people": "0003,0007"}
+    cfg = dict(TINY, photo_dir=str(photos), checkpoints_dir=str(tmp_path / "ck"), name="p", **extra)
+    res = pretrain(resolve("pretrain", {**cfg, "total_iter": 1}))
+    run = RunDir(res["run_dir"])
+    held_before = run.heldout_file.read_text()
+    held = run.read_heldout()
+    assert len(held) == (1 if mode == "holdout" else 2)
+    assert sorted(p.name for p in run.read_photos()) == sorted(p.name for p in photos.glob("*.png"))
+    # the folder changes: 9 photos more (a new draw would hold out 2 of 21), one trained photo gone
+    for i, src in enumerate(sorted(photos.glob("*.png"))[:9]):
+        shutil.copy(src, photos / f"new{i}.png")
+    gone = next(p for p in sorted(photos.glob("0*.png")) if p.resolve() not in held)
+    gone.unlink()
+    if mode == "people":  # a second photo of a held-out person appears
+        (photos / "more").mkdir()
+        shutil.copy(held[0], photos / "more" / held[0].name)
+    resumed = resolve("pretrain", {**cfg, "total_iter": 2, "resume": True},
+                      {"total_iter", "resume", "name", "checkpoints_dir"})
+    assert pretrain(resumed)["step"] == 2
+    log = run.log_file.read_text()
+    split = D.split_photos(resumed, run)
+    assert run.heldout_file.read_text() == held_before
+    assert [p.resolve() for p in split.held] == held
+    trained = {p.resolve() for p in split.train}
+    assert not trained & set(held)
+    assert len(split.train) == 12 + 9 - 1 - len(held)  # (a held-out person's second photo: not trained on)
+    if mode == "people":
+        assert all(p.stem not in {h.stem for h in held} for p in split.train)
+    line = [ln for ln in log.splitlines() if "changed since the run started" in ln]
+    added = 9 if mode == "holdout" else 10
+    assert len(line) == 1 and f"{added} photo(s) added" in line[0] and "1 missing" in line[0], log
+    assert "the held-out split is kept" in line[0]
+
+
 def test_config_json_of_the_previous_version_resumes(tmp_path, demo_data):
     """tests/data/legacy holds config.json files written by the version before the typed
     config. A checkpoint whose config is such a dict resumes, and gives exactly the weights of
@@ -294,7 +339,8 @@ def test_config_json_of_the_previous_version_resumes(tmp_path, demo_data):
     assert {k: v for k, v in flat.items() if k not in legacy} == {
         "landmark_detector": None, "landmark_model": None, "heldout_people": None,
         "style": None, "pretrained_hash": None, "diffaugment": "", "face_crops": 2,
-        **{t.key: 0.0 for t in TERMS if not t.flag}}  # later ones: defaults, new terms off
+        **{t.key: 0.0 for t in TERMS if not t.flag},  # later ones: defaults, new terms off, but
+        "content_network": "random"}  # inferred: the old vgg_weights "random" meant random VGG19
     assert Config.from_flat(json.loads((LEGACY / "pretrain_config.json").read_text())).kind == "pretrain"
 
     straight = dict(legacy, name="straight", total_iter=3)

@@ -83,8 +83,10 @@ def _with_image_metadata(model: bytes, mean: float, std: float, outputs: int) ->
     return bytes(w.populate()[0])
 
 
-def build_face_landmarker_task(path: Path) -> Path | None:
-    """Write the bundle to ``path``; None when the wheel's legacy models are not installed."""
+def build_face_landmarker_task(path: Path, head: bool = True) -> Path | None:
+    """Write the bundle to ``path``; None when the wheel's legacy models are not installed.
+    ``head=False``: the raw FaceMesh model without the padding to 478 points (mediapipe loads
+    it, and its points are nonsense: what a model check must catch)."""
     models = wheel_models()
     if models is None:
         return None
@@ -94,6 +96,6 @@ def build_face_landmarker_task(path: Path) -> Path | None:
     bundle.create_model_asset_bundle({
         "face_detector.tflite": _with_image_metadata(det, 127.5, 127.5, 2),
         "face_landmarks_detector.tflite": _with_image_metadata(
-            _pad_first_output(mesh, TASKS_VALUES - FACEMESH_VALUES), 0.0, 255.0, 2),
+            _pad_first_output(mesh, TASKS_VALUES - FACEMESH_VALUES) if head else mesh, 0.0, 255.0, 2),
     }, str(path))
     return path

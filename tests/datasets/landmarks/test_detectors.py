@@ -223,6 +223,66 @@ def test_tasks_model_that_mediapipe_cannot_load_is_one_line(tmp_path):
     assert "\n" not in str(e.value)
 
 
+def _flag_members(path, flag_bits=None, method=None):
+    """Rewrite the zip's local and central headers of every member: its general-purpose flag
+    bits and/or its compression method (what zipfile will not write)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    for sig, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        i = data.find(sig)
+        while i >= 0:
+            if flag_bits is not None:
+                struct.pack_into("<H", data, i + flag_at, flag_bits)
+            if method is not None:
+                struct.pack_into("<H", data, i + method_at, method)
+            i = data.find(sig, i + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_encrypted_or_compressed_bundles_are_one_line(tmp_path):
+    """zipfile raises RuntimeError for an encrypted member and NotImplementedError for an
+    unknown compression method; mediapipe reads neither, nor deflated members."""
+    members = {m: b"1234TFL3" + bytes(64) for m in D.TASKS_BUNDLE_MEMBERS}
+    cases = {
+        "encrypted": (_flag_members(_zip(tmp_path / "enc.task", members), flag_bits=1), "is encrypted"),
+        "unknown": (_flag_members(_zip(tmp_path / "unk.task", members), method=99),
+                    "is compressed (zip method 99)"),
+    }
+    with zipfile.ZipFile(tmp_path / "defl.task", "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    cases["deflated"] = (tmp_path / "defl.task", "is compressed (zip method 8)")
+    for case, (path, want) in cases.items():
+        with pytest.raises(ToonFaceError) as e:
+            check_tasks_model(path)
+        msg = str(e.value)
+        assert want in msg and "\n" not in msg and "face_landmarker.task" in msg, (case, msg)
+
+
+def test_a_model_is_checked_on_a_reference_face_before_use(tmp_path, tasks_model):
+    """A bundle of the raw FaceMesh model (no 478-point head) loads in mediapipe but puts every
+    point about one eye distance off: refused when built, one line; the right model passes."""
+    from tests.datasets.landmarks.tasks_bundle import build_face_landmarker_task
+
+    raw = build_face_landmarker_task(tmp_path / "raw.task", head=False)
+    spec = resolve_detector("mediapipe-tasks", raw)       # passes the file checks
+    with pytest.raises(ToonFaceError, match=r"reference face's landmarks 1\.\d\d eye distances") as e:
+        spec.build()
+    assert "\n" not in str(e.value) and str(raw) in str(e.value)
+    with resolve_detector("mediapipe-tasks", tasks_model).build(num_faces=2) as det:
+        assert det.detect(np.full((64, 64, 3), 90, np.uint8)) is None
+
+
+@requires_mediapipe
+def test_reference_points_are_facemesh_on_the_reference_photo(facemesh):
+    """The stored reference is what legacy FaceMesh gives today (within its 0.1 px rounding)."""
+    from datasets.landmarks.reference_face import reference_image, reference_points
+
+    assert mean_dist(facemesh.detect(reference_image()), reference_points()) < 0.1
+
+
 # --- choosing a detector ---------------------------------------------------------------------------
 def _one_line_error(fn, *args, **kwargs) -> str:
     with pytest.raises(ToonFaceError) as e:
