@@ -13,23 +13,31 @@ SIZE = 128
 # sets, written out here rather than imported from the code under test)
 LEFT_EYE = (249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466)
 RIGHT_EYE = (7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246)
+# per layout: (eyes, outer eye corners)
+EYES = {468: ((LEFT_EYE, RIGHT_EYE), (33, 263)),
+        68: ((tuple(range(42, 48)), tuple(range(36, 42))), (36, 45))}
 
 
-def fixture_faces(n: int, size: int = SIZE) -> tuple[list[np.ndarray], np.ndarray]:
-    """The first ``n`` ffhq-mini photos resized to ``size`` (uint8 RGB) and their mediapipe
-    FaceMesh points (n, 468, 2) in pixels, detected on the resized image; skips without
-    the fixtures or mediapipe."""
+def fixture_faces(n: int, size: int = SIZE, detector: str = "mediapipe"
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first ``n`` ffhq-mini photos resized to ``size`` (uint8 RGB) with a face, and its
+    points in pixels, detected on the resized image: (n, 468, 2) FaceMesh points by default,
+    (n, 68, 2) for ``detector="dlib"``, or whichever is installed for ``"any"`` (mediapipe
+    first). Skips without the fixtures or the detector."""
     import pytest
     from PIL import Image
 
     from datasets.landmarks import resolve_detector
-    from tests.conftest import _legacy_mediapipe_problem
+    from tests.conftest import _dlib_problem, _legacy_mediapipe_problem
 
-    if _legacy_mediapipe_problem() is not None:
-        pytest.skip(f"needs mediapipe 0.10.21 ({_legacy_mediapipe_problem()})")
+    if detector == "any":
+        detector = "mediapipe" if _legacy_mediapipe_problem() is None else "dlib"
+    problem = _legacy_mediapipe_problem() if detector == "mediapipe" else _dlib_problem()
+    if problem is not None:
+        pytest.skip(f"needs the {detector} detector ({problem})")
     folder = fixtures_dir("ffhq-mini", "photos")
     images, points = [], []
-    with resolve_detector("mediapipe").build() as det:
+    with resolve_detector(detector).build() as det:
         for path in sorted(folder.glob("*.jpg")):
             img = np.array(Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR))
             pts = det.detect(img)
@@ -58,8 +66,9 @@ def warp_eyes(images: list[np.ndarray], points: np.ndarray, amount: float) -> li
         h, w = im.shape[:2]
         xs, ys = np.meshgrid(np.arange(w, dtype=np.float32) + 0.5, np.arange(h, dtype=np.float32) + 0.5)
         sx, sy = xs.copy(), ys.copy()
-        iod = float(np.linalg.norm(pts[263] - pts[33]))
-        for eye in (LEFT_EYE, RIGHT_EYE):
+        eyes, (a, b) = EYES[len(pts)]
+        iod = float(np.linalg.norm(pts[b] - pts[a]))
+        for eye in eyes:
             cx, cy = pts[list(eye)].mean(axis=0)
             s = 0.2 * iod
             g = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * s * s))

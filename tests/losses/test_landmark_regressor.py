@@ -130,7 +130,7 @@ def test_faces_without_landmarks_contribute_zero_and_module_equals_function():
     torch.testing.assert_close(first, single[0])
     # no face anywhere: exactly 0, still on the graph
     none, n0 = landmark_regressor_loss(out, photo, pts, torch.zeros(3, dtype=torch.bool), net)
-    assert float(none) == 0.0 and float(n0) == 0 and none.requires_grad
+    assert float(none.detach()) == 0.0 and float(n0) == 0 and none.requires_grad
     none.backward()
     assert out.grad is not None and float(out.grad.abs().sum()) == 0.0
 
@@ -148,7 +148,7 @@ def test_zero_for_output_equal_to_photo(facemesh, faces):
     photo = to_tensor(images)
     out = photo.clone().requires_grad_()
     loss, n = landmark_regressor_loss(out, photo, pts, None, facemesh)
-    assert float(loss) == 0.0 and float(n) == len(images)
+    assert float(loss.detach()) == 0.0 and float(n) == len(images)
 
 
 def test_grows_monotonically_with_an_eye_warp(facemesh, faces):
