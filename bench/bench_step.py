@@ -9,6 +9,12 @@ precision, interleaved, so machine noise hits all of them alike; medians are pri
     .venv/bin/python bench/bench_step.py                      # batch 16, 128x128, 3 repeats
     .venv/bin/python bench/bench_step.py --repeats 5 --json bench/results/step.json
     .venv/bin/python bench/bench_step.py --skip-reference --precision bf16 --device cuda
+    .venv/bin/python bench/bench_step.py --skip-reference --batch 8 --face-terms landmark_regressor
+
+``--face-terms`` adds, per precision, one more run per named face term (losses/registry.py, at
+weight 1, with ``--face_crops`` as given or the default): the phase table then has that term's
+own phase, and the checks what the term adds to the step (wall time, its backward included)
+against FACE_TERM_BUDGET of the step without it.
 
 The default run takes about 3 minutes on 2 cores, 5 repeats about 4 (the reference step
 takes 6-9 s there, and its first call starts joblib's worker pool). The runs turn on the
@@ -31,6 +37,7 @@ from bench.reference import ReferenceStep  # noqa: E402
 
 TARGETS = {"fp32": 2.5, "bf16": 6.0}   # minimum speed-up over the reference step
 STRUCTURE_TARGET = 10.0
+FACE_TERM_BUDGET = 0.10   # what one face term may add to the bf16 step (issue 22)
 DATA_SHARE_MAX = 0.05
 
 
@@ -55,6 +62,10 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-reference", action="store_true")
     p.add_argument("--no-flops", action="store_true",
                    help="skip the FLOP count and conv-peak ceiling (one more step per design)")
+    p.add_argument("--face-terms", default="",
+                   help="comma list of face terms (landmark_regressor, identity) timed as extra runs")
+    p.add_argument("--face-crops", type=int, default=None,
+                   help="--face_crops of the face-term runs (default: train.py's)")
     p.add_argument("--json", help="write every timing and the medians here")
     return p.parse_args(argv)
 
@@ -71,6 +82,17 @@ def main(argv=None) -> dict:
                           channels_last=not args.no_channels_last, superpixel=args.superpixel,
                           reuse_host_memory=not args.no_reuse_host_memory)
              for p in precisions}
+    face_terms = [t.strip() for t in args.face_terms.split(",") if t.strip()]
+    extra = {} if args.face_crops is None else {"face_crops": args.face_crops}
+    for p in precisions:
+        for t in face_terms:
+            loops[f"{p}+{t}"] = make_run(photos, cartoons, root / "runs", f"ours_{p}_{t}",
+                                         batch=args.batch, size=args.size, precision=p,
+                                         device=args.device, workers=args.workers,
+                                         channels_last=not args.no_channels_last,
+                                         superpixel=args.superpixel,
+                                         reuse_host_memory=not args.no_reuse_host_memory,
+                                         **{f"w_{t}": 1.0}, **extra)
     designs = {}
     if not args.skip_reference:
         ref = ReferenceStep(next(iter(loops.values())), workers=args.workers)
@@ -103,6 +125,14 @@ def main(argv=None) -> dict:
     checks = []
     for p in precisions:
         ours = f"ours_{p}"
+        for t in face_terms:
+            # paired per repeat (same noise), as a share of the step without the term
+            added = median([(b["step"] - a["step"]) / a["step"]
+                            for a, b in zip(runs[ours], runs[f"ours_{p}+{t}"])])
+            summary[f"{p}_{t}_added_share"] = added
+            checks.append((f"{p}: {t} adds to the step", f"{100 * added:.1f}%",
+                           f"<= {100 * FACE_TERM_BUDGET:.0f}%" if p == "bf16" else "(report)",
+                           added <= FACE_TERM_BUDGET or p != "bf16"))
         share = med[ours]["data"] / med[ours]["step"]
         summary[f"{p}_data_share"] = share
         checks.append((f"{p}: data wait share of the step", f"{100 * share:.2f}%",
@@ -153,7 +183,7 @@ def flop_ceiling(designs, med, ours_step, precisions, args, summary) -> dict:
     peak = {p: peaks(device, p, 5)["conv"] for p in {"fp32", *precisions}}
     rows, out = [], {"gflop_per_step": gflop, "conv_peak_gflops": peak}
     for name in designs:
-        p = "fp32" if name == "reference" else name.split("_", 1)[1]
+        p = "fp32" if name == "reference" else name.split("_", 1)[1].split("+")[0]
         rate = gflop[name] / med[name]["step"]
         ceiling = float("nan")
         if name != "reference" and "reference" in med:

@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "ffhq-mini"
-PHASES = ("data", "g_forward", "structure", "landmark", "vgg", "discriminators", "backward",
-          "optimizer")
+PHASES = ("data", "g_forward", "structure", "landmark", "landmark_regressor", "identity", "vgg",
+          "discriminators", "backward", "optimizer")
 
 
 # ------------------------------------------------------------------------------ utilities

@@ -117,11 +117,14 @@ class ImageFolderDataset(Dataset):
         paths: readable image files (see :func:`collect_images`).
         image_size: crop size S.
         load_size: shorter side before cropping (>= image_size).
-        landmarks: ``{path: (468, 2) array or None}`` from the landmark cache, or None to
-            deliver no landmark maps. Only read here: detection never runs in a worker.
+        landmarks: ``{path: (N, 2) array or None}`` from the landmark cache (N = 468 or 68, one
+            detector's), or None to deliver no landmark maps. Only read here: detection never
+            runs in a worker.
         augment: random crop and flip (False: centre crop, for grids and evaluation).
-    Items: ``{"image": (3,S,S), "lmap": (2,S,S) in [0,1], "valid": bool}`` (lmap/valid only
-    with landmarks).
+    Items: ``{"image": (3,S,S), "lmap": (2,S,S) in [0,1], "valid": bool, "points": (N,2)}``
+    (lmap/valid/points only with landmarks). ``points`` are the cached landmarks in pixels of
+    the item's image, after the same resize / crop / flip (datasets.landmarks.transforms);
+    all NaN where no face was found.
     """
 
     def __init__(self, paths: list[Path], image_size: int, load_size: int | None = None,
@@ -133,6 +136,9 @@ class ImageFolderDataset(Dataset):
         self.load_size = max(load_size or image_size, image_size)
         self.landmarks = landmarks
         self.augment = augment
+        # one detector's cache: every face has the same number of points (a face-less item
+        # gets that many NaN rows, so that a batch stacks)
+        self.num_points = next((len(p) for p in (landmarks or {}).values() if p is not None), 0)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -157,6 +163,9 @@ class ImageFolderDataset(Dataset):
                 points = transform_landmarks(points, scale, crop, flip, self.image_size)
             out["lmap"] = torch.from_numpy(render_landmark_map(points, self.image_size, self.image_size))
             out["valid"] = torch.tensor(points is not None)
+            out["points"] = (torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
+                             if points is not None
+                             else torch.full((self.num_points, 2), float("nan")))
         return out
 
 

@@ -14,7 +14,9 @@ modes write the same files with the same keys::
 
     metrics.json     the contract keys (evaluation/scoring.py) flat at the top level and in
                      "summary", plus details: dlib settings, landmark detector, style of
-                     outputs / photos / cartoon set, FID, notes, per-image records
+                     outputs / photos / cartoon set, FID, notes, per-image records, and
+                     "not_independent": {metric: why} for the metrics whose judge the run's
+                     own training read (:data:`TRAINED_JUDGES`; checkpoint mode)
     per_image.csv    one row per pair (evaluation.scoring.PER_IMAGE_COLUMNS)
     index.html       metrics, grids (checkpoint mode), a row per pair with its images
 
@@ -50,6 +52,16 @@ from utils.io import make_folder
 from utils.run_dir import RunDir, resolve_generator
 
 INFERENCE_GF_EPS = 5e-3
+# Loss terms whose network is also a judge: {config.json key of the term's weight: (the
+# network, the metrics it judges)}. A run trained with such a term > 0 was optimised against
+# that judge, so those numbers are not independent evidence for it; dlib's nme68 (its own
+# 68-point predictor, which no term reads) stays the landmark judge.
+TRAINED_JUDGES = {
+    "w_landmark_regressor": ("mediapipe's FaceMesh network, on the output",
+                             ("nme_mediapipe_mean", "face_found_rate_mediapipe")),
+    "w_identity": ("dlib's face descriptor ResNet, on the output",
+                   ("identity_distance_mean", "identity_same_rate", "identity_cosine_mean")),
+}
 GRID_ROWS = 8
 DEFAULT_DLIB_DETECTOR = "hog"
 DEFAULT_DLIB_UPSAMPLE = 1
@@ -79,6 +91,23 @@ def locate_generator(checkpoints_dir: str = "checkpoints", name: str | None = No
 
 def read_run_config(run: RunDir | None) -> dict:
     return (run.read_config() or {}) if run is not None else {}
+
+
+def not_independent(cfg: dict) -> tuple[dict[str, str], list[str]]:
+    """({metric: why it is not an independent judge}, notes) for a run's config.json dict:
+    the metrics of :data:`TRAINED_JUDGES` whose term the run trained with (weight > 0)."""
+    marks: dict[str, str] = {}
+    notes = []
+    for key, (network, keys) in TRAINED_JUDGES.items():
+        weight = cfg.get(key) or 0
+        if not (isinstance(weight, (int, float)) and weight > 0):
+            continue
+        flag = "--" + key.replace("_", "-")
+        why = f"trained with {flag} {weight:g} ({network})"
+        marks.update({k: why for k in keys})
+        notes.append(f"{', '.join(keys)}: not an independent judge of this run, {why}; "
+                     "dlib's nme68 is")
+    return marks, notes
 
 
 # What test.py writes in its folder: the report files, and in checkpoint mode the image
@@ -479,6 +508,9 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
                            reference=reference, reference_size=size, kid_subsets=kid_subsets,
                            feature_cache=feature_cache, workers=workers, echo=echo)
             result.update(_scores_fields(scores, reference))
+            marks, notes = not_independent(cfg)
+            result["not_independent"] = marks
+            result["notes"] = result["notes"] + notes
         else:
             result["summary"] = {}
             result["per_image"] = [{"name": p.name, "photo": str(p.photo_path),
@@ -510,6 +542,8 @@ def _record_metrics(gen_path: Path, result: dict, source: str, echo: Callable[[s
     from models.checkpoint import same_generator, update_generator_meta
 
     summary = {k: v for k, v in _clean(result.get("summary", {})).items() if v is not None}
+    if result.get("not_independent"):
+        summary["not_independent"] = sorted(result["not_independent"])
     summary.update(photos=source, image_size=result.get("image_size"),
                    scored_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     targets = [gen_path]

@@ -96,7 +96,9 @@ def write_test_index(out_dir: Path, metrics: dict, grids: list[Path], rows: list
     parts = [head]
     summary = metrics.get("summary", {})
     parts.append("<h2>Metrics</h2>")
-    parts.append(table(["metric", "value"], [[k, v] for k, v in summary.items()]))
+    marked = metrics.get("not_independent") or {}
+    parts.append(table(["metric", "value"], [[f"{k} (not independent)" if k in marked else k, v]
+                                             for k, v in summary.items()]))
     face = (metrics.get("face") or {}).get("settings")
     if face:
         parts.append(f"<p>dlib judge: {html.escape(str(face.get('detector')))} detector, upsample "

@@ -7,7 +7,10 @@ them, and never computes a term whose weight is 0. The image operators they use 
 texture, structure) live in ``representations/``.
 
 To add a term: write ``losses/<term>.py`` with the function, its module and ``term(state)``;
-add one ``Term`` entry to ``losses/registry.py`` (name, flag, default weight per preset, help;
-the CLI option ``--w-<name>``, the config field and the objective follow from it); test the
-function against a hand-computed value.
+add one ``Term`` entry to ``losses/registry.py`` (name, flag: None for a new term, whose
+option and config.json key are then ``--w-<name>`` / ``w_<name>``; default weight per preset,
+help; the config field and the objective follow from it); test the function against a
+hand-computed value. A term that reads a frozen pretrained network names it
+(``Term.network``, a key of ``NETWORKS``): the trainer builds it once, before the run folder.
+The face-network terms (``landmark_regressor``, ``identity``) share losses/face_points.py.
 """

@@ -3,12 +3,14 @@
 ``Config`` holds five groups (data, model, loss, optim, run). Every field carries its CLI help
 and type in its metadata, so pretrain.py and train.py, sweep.py's key validation, ``--dry-run``
 and the tests all read this one table; the loss weights come from the term registry
-(losses/registry.py), keyed by term name, with the seed's ``--w0`` .. ``--w5`` as their flags.
+(losses/registry.py), keyed by term name, with the seed's ``--w0`` .. ``--w5`` as their flags
+(terms the seed never had: ``--w-<name>``, key ``w_<name>``).
 
 Every option is accepted with underscores (the seed's ``--total_iter``) and dashes
 (``--total-iter``); each weight also answers to ``--w-<term>``. A run's config.json is the flat
-dump of :meth:`Config.flat` (one key per option, the weights under their flags w0..w5), and
-:meth:`Config.from_flat` reads it back, including files written by earlier versions.
+dump of :meth:`Config.flat` (one key per option, the weights under their flags w0..w5 and
+w_<name>), and :meth:`Config.from_flat` reads it back, including files written by earlier
+versions (a weight missing there is 0: that run never computed the term).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from losses.registry import PRESET_NAMES, TERM_BY_FLAG, TERMS, TERMS_BY_FLAG
+from losses.registry import PRESET_NAMES, TERM_BY_KEY, TERMS, TERMS_BY_FLAG
 from models.content_network import CONTENT_NETWORK_CHOICES, normalise_content_network
 from models.generator import OUTPUT_ACTS, UPSAMPLE_MODES
 from representations.structure import SEG_NUM, STRUCTURE_METHODS
@@ -121,6 +123,9 @@ class LossConfig:
     diffaugment: str = option("", "DiffAugment (Zhao et al. 2020) on the discriminators' inputs: "
                               "comma-separated color, translation, cutout; empty: none (the recipe)",
                               kinds=TRAIN)
+    face_crops: int = option(2, "faces per batch the face-network terms (--w-landmark-regressor, "
+                             "--w-identity) run on: the batch's first found faces; 0: all of them",
+                             type=click.IntRange(min=0), kinds=TRAIN, aliases=("face-crops",))
     vgg_weights: str | None = option(None, "VGG19 weights (.pth or .npy); default: torch hub cache, "
                                      "then checkpoints/; 'random': --content-network random",
                                      kinds=TRAIN, aliases=("vgg-weights",))
@@ -198,7 +203,7 @@ class Config:
 
     # ------------------------------------------------------------------ flat form (config.json)
     def flat(self) -> dict[str, Any]:
-        """One key per option (weights under their flags w0..w5) plus ``kind``: config.json."""
+        """One key per option (weights under w0..w5 and w_<name>) plus ``kind``: config.json."""
         out: dict[str, Any] = {"kind": self.kind}
         for group in GROUPS:
             for f in fields(getattr(self, group)):
@@ -206,14 +211,15 @@ class Config:
                     continue
                 value = getattr(getattr(self, group), f.name)
                 if f.name == "weights":
-                    out.update({t.flag: value[t.name] for t in TERMS})
+                    out.update({t.key: value[t.name] for t in TERMS})
                 else:
                     out[f.name] = value
         return out
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> "Config":
-        """The inverse of :meth:`flat`; unknown keys (from other versions) are ignored.
+        """The inverse of :meth:`flat`; unknown keys (from other versions) are ignored, and a
+        weight the file does not have is 0 (the run was made before its term existed).
 
         A training config without ``content_network`` was written before the option existed,
         when VGG19 was the only network: its content network is vgg19, or random where
@@ -225,7 +231,7 @@ class Config:
             g = getattr(cfg, group)
             for f in fields(g):
                 if f.name == "weights":
-                    g.weights = {t.name: flat.get(t.flag, g.weights[t.name]) for t in TERMS}
+                    g.weights = {t.name: flat.get(t.key, 0.0) for t in TERMS}
                 elif f.name in flat:
                     setattr(g, f.name, flat[f.name])
         if kind == "train" and "content_network" not in flat:
@@ -233,16 +239,16 @@ class Config:
         return cfg
 
     def get(self, name: str) -> Any:
-        """An option by its flat name (``w5`` for a weight)."""
-        if name in TERM_BY_FLAG:
-            return self.loss.weights[TERM_BY_FLAG[name].name]
+        """An option by its flat name (``w5``, ``w_identity`` for a weight)."""
+        if name in TERM_BY_KEY:
+            return self.loss.weights[TERM_BY_KEY[name].name]
         if name == "kind":
             return self.kind
         return getattr(getattr(self, _GROUP_OF[name]), name)
 
     def set(self, name: str, value: Any) -> None:
-        if name in TERM_BY_FLAG:
-            self.loss.weights[TERM_BY_FLAG[name].name] = value
+        if name in TERM_BY_KEY:
+            self.loss.weights[TERM_BY_KEY[name].name] = value
         else:
             setattr(getattr(self, _GROUP_OF[name]), name, value)
 
@@ -263,7 +269,8 @@ class Config:
             bad = [TERMS_BY_FLAG_NAME[n] for n, w in self.loss.weights.items()
                    if w is None or not 0 <= w < float("inf")]
             if bad:
-                raise ToonFaceError(f"loss weight --{bad[0]} must be a finite number >= 0")
+                raise ToonFaceError(f"loss weight --{bad[0].replace('_', '-')} must be a finite "
+                                    "number >= 0")
         if self.kind == "train":
             try:
                 parse_policy(self.loss.diffaugment)
@@ -274,7 +281,7 @@ class Config:
         return self
 
 
-TERMS_BY_FLAG_NAME = {t.name: t.flag for t in TERMS}
+TERMS_BY_FLAG_NAME = {t.name: t.key for t in TERMS}
 
 
 def _option_fields() -> Iterator[tuple[str, Any]]:
@@ -312,8 +319,10 @@ def _weight_opts() -> list[Opt]:
     opts = []
     for t in TERMS_BY_FLAG:
         shown = "" if len(set(t.defaults.values())) == 1 else f" [code {t.defaults['code']:g}]"
-        opts.append(Opt(t.flag, NONNEG, t.defaults["code"] if not shown else None,
-                        f"{t.help}{shown}", TRAIN, (f"w-{t.name}", f"w_{t.name}")))
+        # a seed flag answers to --w-<name> too; w_<name> answers to --w-<name> by itself
+        aliases = (f"w-{t.name}", f"w_{t.name}") if t.flag else ()
+        opts.append(Opt(t.key, NONNEG, t.defaults["code"] if not shown else None,
+                        f"{t.help}{shown}", TRAIN, aliases))
     return opts
 
 
@@ -410,8 +419,8 @@ def describe(cfg: Config) -> str:
     for key in sorted(flat):
         opt = OPTION_BY_NAME.get(key)
         default = opt.default if opt else None
-        if key in TERM_BY_FLAG:
-            default = TERM_BY_FLAG[key].defaults["code"]
+        if key in TERM_BY_KEY:
+            default = TERM_BY_KEY[key].defaults["code"]
         mark = "*" if opt is not None and flat[key] != default else " "
         lines.append(f"{mark} {key:<20} {json.dumps(flat[key])}")
     return "\n".join(lines)

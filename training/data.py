@@ -210,22 +210,45 @@ class Landmarks:
     face_size: float | None                          # median inter-ocular distance, px
 
 
-def landmark_detector(cfg: Config, needed: bool):
+def landmark_terms(cfg: Config) -> list:
+    """The active terms (losses/registry.py ``Term``) that read the photos' landmarks."""
+    from losses.registry import TERM_BY_NAME
+
+    return [TERM_BY_NAME[n] for n in cfg.loss.active() if TERM_BY_NAME[n].landmarks]
+
+
+def _flag(term) -> str:
+    return "--" + term.key.replace("_", "-")
+
+
+def landmark_detector(cfg: Config, needed: bool | list = False):
     """The run's landmark detector (a DetectorSpec), checked before any work; None when none
-    is available and the landmark term is off (the grid then shows no map)."""
+    is available and no landmark term is on (the grid then shows no map).
+
+    ``needed``: the active landmark terms (or a bool); each must be able to use the detector's
+    points (``Term.topologies``), else one line names the term and the detector.
+    """
     from datasets.landmarks import DetectorUnavailable, resolve_detector
 
     try:
-        return resolve_detector(cfg.data.landmark_detector, cfg.data.landmark_model)
+        spec = resolve_detector(cfg.data.landmark_detector, cfg.data.landmark_model)
     except DetectorUnavailable:
         if needed or cfg.data.landmark_detector is not None:
             raise
         return None
+    for term in needed if isinstance(needed, list) else ():
+        if term.topologies and spec.topology.name not in term.topologies:
+            raise ToonFaceError(
+                f"{_flag(term)} > 0 needs landmarks it can map ({', '.join(term.topologies)}), but "
+                f"--landmark-detector {spec.name} gives {spec.topology.name}: choose another "
+                f"detector, or {_flag(term)} 0")
+    return spec
 
 
-def detect_landmarks(cfg: Config, split: PhotoSplit, detector, info: DistInfo, needed: bool) -> Landmarks:
-    """The landmark pass over every photo (cached). ``needed``: the landmark term is on, so a
-    photo set without faces stops the run with one line."""
+def detect_landmarks(cfg: Config, split: PhotoSplit, detector, info: DistInfo,
+                     needed: bool | list = False) -> Landmarks:
+    """The landmark pass over every photo (cached). ``needed``: the active landmark terms (or
+    a bool): then a photo set without faces stops the run with one line naming them."""
     if detector is None:
         return Landmarks(None, None)
     points, summary = load_landmarks(Path(cfg.data.photo_dir), split.train + split.held,
@@ -235,8 +258,10 @@ def detect_landmarks(cfg: Config, split: PhotoSplit, detector, info: DistInfo, n
     log.info("landmarks: faces found in %d of %d training photos (%.1f%%)", found,
              len(split.train), 100 * rate)
     if found == 0 and needed:
-        raise ToonFaceError(f"no face found in any photo of {cfg.data.photo_dir} while --w5 > 0: "
-                            "use face photos, or --w5 0")
+        flags = [_flag(t) for t in needed] if isinstance(needed, list) else ["--w5"]
+        raise ToonFaceError(f"no face found in any photo of {cfg.data.photo_dir} while "
+                            f"{' and '.join(f + ' > 0' for f in flags)}: use face photos, or "
+                            f"{' and '.join(f + ' 0' for f in flags)}")
     size = face_size({p: points[p] for p in split.train}, cfg.data.load_size or cfg.data.image_size)
     return Landmarks(points, size)
 

@@ -410,6 +410,15 @@ def checked_style_name(style: str | None, cartoon_dir: str) -> str:
     return unicodedata.normalize("NFC", name) or "cartoon"
 
 
+def build_networks(cfg: Config, device: torch.device) -> dict[str, torch.nn.Module]:
+    """{name: frozen network} of the active terms' ``Term.network`` (losses/registry.py), on
+    ``device``, in float32 (a term that runs under autocast casts per layer)."""
+    from losses.registry import NETWORKS, TERM_BY_NAME
+
+    names = sorted({TERM_BY_NAME[n].network for n in cfg.loss.active() if TERM_BY_NAME[n].network})
+    return {name: NETWORKS[name]().to(device) for name in names}
+
+
 def prepare_train(cfg: Config) -> Prepared:
     """Everything training needs, checked, loaded and ready (see :class:`Prepared`)."""
     return prepare(cfg, _build_train)
@@ -434,19 +443,24 @@ def _build_train(s: Session) -> Prepared:
     if s.step == 0:
         cfg.model.init_resolved, cfg.model.pretrained_hash = resolve_init(cfg)
         cfg.run.style = checked_style_name(cfg.run.style, cfg.data.cartoon_dir)
-    detector = D.landmark_detector(cfg, "landmark" in weights)
+    face_terms = D.landmark_terms(cfg)
+    detector = D.landmark_detector(cfg, face_terms)
     if detector is not None and cfg.data.landmark_detector is None and s.step == 0:
         cfg.data.landmark_detector = detector.name  # config.json says which maps it trained on
+    # The frozen face networks (FaceMesh, dlib's encoder), read from their package files now: a
+    # missing or altered file is one line before the folder scan. Built before create() seeds
+    # the global generator (their layers draw initial weights before the file's are copied in).
+    networks = build_networks(cfg, s.device)
     split = D.split_photos(cfg, s.run if s.state is not None else None)
     cartoons, scenery = D.collect_cartoons(cfg)
-    landmarks = D.detect_landmarks(cfg, split, detector, s.info, "landmark" in weights)
+    landmarks = D.detect_landmarks(cfg, split, detector, s.info, face_terms)
     s.face_size = landmarks.face_size
     s.create()
     if s.info.is_main:
         record_split(s, split)
 
     streams = D.TrainStreams(cfg, split, cartoons, scenery,
-                             landmarks.points if "landmark" in weights else None,
+                             landmarks.points if face_terms else None,
                              s.info, s.device, s.step)
     G = s.place(new_generator(cfg))
     G_ddp = s.ddp(G)
@@ -474,7 +488,8 @@ def _build_train(s: Session) -> Prepared:
         structure = Structure(cfg.loss.superpixel, cfg.loss.seg_num, cfg.loss.sscolor_power)
     s.restore(modules, optimizers)  # last: the restored random state is the one the loop draws on
     objective = Objective(weights, discs, vgg, structure, cfg.model.gf_eps, s.device, s.autocast,
-                          s.timer, s.memory_format, parse_policy(cfg.loss.diffaugment))
+                          s.timer, s.memory_format, parse_policy(cfg.loss.diffaugment),
+                          networks, cfg.loss.face_crops)
     s.bar_keys = ("G/total", "D/total", "G/landmark")
 
     def step() -> dict[str, torch.Tensor]:

@@ -4,7 +4,8 @@ Which terms exist, their flags and their functions is losses/registry.py's busin
 module computes the terms whose weight is > 0 (a term of weight 0 is never computed) from a
 ``StepState`` that builds what several terms share only once and only when a term asks for it:
 the guided-filtered output, the superpixel target, one batched no-grad VGG19 forward for every
-constant target (photo and structure) and one VGG19 forward of the output. The loop weights,
+constant target (photo and structure) and one VGG19 forward of the output; the face-network
+terms (FaceMesh, dlib's encoder) share the choice of the faces they run on. The loop weights,
 sums, backpropagates, steps and logs.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from losses.face_points import face_rows
 from losses.registry import TERMS, Term
 from models.guided_filter import guided_filter
 from representations.structure import Structure
@@ -37,6 +39,7 @@ class StepState:
         self._batch = batch
         self._vgg_targets: dict[str, torch.Tensor] | None = None
         self._vgg_output: torch.Tensor | None = None
+        self._face_rows: torch.Tensor | None = None
         self.logged: dict[str, torch.Tensor] = {}
         self.cartoon: torch.Tensor | None = None
         self.fake: torch.Tensor | None = None
@@ -49,6 +52,20 @@ class StepState:
     @property
     def valid(self) -> torch.Tensor:
         return self._batch["valid"].to(self._obj.device, non_blocking=True)
+
+    @property
+    def points(self) -> torch.Tensor:
+        return self._batch["points"].to(self._obj.device, non_blocking=True)
+
+    def network(self, name: str) -> nn.Module:
+        return self._obj.networks[name]
+
+    def face_rows(self) -> torch.Tensor:
+        """(K,) batch rows of the found faces the face-network terms run on: the first
+        ``face_crops`` (all when 0), the same rows for every such term of the step."""
+        if self._face_rows is None:
+            self._face_rows = face_rows(self.valid, self.points, self._obj.face_crops)
+        return self._face_rows
 
     def log(self, key: str, value: torch.Tensor) -> None:
         self.logged[key] = value.detach()
@@ -96,12 +113,16 @@ class Objective:
             timer and memory format.
         diffaugment: DiffAugment transforms applied to everything the discriminators see, in
             both steps (training/diffaugment.py); () for the recipe (none).
+        networks: {NETWORKS name: frozen network} the active face terms read (placed on the
+            device), e.g. {"facemesh": FaceMeshNet}.
+        face_crops: faces per batch the face-network terms run on (0: every found face).
     """
 
     def __init__(self, weights: dict[str, float], discriminators: dict[str, nn.Module],
                  vgg: nn.Module | None, structure: Structure | None, gf_eps: float,
                  device: torch.device, autocast=None, timer: Callable | None = None,
-                 memory_format=torch.contiguous_format, diffaugment: tuple[str, ...] = ()):
+                 memory_format=torch.contiguous_format, diffaugment: tuple[str, ...] = (),
+                 networks: dict[str, nn.Module] | None = None, face_crops: int = 0):
         self.terms: list[Term] = [t for t in TERMS if weights.get(t.name, 0) > 0]
         self.weights = {t.name: float(weights[t.name]) for t in self.terms}
         self.adversarial = [t for t in self.terms if t.adversarial is not None]
@@ -115,6 +136,11 @@ class Objective:
         self.timer = timer or (lambda name: nullcontext())
         self.memory_format = memory_format
         self.diffaugment = tuple(diffaugment)
+        self.networks = dict(networks or {})
+        self.face_crops = face_crops
+        missing = sorted({t.network for t in self.terms if t.network} - set(self.networks))
+        if missing:
+            raise ValueError(f"terms need the network(s) {', '.join(missing)}, not given")
 
     def augmented(self, disc: Callable) -> Callable:
         """``disc`` as the steps call it: through DiffAugment when the run asks for it."""

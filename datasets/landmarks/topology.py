@@ -156,6 +156,40 @@ IBUG_68 = Topology(
     to_facemesh_corners=1.033,
 )
 
+# iBUG 68 under a horizontal mirror: point k of a face is point IBUG68_MIRROR[k] of its
+# mirror image (jaw k <-> 16 - k, brows, nose wings, eyes, lips; the midline maps to itself).
+IBUG68_MIRROR: tuple[int, ...] = (
+    tuple(range(16, -1, -1)) + tuple(range(26, 16, -1)) + (27, 28, 29, 30) + (35, 34, 33, 32, 31)
+    + (45, 44, 43, 42, 47, 46) + (39, 38, 37, 36, 41, 40)
+    + (54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55) + (64, 63, 62, 61, 60, 67, 66, 65))
+
+# FaceMesh-468 vertex standing in for each iBUG-68 point (points 0..67 in order). Made by
+# bench/facemesh_to_ibug68.py: for each iBUG point, the vertex of the same part (jaw: the
+# face oval; brows, nose, eyes, lips: their FaceMesh contours) nearest to dlib's point on the
+# 49 ffhq-mini photos, mirror-symmetric (a point and its mirror get a vertex and its mirror;
+# midline points midline vertices). Mapped points lie from dlib's own (per inter-ocular
+# distance, mean over the fixture faces): jaw 0.092, brows 0.061, nose 0.034, eyes 0.031, lips
+# 0.032; median face 0.044 (dlib's own photo-vs-cartoon nme68 is 0.035). dlib's eye corners
+# sit inside FaceMesh's (36 -> 7, 39 -> 155, not 33 and 133): see Topology.to_facemesh_corners.
+FACEMESH_TO_IBUG68: tuple[int, ...] = (
+    127, 234, 132, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 361, 454, 356,  # jaw
+    70, 63, 105, 66, 55, 285, 296, 334, 293, 300,                                          # brows
+    168, 197, 5, 4, 98, 97, 2, 326, 327,                                                   # nose
+    7, 160, 158, 155, 153, 144, 382, 385, 387, 249, 373, 380,                              # eyes
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,                                   # outer lips
+    78, 82, 13, 312, 308, 317, 14, 87)                                                     # inner lips
+
+
+def ibug68_index(num_points: int) -> tuple[int, ...] | None:
+    """Indices that take a ``(num_points, 2)`` landmark array to iBUG-68 order: identity for
+    68 points, :data:`FACEMESH_TO_IBUG68` for FaceMesh's 468; None for a layout with no map."""
+    if num_points == IBUG_68.num_points:
+        return tuple(range(68))
+    if num_points == MEDIAPIPE_468.num_points:
+        return FACEMESH_TO_IBUG68
+    return None
+
+
 TOPOLOGIES: Mapping[str, Topology] = MappingProxyType({t.name: t for t in (MEDIAPIPE_468, IBUG_68)})
 _BY_COUNT: Mapping[int, Topology] = MappingProxyType({t.num_points: t for t in TOPOLOGIES.values()})
 

@@ -240,6 +240,12 @@ def summarise(sp: SweepPlan, results: list[dict | None], failed: list[str],
     bars = metric_bars(sweep_dir / "metrics.png", [row[0] for row in rows],
                        {k: [row[header.index(k)] for row in rows] for k in metric_keys})
     notes = [f"{len(failed)} run(s) failed: {', '.join(failed)}"] if failed else []
+    marked: dict[str, list[str]] = {}
+    for r, res in zip(runs, results):
+        for k in ((res or {}).get("metrics") or {}).get("not_independent") or {}:
+            marked.setdefault(k, []).append(r["id"])
+    notes += [f"{k} is not an independent judge of {', '.join(ids)} (trained against its network; "
+              "see each run's metrics.json)" for k, ids in marked.items()]
     index = write_sweep_index(sweep_dir, name, header, rows,
                               {"Same faces, every configuration": comparison, "Metrics": bars},
                               links, notes)

@@ -127,3 +127,32 @@ def test_scanners_report_broken_links_loops_and_linked_folders(tmp_path, caplog)
     assert "dangling.jpg (broken symbolic link to nothere.jpg (no such file))" in text
     assert "loop.png (symbolic link loop)" in text
     assert "linked (a symbolic link to a folder: not followed)" in text
+
+
+def test_items_carry_the_landmarks_transformed_like_their_image(demo_data):
+    """``points``: the cached landmarks after the item's own resize / crop / flip (the same
+    seed), NaN rows of the same count for a photo without a face, so that a batch stacks."""
+    from datasets.images import read_image_rgb
+    from datasets.landmarks import transform_landmarks
+
+    photos, _ = demo_data
+    paths = collect_images(photos, "photo")[:2]
+    rng = np.random.default_rng(0)
+    pts = (rng.random((468, 2)) * 60 + 2).astype(np.float32)
+    ds = ImageFolderDataset(paths, 32, 40, landmarks={paths[0]: pts, paths[1]: None})
+    flips = set()
+    for seed in range(8):
+        item = ds[(0, seed)]
+        _, scale, crop, flip = resize_crop_flip(read_image_rgb(paths[0]), 32, 40,
+                                                np.random.default_rng(seed))
+        flips.add(flip)
+        expected = transform_landmarks(pts, scale, crop, flip, 32)
+        assert item["points"].dtype == torch.float32 and bool(item["valid"])
+        np.testing.assert_array_equal(item["points"].numpy(), expected)
+    assert flips == {True, False}
+    none = ds[(1, 0)]
+    assert not bool(none["valid"]) and none["points"].shape == (468, 2)
+    assert torch.isnan(none["points"]).all()
+    batch = torch.utils.data.default_collate([ds[(0, 1)], ds[(1, 1)]])
+    assert batch["points"].shape == (2, 468, 2)
+    assert "points" not in ImageFolderDataset(paths, 32)[0]      # no landmarks: no points

@@ -67,9 +67,10 @@ def test_each_term_is_the_recipe_composed_by_hand():
     photo, raw, b = batch()
     vgg, struct = CountingVGG(), FlatStructure()
     w = torch.tensor([0.3, 0.5, 0.2])
-    obj = objective({t.name: 1.0 for t in TERMS}, vgg, struct)
+    recipe = [t.name for t in TERMS if t.network is None]  # the face-network terms: below
+    obj = objective({n: 1.0 for n in recipe}, vgg, struct)
     terms, state = obj.generator_terms(photo, raw, b, w, face=True)
-    assert list(terms) == [t.name for t in TERMS]
+    assert list(terms) == recipe
     # the constant targets (structure, then photo) run in ONE batched forward, the output in one
     assert vgg.calls == [2 * B, B] and struct.calls == 1
 
@@ -142,9 +143,14 @@ def test_discriminator_terms_by_hand():
 
 
 def test_registry_flags_names_and_presets_are_consistent():
-    flags = [t.flag for t in TERMS]
-    assert sorted(flags) == [f"w{i}" for i in range(len(TERMS))]
+    flags = [t.flag for t in TERMS if t.flag]
+    assert sorted(flags) == [f"w{i}" for i in range(6)]        # the seed's w0..w5, no more
     assert len({t.name for t in TERMS}) == len(TERMS)
+    assert len({t.key for t in TERMS}) == len(TERMS)
+    # terms the seed never had: key w_<name>, off by default in every preset
+    for t in TERMS:
+        if not t.flag:
+            assert t.key == f"w_{t.name}" and set(t.defaults.values()) == {0.0}
     for t in TERMS:
         assert set(t.defaults) == {"code", "paper"} and all(v >= 0 for v in t.defaults.values())
     # the seed's meaning of w0..w4 and white-box's code weights

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from losses.registry import TERMS
 from models import checkpoint as ckpt
 from tests.conftest import ROOT
 from training.config import Config, resolve
@@ -331,12 +332,14 @@ def test_config_json_of_the_previous_version_resumes(tmp_path, demo_data):
     # read back into today's typed config: every option the old file has
     cfg = Config.from_flat(legacy)
     assert cfg.loss.weights == {"tv": 1e4, "surface": 0.1, "texture": 1.0, "structure": 200.0,
-                                "content": 200.0, "landmark": 1.0}
+                                "content": 200.0, "landmark": 1.0,
+                                **{t.name: 0.0 for t in TERMS if not t.flag}}  # terms added since
     flat = cfg.flat()
     assert {k: flat[k] for k in legacy} == legacy  # every old option read back as it was
     assert {k: v for k, v in flat.items() if k not in legacy} == {
         "landmark_detector": None, "landmark_model": None, "heldout_people": None,
-        "style": None, "pretrained_hash": None, "diffaugment": "",  # later ones: defaults, but
+        "style": None, "pretrained_hash": None, "diffaugment": "", "face_crops": 2,
+        **{t.key: 0.0 for t in TERMS if not t.flag},  # later ones: defaults, new terms off, but
         "content_network": "random"}  # inferred: the old vgg_weights "random" meant random VGG19
     assert Config.from_flat(json.loads((LEGACY / "pretrain_config.json").read_text())).kind == "pretrain"
 
