@@ -1,5 +1,6 @@
-"""Content term: L1 between VGG19 conv4_4 features of the photo and of the output, divided by
-h*w*c (Wang & Yu, CVPR 2020, eq. 7).
+"""Content term: L1 between the content network's features of the photo and of the output,
+divided by h*w*c (Wang & Yu, CVPR 2020, eq. 7). The recipe's network is VGG19 conv4_4;
+``--content-network`` picks it, HED's VGG16 conv4_3 or random VGG19 (models/content_network.py).
 
 White-box computes ``mean(|a - b|) / (h w c)`` (the mean *and* the division): the reference
 weight 2e2 only means the same with this double normalisation, so it is kept.

@@ -16,8 +16,9 @@ gets a discriminator of its own. ``state`` is the training step
     state.face_rows()      (K,) indices of the batch's found faces that the face-network terms
                            run on (the first --face_crops of them; all when 0)
     state.discriminator(name)  the term's discriminator (frozen during the generator step)
-    state.vgg_target(name) VGG19 conv4_4 features of "photo" or "structure" (constant targets)
-    state.vgg_output()     VGG19 conv4_4 features of the output
+    state.vgg_target(name) content-network features (VGG19 conv4_4 or HED conv4_3) of "photo"
+                           or "structure" (constant targets)
+    state.vgg_output()     content-network features of the output
     state.cartoon, state.fake  discriminator step: cartoons and a fresh output, [-1, 1]
     state.log(key, value)  an extra number for stats.jsonl
 

@@ -1,4 +1,5 @@
-"""Structure term: L1 between VGG19 conv4_4 features of the output and of its structure
+"""Structure term: L1 between the content network's features (VGG19 conv4_4 in the recipe,
+models/content_network.py) of the output and of its structure
 representation (representations/structure.py: superpixels filled with their colour), divided
 by h*w*c like the content term (Wang & Yu, CVPR 2020, eq. 4). The superpixel side is a
 constant target, rebuilt from the current output at every step."""

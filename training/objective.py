@@ -3,8 +3,9 @@
 Which terms exist, their flags and their functions is losses/registry.py's business; this
 module computes the terms whose weight is > 0 (a term of weight 0 is never computed) from a
 ``StepState`` that builds what several terms share only once and only when a term asks for it:
-the guided-filtered output, the superpixel target, one batched no-grad VGG19 forward for every
-constant target (photo and structure) and one VGG19 forward of the output; the face-network
+the guided-filtered output, the superpixel target, one batched no-grad content-network forward
+(VGG19 or HED's VGG16) for every constant target (photo and structure) and one forward of the
+output; the face-network
 terms (FaceMesh, dlib's encoder) share the choice of the faces they run on. The loop weights,
 sums, backpropagates, steps and logs.
 """
@@ -106,7 +107,7 @@ class Objective:
     Args:
         weights: {term name: weight}; only terms with weight > 0 are ever computed.
         discriminators: {term name: raw discriminator module} of the adversarial terms.
-        vgg: frozen VGG19 features (needed when content or structure is active), else None.
+        vgg: the frozen content network (models/content_network.py; needed when content or structure is active), else None.
         structure: the superpixel operator (needed when structure is active), else None.
         gf_eps: eps of the guided filter r=1 applied to G's raw output (training value).
         device, autocast, timer, memory_format: the run's device, precision context, phase
