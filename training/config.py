@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from losses.registry import PRESET_NAMES, TERM_BY_KEY, TERMS, TERMS_BY_FLAG
-from models.content_network import CONTENT_NETWORK_CHOICES, normalise_content_network
+from models.content_network import CONTENT_NETWORK_CHOICES, PRESET_SCALE, normalise_content_network
 from models.generator import OUTPUT_ACTS, UPSAMPLE_MODES
 from representations.structure import SEG_NUM, STRUCTURE_METHODS
 from representations.superpixel_sscolor import POWER as SSCOLOR_POWER
@@ -107,7 +107,9 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    preset: str = option("code", "loss-weight preset: white-box code or paper weights (explicit --wN wins)",
+    preset: str = option("code", "loss-weight preset: white-box code or paper weights, content and "
+                         "structure scaled per content network (x25 and x30 for random); explicit "
+                         "--wN wins",
                          type=click.Choice(PRESET_NAMES), kinds=TRAIN)
     # {term name: weight}; the CLI options come from losses/registry.py. None: from the preset.
     weights: dict[str, float | None] = option(None, "", kinds=TRAIN,
@@ -403,9 +405,12 @@ def resolve(kind: str, params: dict[str, Any], explicit: set[str] | None = None)
         cfg.loss.content_network = normalise_content_network(cfg.loss.content_network,
                                                              cfg.loss.vgg_weights)
         preset = cfg.loss.preset
+        # the network's preset (models/content_network.py): known here for every network but
+        # auto, which picks vgg19 or hed-vgg16, both of factor 1
+        scale = PRESET_SCALE.get(cfg.loss.content_network or "auto", {})
         for t in TERMS:
             if cfg.loss.weights[t.name] is None:
-                cfg.loss.weights[t.name] = t.defaults[preset]
+                cfg.loss.weights[t.name] = t.defaults[preset] * scale.get(t.name, 1.0)
         if cfg.run.model_version is not None and not cfg.run.name:
             cfg.run.name = f"v{cfg.run.model_version}"
     cfg.run.name = cfg.run.name or kind

@@ -232,3 +232,47 @@ def test_dry_run_shows_the_option(no_vgg19):
     assert f"# content_network auto: {expected}" in res.output
     res = CliRunner().invoke(train.main, ["--dry-run", "--vgg-weights", "random"])
     assert '* content_network      "random"' in res.output and "# content_network" not in res.output
+
+
+@pytest.mark.parametrize("preset", ["code", "paper"])
+def test_each_network_has_its_preset_of_content_and_structure_weights(preset):
+    """models/content_network.PRESET_SCALE: random VGG19 features pull 25x (content) and 30x
+    (structure) less than HED's on the same outputs (bench/bench_term_gradients.py), so its preset
+    scales those two weights; HED and VGG19 keep the recipe's; a typed weight is never scaled."""
+    from losses.registry import TERM_BY_NAME
+    from training.config import resolve
+
+    content, structure = (TERM_BY_NAME[n].defaults[preset] for n in ("content", "structure"))
+    for params, want in [({}, (content, structure)),
+                         ({"content_network": "auto"}, (content, structure)),
+                         ({"content_network": "vgg19"}, (content, structure)),
+                         ({"content_network": "hed-vgg16"}, (content, structure)),
+                         ({"content_network": "random"}, (25 * content, 30 * structure)),
+                         ({"vgg_weights": "random"}, (25 * content, 30 * structure))]:
+        cfg = resolve("train", {**params, "preset": preset})
+        assert (cfg.loss.weights["content"], cfg.loss.weights["structure"]) == want, params
+        others = resolve("train", {"preset": preset}).loss.weights
+        assert {k: v for k, v in cfg.loss.weights.items() if k not in ("content", "structure")} == \
+            {k: v for k, v in others.items() if k not in ("content", "structure")}
+    cfg = resolve("train", {"content_network": "random", "w3": 200.0, "preset": preset}, {"w3"})
+    assert cfg.loss.weights["content"] == 200.0 and cfg.loss.weights["structure"] == 30 * structure
+
+
+def test_a_random_run_written_before_the_network_presets_keeps_its_weights(tmp_path, demo_data, no_vgg19):
+    """A random-network run folder of the previous version recorded the code preset's 200 / 200:
+    --resume trains on with those, not with the random preset's."""
+    res = train_cli(tmp_path, demo_data, "--content-network", "random")
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "ck" / "r"
+    state = ckpt.load_checkpoint_file(run / "ckpt" / "latest.pt")
+    assert (state["config"]["w3"], state["config"]["w4"]) == (5000.0, 6000.0)
+    old = {**state["config"], "w3": 200.0, "w4": 200.0}
+    state["config"] = old
+    torch.save(state, run / "ckpt" / "latest.pt")
+    (run / "config.json").write_text(json.dumps(old))
+    res = train_cli(tmp_path, demo_data, "--resume", total_iter=2)
+    assert res.exit_code == 0, res.output
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["w3"], saved["w4"]) == (200.0, 200.0)
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert stats[-1]["G/content_weighted"] == pytest.approx(200.0 * stats[-1]["G/content"], rel=1e-5)
