@@ -37,11 +37,12 @@ FEATURE_LAYER = {"vgg19": "conv4_4", "hed-vgg16": "conv4_3", "random": "conv4_4"
 # weight means is the term's pull on the generator, the norm of its weighted gradient on the
 # output, which bench/bench_term_gradients.py measures at a run's checkpoint, on the same
 # outputs for each network. At the code preset on the 40 training faces of studies/landmark.yaml
-# (128 px, HED-trained run of studies/content_screen.yaml at steps 200 and 400), HED's
-# content and structure pull 0.8x the texture term's each, the balance the recipe's weights
-# give the adversarial and the content side, so HED keeps the recipe's weights (factor 1);
-# random VGG19 features pull 25x (content) and 30x (structure) less than HED's on the same
-# outputs, so its preset scales them by those factors. VGG19's own pull is not measured here
+# (128 px, HED-trained run of studies/content_screen.yaml at steps 200 and 400,
+# bench/results/term_gradients_hed_step400.json), HED's content and structure each pull
+# 0.8x (step 200) to 1.2x (step 400) as hard as the texture term: the content side and the
+# adversarial side on a par, so HED keeps the recipe's weights (factor 1). Random VGG19
+# features pull 23-31x (content) and 30-33x (structure) less than HED's on the same outputs
+# (steps 30, 200, 400), so its preset scales them by 25 and 30. VGG19's own pull is not measured here
 # (no weights on these machines): it keeps the recipe's weights by definition.
 PRESET_SCALE: dict[str, dict[str, float]] = {
     "vgg19": {},
