@@ -77,6 +77,11 @@ def locate_generator(checkpoints_dir: str = "checkpoints", name: str | None = No
                      checkpoint: str | None = None) -> tuple[Path, RunDir | None]:
     """(generator file, its run or None). Raises ToonFaceError naming what it looked for."""
     if checkpoint:
+        if step is not None:
+            if not Path(checkpoint).is_dir():  # a file is one generator: no step to choose
+                raise ToonFaceError(f"--step {step} picks a generator of a run (--name, or "
+                                    f"--checkpoint RUN_FOLDER), but {checkpoint} is a file")
+            return RunDir(Path(checkpoint)).find_generator(step), RunDir.containing(checkpoint)
         return resolve_generator(checkpoint), RunDir.containing(checkpoint)
     if name is None and model_version is not None:
         name = f"v{model_version}"

@@ -188,6 +188,20 @@ def test_missing_run_or_step_is_one_line(run):
     assert res.returncode == 2 and "nope.pt" in res.stderr
 
 
+def test_step_of_a_run_folder_checkpoint_is_that_step(run, tmp_path):
+    """--checkpoint RUN_FOLDER --step N scores generator/step_N.pt (it used to score the newest
+    generator whatever N said); with a generator file, --step is refused in one line."""
+    res = cli("--checkpoint", run / "v3", "--step", 1, "--out", tmp_path / "o1", "--workers", 0)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = json.loads((tmp_path / "o1" / "metrics.json").read_text())
+    assert m["step"] == 1 and m["checkpoint"].endswith("step_000001.pt")
+    res = cli("--checkpoint", run / "v3", "--step", 7)
+    assert res.returncode == 2 and "steps there: 1, 2" in res.stderr
+    res = cli("--checkpoint", run / "v3" / "generator" / "latest.pt", "--step", 1)
+    assert res.returncode == 2 and "is a file" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
 def test_empty_heldout_asks_for_photo_dir(run):
     from evaluation.evaluate import evaluate
     from utils.errors import ToonFaceError
