@@ -1,8 +1,9 @@
-"""The README's figure: skimage's public-domain astronaut portrait (NASA, 512x512) and its
-cartoon by a generator, side by side, with a label strip.
+"""The README's figures: skimage's public-domain astronaut portrait (NASA, 512x512) and its
+cartoon by one generator or several, side by side, with a label strip.
 
-    .venv/bin/python -m studies.demo_figure --checkpoint /work/study-runs/reference/<run> \\
-        --out docs/reference_astronaut.png
+    .venv/bin/python -m studies.demo_figure --checkpoint checkpoints/demo --out astronaut.png
+    .venv/bin/python -m studies.demo_figure --checkpoint RUN_A --label "A" \\
+        --checkpoint RUN_B --label "B" --out compare.png
 
 The cartoon is made the way cartoonize.py --portrait makes it (``inference.Cartoonizer``,
 portrait mode: the face scaled to the generator's training face size). The figure is written
@@ -14,21 +15,27 @@ import click
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", required=True, help="generator file or run folder")
+@click.option("--checkpoint", "checkpoints", required=True, multiple=True,
+              help="generator file or run folder (repeat for one column each)")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write")
 @click.option("--width", type=click.IntRange(min=64), default=256, show_default=True,
               help="pixels per image in the figure")
-@click.option("--label", default="", help="caption of the cartoon (e.g. the model's settings)")
+@click.option("--label", "labels", multiple=True,
+              help="caption of each cartoon, in --checkpoint order (e.g. the model's settings)")
 @click.option("--device", default="cpu", show_default=True)
-def main(checkpoint: str, out: str, width: int, label: str, device: str) -> None:
-    """Write photo | cartoon of the astronaut portrait."""
+def main(checkpoints: tuple[str, ...], out: str, width: int, labels: tuple[str, ...],
+         device: str) -> None:
+    """Write photo | cartoon (| cartoon ...) of the astronaut portrait."""
     from utils.errors import call_or_exit
 
-    call_or_exit(write_figure, checkpoint, out, width, label, device)
+    if len(labels) > len(checkpoints):
+        raise click.UsageError(f"{len(labels)} --label for {len(checkpoints)} --checkpoint")
+    call_or_exit(write_figure, checkpoints, out, width, labels, device)
     click.echo(f"figure: {out}")
 
 
-def write_figure(checkpoint: str, out: str, width: int, label: str, device: str) -> None:
+def write_figure(checkpoints, out: str, width: int, labels=(), device: str = "cpu") -> None:
+    """photo | cartoon per checkpoint, each ``width`` px square, under a strip of captions."""
     import cv2
     import numpy as np
 
@@ -36,16 +43,26 @@ def write_figure(checkpoint: str, out: str, width: int, label: str, device: str)
     from inference.cartoonizer import Cartoonizer
     from training.visuals import save_png
 
+    if isinstance(checkpoints, str):
+        checkpoints = (checkpoints,)
+    if isinstance(labels, str):
+        labels = (labels,)
     photo = astronaut()
-    toon = Cartoonizer.from_checkpoint(checkpoint, device, portrait=True,
-                                       notice=lambda m: click.echo(f"notice: {m}", err=True))
-    cartoon = toon(photo)
-    tiles = [cv2.resize(im, (width, width), interpolation=cv2.INTER_AREA) for im in (photo, cartoon)]
-    strip = np.full((22, 2 * width + 4, 3), 255, np.uint8)
-    for x, text in ((4, "photo (skimage astronaut, public domain)"), (width + 8, label or "cartoon")):
-        cv2.putText(strip, text[:48], (x, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (0, 0, 0), 1, cv2.LINE_AA)
-    row = np.full((width, 2 * width + 4, 3), 255, np.uint8)
-    row[:, :width], row[:, width + 4:] = tiles
+    images, captions = [photo], ["photo (skimage astronaut, public domain)"]
+    for i, checkpoint in enumerate(checkpoints):
+        toon = Cartoonizer.from_checkpoint(checkpoint, device, portrait=True,
+                                           notice=lambda m: click.echo(f"notice: {m}", err=True))
+        images.append(toon(photo))
+        captions.append(labels[i] if i < len(labels) and labels[i] else "cartoon")
+    n, gap = len(images), 4
+    full = n * width + (n - 1) * gap
+    strip = np.full((22, full, 3), 255, np.uint8)
+    row = np.full((width, full, 3), 255, np.uint8)
+    for i, (im, text) in enumerate(zip(images, captions)):
+        x = i * (width + gap)
+        row[:, x:x + width] = cv2.resize(im, (width, width), interpolation=cv2.INTER_AREA)
+        cv2.putText(strip, text[:int(width / 6.5)], (x + 4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.36,
+                    (0, 0, 0), 1, cv2.LINE_AA)
     save_png(out, np.concatenate([strip, row], axis=0))
 
 
