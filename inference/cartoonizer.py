@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from datasets.images import to_tensor, to_uint8
-from datasets.landmarks import resolve_detector
+from faces import resolve_detector
 from inference.cli import choose_generator
 from inference.fast_generate import fast_generate
 from inference.portrait import PortraitProcessor
@@ -145,7 +145,7 @@ class Cartoonizer:
         image_size, face_size: the checkpoint's training crop size and face size (px).
         portrait: scale faces to ``face_size`` (see :mod:`inference.portrait`).
         landmark_detector, landmark_model: the face detector of portrait mode (a name of
-            datasets.landmarks.DETECTOR_NAMES or a DetectorSpec; default: mediapipe where its
+            faces.DETECTOR_NAMES or a DetectorSpec; default: mediapipe where its
             legacy API is installed, else dlib) and the Tasks model file.
         notice: callback for one-line notices (e.g. "no face found").
         runtime: what computes generator + guided filter on a photo given its context, in place

@@ -114,7 +114,7 @@ class TorchEngine:
                  landmark_detector: str | None = None, landmark_model: str | None = None):
         """Raises ToonFaceError (one line) for a device, precision or face detector that
         cannot be used: at start-up, not at the first request that needs it."""
-        from datasets.landmarks import resolve_detector
+        from faces import resolve_detector
 
         self.styles_dir = styles_dir
         self.device = resolve_device(device)
@@ -143,7 +143,7 @@ class OnnxRuntimeEngine:
                  landmark_detector: str | None = None, landmark_model: str | None = None,
                  cache_dir=None, threads: int = 0, cache_max_files: int | None = None,
                  cache_max_bytes: int | None = None):
-        from datasets.landmarks import resolve_detector
+        from faces import resolve_detector
         from inference.onnx_engine import check_engine, default_cache_dir, providers_for
         from utils.io import check_writable
 
