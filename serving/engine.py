@@ -2,7 +2,9 @@
 
 An engine is any object with ``name`` and ``load(spec) -> Stylizer``; a :class:`Stylizer` maps
 an (H, W, 3) uint8 RGB photo to its cartoon of the same size (``strength`` and ``portrait`` per
-call) and a list of same-size video frames to as many cartoons. The service only talks to these
+call), a list of same-size independent frames to as many cartoons, and gives the clip
+pipeline of one video or animation (``clip``: the command line's ``Cartoonizer.video``, see
+:mod:`inference.clips`). The service only talks to these
 two interfaces; ``serve.py --engine`` picks one (:func:`make_engine`).
 
 :class:`TorchEngine` loads styles with :func:`inference.styles.load_style` (names, blends) and
@@ -38,6 +40,9 @@ class Stylizer(Protocol):
 
     def frames(self, frames: list[np.ndarray], *, strength: float = 1.0,
                portrait: bool = False) -> list[np.ndarray]: ...
+
+    def clip(self, *, strength: float = 1.0, portrait: bool = False,
+             temporal: float = 0.0) -> Any: ...
 
 
 class Engine(Protocol):
@@ -95,6 +100,26 @@ class CartoonizerStylizer:
             else:
                 cartoon = self._toon(rgb)
         return blend(rgb, cartoon, strength)
+
+    def clip(self, *, strength: float = 1.0, portrait: bool = False, temporal: float = 0.0):
+        """The :class:`inference.cartoonizer.VideoStylizer` of one clip (a video or an
+        animation), as ``cartoonize.py`` runs it: faces tracked and smoothed in portrait mode,
+        ``temporal`` in [0, 1) the stabiliser's strength. Each batch runs in this style's
+        precision and, in portrait mode, holds the portrait lock (the detector is shared with
+        still pictures). Raises ToonFaceError for a strength or temporal out of range."""
+        if not portrait:
+            return self._toon.video(temporal, strength=strength,
+                                    guard=lambda: _autocast(self.device, self.precision))
+        with self._portrait_lock:
+            toon = self._portrait_toon()
+
+        @contextlib.contextmanager
+        def guard():
+            with self._portrait_lock, _autocast(self.device, self.precision):
+                toon.notice = lambda m: None   # a clip says its remarks once, in notices()
+                yield
+
+        return toon.video(temporal, strength=strength, guard=guard)
 
     def frames(self, frames: list[np.ndarray], *, strength: float = 1.0,
                portrait: bool = False) -> list[np.ndarray]:
