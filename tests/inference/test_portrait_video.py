@@ -8,10 +8,10 @@ import pytest
 
 from inference.cartoonizer import Cartoonizer
 from faces.boxes import Face
-from faces.tracking import TRACK_MAX_MISSED, FaceTracker
+from faces.tracking import TRACK_MAX_MISSED
 from inference.portrait import SCALE_HOLD, PortraitProcessor
 from tests.conftest import fixtures_dir, requires_dlib, requires_mediapipe
-from tests.faces import centre, noisy_faces
+from tests.faces import noisy_faces
 from tests.inference import make_generator, make_picture
 
 
