@@ -130,7 +130,7 @@ def main(inputs, checkpoint, style, styles_dir, list_styles, out_dir, portrait, 
     try:
         check_writable(out_dir, "--out", folder=True)
         if (landmark_detector or landmark_model) and not portrait:
-            from datasets.landmarks import resolve_detector
+            from faces import resolve_detector
 
             resolve_detector(landmark_detector, landmark_model)  # a wrong name is an error here too
             _err("notice: --landmark-detector/--landmark-model act only with --portrait")

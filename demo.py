@@ -150,7 +150,7 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
                        err=True)
             sys.exit(2)
         photos, cartoons = FIXTURES / "photos", FIXTURES / "cartoons"
-        from datasets.landmarks import default_detector_name, user_cache_file
+        from faces import default_detector_name, user_cache_file
 
         # The shared fixtures are read-only by contract: their landmark cache lives in the
         # user cache folder, whatever the folder's permission bits say.

@@ -9,7 +9,7 @@ Detection runs here, in its own pass, so that DataLoader workers only read the c
 forked after the parent built a mediapipe graph crashes. Everything that can be checked is
 checked before the first detection (the detector, the folder, the images, that the cache file
 can be written). Re-running is cheap: only new or changed files are detected again. See
-datasets/landmarks/ for the detectors and the cache.
+faces/ for the detectors and the cache.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from datasets.images import IMAGE_EXTENSIONS, list_images
-from datasets.landmarks import DETECTOR_NAMES, LandmarkCache, check_writable, resolve_detector
+from faces import DETECTOR_NAMES, LandmarkCache, check_writable, resolve_detector
 from utils.errors import ToonFaceError, call_or_exit
 
 MAX_LISTED_UNREADABLE = 50   # longer lists are cut, with the count of the rest

@@ -9,7 +9,7 @@
 
 import click
 
-from evaluation.dlib_faces import DETECTORS as DLIB_DETECTORS
+from faces.dlib_analyser import DETECTORS as DLIB_DETECTORS
 from evaluation.evaluate import (DEFAULT_DLIB_DETECTOR, DEFAULT_DLIB_UPSAMPLE, DEFAULT_MAX_REAL,
                                  INFERENCE_GF_EPS)
 from inference.cli import generator_options

@@ -44,7 +44,7 @@ def load_faces(n: int):
     import dlib
     from PIL import Image
 
-    from evaluation.dlib_faces import SHAPE_PREDICTOR_68, model_path
+    from faces.dlib_analyser import SHAPE_PREDICTOR_68, model_path
 
     folder = FIXTURES / "photos"
     if folder.is_dir():

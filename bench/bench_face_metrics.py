@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from evaluation.dlib_faces import DETECTORS, DlibFaceAnalyser  # noqa: E402
+from faces.dlib_analyser import DETECTORS, DlibFaceAnalyser  # noqa: E402
 from evaluation.face_metrics import identity_distance, score_face_pairs  # noqa: E402
 from evaluation.rgb import read_rgb  # noqa: E402
 from utils.errors import ToonFaceError, call_or_exit  # noqa: E402

@@ -65,7 +65,7 @@ def warp_eyes(x: torch.Tensor, points: torch.Tensor, amount: float) -> torch.Ten
     """Magnify both eye regions of (B, 3, H, W) by about ``amount`` (0.1 = 10%): each output
     pixel samples ``c + (p - c) / (1 + amount * g)``, g a Gaussian bump of width 0.2 IOD
     around each eye centre c (the mean of its FaceMesh contour points in ``points``)."""
-    from datasets.landmarks.topology import MEDIAPIPE_468
+    from faces.topology import MEDIAPIPE_468
 
     b, _, h, w = x.shape
     ys, xs = torch.meshgrid(torch.arange(h, dtype=x.dtype) + 0.5, torch.arange(w, dtype=x.dtype) + 0.5,
@@ -87,7 +87,7 @@ def load_faces(n: int, size: int):
     """(photos (B,3,S,S) [-1,1], authors' cartoons (B,3,S,S), FaceMesh points (B,468,2) px)."""
     from datasets.folders import resize_crop_flip
     from datasets.images import read_image_rgb, to_tensor
-    from datasets.landmarks import resolve_detector, transform_landmarks
+    from faces import resolve_detector, transform_landmarks
 
     photos, cartoons, points = [], [], []
     with resolve_detector("mediapipe").build() as det:
@@ -142,7 +142,7 @@ def term_functions(facemesh, encoder):
 def main(argv=None) -> dict:
     args = parse(argv)
     threads = set_threads(args.threads)
-    from datasets.landmarks import render_landmark_map
+    from faces import render_landmark_map
     from losses.registry import NETWORKS
 
     photos, cartoons, points = load_faces(args.faces, args.size)

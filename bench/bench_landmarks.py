@@ -102,8 +102,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from datasets.images import list_images, read_image_rgb
-    from datasets.landmarks import render_landmark_map, resolve_detector
-    from datasets.landmarks.detectors import mediapipe_legacy_problem
+    from faces import render_landmark_map, resolve_detector
+    from faces.landmark_detectors import mediapipe_legacy_problem
 
     if mediapipe_legacy_problem():
         raise SystemExit(f"the reference backend is mediapipe FaceMesh: {mediapipe_legacy_problem()}")

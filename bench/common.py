@@ -130,7 +130,7 @@ def counted_flops(fn) -> float:
 
 # ----------------------------------------------------------------------------------- data
 def _fill_landmarks(photo_dir: str) -> int:
-    from datasets.landmarks import LandmarkCache
+    from faces import LandmarkCache
 
     cache = LandmarkCache(photo_dir)
     cache.load()

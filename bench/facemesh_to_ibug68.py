@@ -1,4 +1,4 @@
-"""Fit (and check) the FaceMesh-468 -> iBUG-68 point map of datasets/landmarks/topology.py.
+"""Fit (and check) the FaceMesh-468 -> iBUG-68 point map of faces/topology.py.
 
 How the map is made, so that it can be made again: mediapipe FaceMesh and dlib's 68-point
 predictor run on the 49 ffhq-mini photos; FaceMesh's mirror permutation comes from FaceMesh on
@@ -32,7 +32,7 @@ PARTS = {"jaw": ("face_oval",), "brows": ("left_eyebrow", "right_eyebrow"), "nos
 def detect_all():
     """(FaceMesh (F, 468, 2), dlib (F, 68, 2), FaceMesh on the mirrored photos mapped back)."""
     from datasets.images import read_image_rgb
-    from datasets.landmarks import resolve_detector
+    from faces import resolve_detector
 
     mesh, ibug, flipped = [], [], []
     with resolve_detector("mediapipe").build() as mp, resolve_detector("dlib").build() as dl:
@@ -57,7 +57,7 @@ def mesh_mirror(mesh: np.ndarray, flipped: np.ndarray) -> np.ndarray:
 
 
 def fit(mesh: np.ndarray, ibug: np.ndarray, mirror: np.ndarray) -> list[int]:
-    from datasets.landmarks.topology import IBUG68_MIRROR, MEDIAPIPE_468
+    from faces.topology import IBUG68_MIRROR, MEDIAPIPE_468
 
     iod = np.linalg.norm(ibug[:, 36] - ibug[:, 45], axis=1)
 
@@ -91,7 +91,7 @@ def errors(mesh, ibug, table) -> dict[str, float]:
 
 
 def main() -> None:
-    from datasets.landmarks.topology import FACEMESH_TO_IBUG68
+    from faces.topology import FACEMESH_TO_IBUG68
 
     mesh, ibug, flipped = detect_all()
     mirror = mesh_mirror(mesh, flipped)

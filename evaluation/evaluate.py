@@ -283,7 +283,7 @@ class CachedDetector:
     default detector)."""
 
     def __init__(self, spec=None):
-        from datasets.landmarks import resolve_detector
+        from faces import resolve_detector
 
         self.detector = resolve_detector(spec).build()
         self.cache: dict[bytes, Any] = {}
@@ -315,7 +315,7 @@ def generate_outputs(toon, G, crops: list[np.ndarray], names: list[str], sources
     import torch
 
     from datasets.images import to_tensor
-    from datasets.landmarks import render_landmark_map
+    from faces import render_landmark_map
     from training.visuals import COLUMNS, make_grid, representations, save_png
 
     for sub in ("grids", "photos", "outputs"):
@@ -358,9 +358,9 @@ def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT
                   load: bool = True):
     """The dlib judge; ``load``: its models now (else only checked to be installed), so a
     missing package fails before any work."""
-    from evaluation.dlib_faces import (FACE_RECOGNITION_RESNET, MMOD_FACE_DETECTOR,
-                                       SHAPE_PREDICTOR_68, DlibFaceAnalyser, import_dlib,
-                                       model_path)
+    from faces.dlib_analyser import (FACE_RECOGNITION_RESNET, MMOD_FACE_DETECTOR,
+                                     SHAPE_PREDICTOR_68, DlibFaceAnalyser, import_dlib,
+                                     model_path)
 
     analyser = DlibFaceAnalyser(detector=detector, upsample=upsample)
     if load:
@@ -443,7 +443,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     once, e.g. across a sweep or a test session); workers: processes for the dlib judge (0: this
     process; see ``evaluation.scoring``). Raises ToonFaceError for anything the user can fix.
     """
-    from datasets.landmarks import resolve_detector
+    from faces import resolve_detector
     from inference.cartoonizer import Cartoonizer
     from models.checkpoint import load_generator
     from utils.device import resolve_device
@@ -590,7 +590,7 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
     counted. ``num``: the first N pairs (by name). ``analyser``, ``workers``: as in
     :func:`evaluate`. Raises ToonFaceError (one line).
     """
-    from datasets.landmarks import resolve_detector
+    from faces import resolve_detector
     from evaluation.pairs import pair_folders, read_pair
     from utils.device import resolve_device
 

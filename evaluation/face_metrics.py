@@ -49,8 +49,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from evaluation.dlib_faces import DlibFaceAnalyser, Face, FaceBox
-from evaluation.rgb import check_rgb, read_rgb, resize_to
+from evaluation.rgb import read_rgb, resize_to
+from faces.dlib_analyser import DlibFaceAnalyser, Face, FaceBox
+from utils.arrays import check_rgb
 from utils.errors import ToonFaceError
 
 IDENTITY_THRESHOLD = 0.6

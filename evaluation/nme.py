@@ -1,7 +1,7 @@
 """Landmark NME: does the cartoon keep the photo's face geometry?
 
 The training landmark detector (mediapipe FaceMesh by default; any backend of
-datasets/landmarks/detectors.py) runs on the photo and on its output (the cartoon). For an
+faces/landmark_detectors.py) runs on the photo and on its output (the cartoon). For an
 image where both have a face,
 
     NME_i = mean over the N points k of || p_photo[k] - p_output[k] || / d_io,
@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from datasets.images import to_uint8_rgb
-from datasets.landmarks import inter_ocular_distance, resolve_detector
+from faces import inter_ocular_distance, resolve_detector
 
 
 def _as_uint8_list(images) -> list[np.ndarray]:

@@ -190,7 +190,7 @@ def _worker_analyser(detector: str, upsample: int, jitters: int):
     (its detector and shape predictor: the descriptors are computed by the parent)."""
     import torch
 
-    from evaluation.dlib_faces import DlibFaceAnalyser
+    from faces.dlib_analyser import DlibFaceAnalyser
 
     torch.set_num_threads(1)  # the chip alignment is a few small ops; the cores run dlib
     analyser = DlibFaceAnalyser(detector, upsample, jitters)

@@ -46,11 +46,12 @@ from typing import Iterable
 
 import numpy as np
 
-from evaluation.rgb import check_rgb, resize_to
+from evaluation.rgb import resize_to
 # The flow and the trusted-pixel mask live in inference (the --temporal stabiliser uses the
 # same ones); re-exported here as part of the metric's API.
 from inference.flow import (CONSISTENCY_ALPHA, CONSISTENCY_BETA, FarnebackParams,  # noqa: F401
                             consistency_mask, farneback_flow, to_gray, warp)
+from utils.arrays import check_rgb
 from utils.errors import ToonFaceError
 
 

@@ -27,7 +27,7 @@ samples that square to 192x192 with the border replicated. The helpers do the sa
 FaceMesh points or dlib's 68 points (outer eye corners 36 and 45), with ``grid_sample``, so the
 crop is differentiable with respect to the images (the landmark losses need that).
 
-Coordinates are continuous pixels, as in ``datasets/landmarks``: pixel ``(i, j)`` covers
+Coordinates are continuous pixels, as in ``faces``: pixel ``(i, j)`` covers
 ``[i, i+1) x [j, j+1)``; crop coordinate ``u`` in ``[0, 192]`` spans the box edge to edge
 (mediapipe's normalised landmark times 192).
 
@@ -68,8 +68,8 @@ LOGIT_TENSOR = "conv2d_31"      # (1, 1, 1, 1): face presence, before the sigmoi
 # square_long; DetectionsToRectsCalculator rotation from keypoint 33 to 263, target angle 0.
 BOX_SCALE = 1.5
 # Outer eye corners (image-left, image-right) that set the box's rotation, by topology size:
-# FaceMesh 33/263 (datasets/landmarks/topology.py), iBUG-68 36/45. Repeated here because faces/
-# sits below datasets/ in the layers (tests/test_layering.py).
+# FaceMesh 33/263 (faces/topology.py), iBUG-68 36/45. Repeated here so that importing the
+# network imports no image decoding (faces/__init__.py imports the landmark modules).
 EYE_CORNERS = {468: (33, 263), 68: (36, 45)}
 
 # TFLite's tensor types that can hold constants here (schema.fbs TensorType).

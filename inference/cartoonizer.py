@@ -31,16 +31,17 @@ holds what one clip needs across its frames: portrait mode's face tracks
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from datasets.images import to_tensor, to_uint8
-from datasets.landmarks import resolve_detector
+from faces import resolve_detector
 from inference.cli import choose_generator
 from inference.fast_generate import fast_generate
 from inference.portrait import PortraitProcessor
@@ -145,7 +146,7 @@ class Cartoonizer:
         image_size, face_size: the checkpoint's training crop size and face size (px).
         portrait: scale faces to ``face_size`` (see :mod:`inference.portrait`).
         landmark_detector, landmark_model: the face detector of portrait mode (a name of
-            datasets.landmarks.DETECTOR_NAMES or a DetectorSpec; default: mediapipe where its
+            faces.DETECTOR_NAMES or a DetectorSpec; default: mediapipe where its
             legacy API is installed, else dlib) and the Tasks model file.
         notice: callback for one-line notices (e.g. "no face found").
         runtime: what computes generator + guided filter on a photo given its context, in place
@@ -209,25 +210,33 @@ class Cartoonizer:
         return blend(rgb, cartoon, self.strength)
 
     def video(self, temporal: float = 0.0,
-              flow_max_side: int | None = DEFAULT_FLOW_MAX_SIDE) -> "VideoStylizer":
-        """A :class:`VideoStylizer` for the frames of one video, in order (``temporal``: the
-        stabiliser's strength in [0, 1), 0 = off; ``flow_max_side``: see
-        :class:`inference.temporal.TemporalStabilizer`)."""
-        return VideoStylizer(self, temporal, flow_max_side)
+              flow_max_side: int | None = DEFAULT_FLOW_MAX_SIDE, *, strength: float | None = None,
+              guard: Callable[[], ContextManager] | None = None) -> "VideoStylizer":
+        """A :class:`VideoStylizer` for the frames of one clip (a video or an animation), in
+        order: the one clip pipeline of the command line and the service (see
+        :mod:`inference.clips`). ``temporal``: the stabiliser's strength in [0, 1), 0 = off;
+        ``flow_max_side``: see :class:`inference.temporal.TemporalStabilizer`; ``strength``:
+        the clip's blend with the photo (None: this cartoonizer's); ``guard``: a context entered
+        around each batch of frames (the service: its precision's autocast, and a lock where
+        portrait mode's detector is shared with still pictures)."""
+        return VideoStylizer(self, temporal, flow_max_side, strength=strength, guard=guard)
 
-    def stylize_batch(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        """Same as calling on each frame (strength applied); untiled same-size frames run as one
-        batch. Frames are independent here: for the frames of a video use :meth:`video`."""
+    def stylize_batch(self, frames: list[np.ndarray], strength: float | None = None) -> list[np.ndarray]:
+        """Same as calling on each frame (``strength`` applied; None: this cartoonizer's);
+        untiled same-size frames run as one batch. Frames are independent here: for the frames
+        of a video use :meth:`video`."""
         if not frames:
             return []
+        strength = self.strength if strength is None else finite(strength, "strength", 0.0, 1.0)
         frames = [check_rgb(f) for f in frames]
         h, w = frames[0].shape[:2]
         same = all(f.shape == frames[0].shape for f in frames)
         if self.portrait is not None or not same or not self._one_tile(h, w) or len(frames) == 1:
-            return [self(f) for f in frames]
+            return [blend(f, self.portrait(f) if self.portrait is not None else self.stylize(f),
+                          strength) for f in frames]
         x = torch.stack([to_tensor(f) for f in frames]).to(self.device)
         out = self._forward_padded(x)
-        return [blend(f, to_uint8(o), self.strength) for f, o in zip(frames, out)]
+        return [blend(f, to_uint8(o), strength) for f, o in zip(frames, out)]
 
     @torch.no_grad()
     def stylize(self, rgb: np.ndarray) -> np.ndarray:
@@ -291,7 +300,7 @@ class Cartoonizer:
 
 
 class VideoStylizer:
-    """The cartoon of a video's frames, given in order: what one clip needs across frames.
+    """The cartoon of a clip's frames, given in order: what one clip needs across frames.
 
     - plain mode: :meth:`Cartoonizer.stylize_batch` (each frame on its own);
     - portrait mode: faces tracked and smoothed over frames, scales held, face-less frames
@@ -302,23 +311,29 @@ class VideoStylizer:
 
     Call it with lists of consecutive (H, W, 3) uint8 RGB frames (any length, e.g. the batches
     of :func:`inference.video.transcode`); it returns as many (H, W, 3) uint8 frames. One
-    instance per video: it keeps state (two frames for the stabiliser, the face tracks).
-    :meth:`notices` gives the one-line remarks of the whole video (e.g. frames without a face),
-    once, instead of one per frame. Raises ToonFaceError for a strength outside [0, 1).
+    instance per clip: it keeps state (two frames for the stabiliser, the face tracks).
+    ``strength`` (None: the cartoonizer's) and ``guard`` (a context entered around each call):
+    see :meth:`Cartoonizer.video`. :meth:`notices` gives the one-line remarks of the whole clip
+    (e.g. frames without a face), once, instead of one per frame. Raises ToonFaceError for a
+    ``temporal`` outside [0, 1) or a ``strength`` outside [0, 1].
     """
 
     def __init__(self, toon: Cartoonizer, temporal: float = 0.0,
-                 flow_max_side: int | None = DEFAULT_FLOW_MAX_SIDE):
+                 flow_max_side: int | None = DEFAULT_FLOW_MAX_SIDE, *, strength: float | None = None,
+                 guard: Callable[[], ContextManager] | None = None):
         self.toon = toon
+        self.strength = toon.strength if strength is None else finite(strength, "strength", 0.0, 1.0)
+        self.guard = guard or contextlib.nullcontext
         self.portrait = toon.portrait.video() if toon.portrait is not None else None
         self.stabilizer = TemporalStabilizer(temporal, flow_max_side) if temporal else None
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         frames = [check_rgb(f) for f in frames]
-        if self.portrait is not None:
-            outs = [blend(f, self.portrait(f), self.toon.strength) for f in frames]
-        else:
-            outs = self.toon.stylize_batch(frames)
+        with self.guard():
+            if self.portrait is not None:
+                outs = [blend(f, self.portrait(f), self.strength) for f in frames]
+            else:
+                outs = self.toon.stylize_batch(frames, self.strength)
         if self.stabilizer is not None:
             outs = [self.stabilizer(f, o) for f, o in zip(frames, outs)]
         return outs
@@ -434,6 +449,7 @@ def _cartoonize_image(toon: Cartoonizer, job, max_pixels: int | None, max_bytes:
     ``batch`` at a time, decoded and written as they go (memory holds a batch, not the
     animation).
     """
+    from inference.clips import stylize_animation
     from inference.io import DEFAULT_MAX_ANIMATION_PIXELS, animation_writer, image_frames, write_image
 
     budget = DEFAULT_MAX_ANIMATION_PIXELS if max_animation_pixels is None else max_animation_pixels
@@ -448,22 +464,9 @@ def _cartoonize_image(toon: Cartoonizer, job, max_pixels: int | None, max_bytes:
         clip = toon.video(temporal, flow_max_side)
         with animation_writer(job.dst, alpha=reader.has_alpha, gray=reader.gray,
                               loop=reader.loop) as out:
-            pending: list = []
-
-            def flush() -> None:
-                for f, cartoon in zip(pending, clip([f.rgb for f in pending])):
-                    out.add(cartoon, f.alpha, f.duration_ms)
-                pending.clear()
-
-            for frame in reader:
-                if frame.frames > 1:  # the first frame carries the file's notes
-                    for note in frame.notes:
-                        report(f"notice: {job.src}: {note}")
-                pending.append(frame)
-                if len(pending) >= max(1, batch):
-                    flush()
-            if pending:
-                flush()
+            stylize_animation(_noted(reader, job.src, report), clip,
+                              lambda f, cartoon: out.add(cartoon, f.alpha, f.duration_ms),
+                              batch=max(1, batch))
         for note in clip.notices():
             report(f"notice: {job.src}: {note}")
         loop = "forever" if reader.loop == 0 else f"{reader.loop} play(s)"
@@ -475,14 +478,20 @@ def _cartoonize_video(toon: Cartoonizer, job, max_pixels: int | None, batch: int
                       temporal: float, flow_max_side: int | None, report: Callable[[str], Any]):
     """One video -> H.264 MP4/MOV at ``job.dst`` (see :mod:`inference.video`); returns its
     :class:`inference.video.TranscodeResult`. Nothing is left at ``job.dst`` on failure."""
-    from inference.video import transcode
+    from inference.clips import transcode_clip
 
     def notice(msg: str) -> None:
         report(f"notice: {job.src}: {msg}")
 
-    clip = toon.video(temporal, flow_max_side)
-    result = transcode(job.src, job.dst, clip, batch=batch, progress=progress,
-                       max_pixels=max_pixels, notice=notice)
-    for msg in clip.notices():
-        notice(msg)
-    return result
+    return transcode_clip(job.src, job.dst, toon.video(temporal, flow_max_side), batch=batch,
+                          progress=progress, max_pixels=max_pixels, notice=notice)
+
+
+def _noted(frames, src, report: Callable[[str], Any]):
+    """An animation's frames, its file's notes reported as the frames come (the first frame
+    carries them)."""
+    for frame in frames:
+        if frame.frames > 1:
+            for note in frame.notes:
+                report(f"notice: {src}: {note}")
+        yield frame

@@ -5,14 +5,14 @@ The batch carries each photo's cached landmarks after its resize / crop / flip
 points, one detector's). Two facts about them matter to a network that expects an upright,
 unmirrored face:
 
-- A horizontal flip moves points without renaming them (datasets/landmarks/transforms.py):
+- A horizontal flip moves points without renaming them (faces/transforms.py):
   on a flipped photo FaceMesh's point 33 (the subject's right outer eye corner) lies on the
   image's right. A similarity transform cannot undo a mirror, so a box or a chip fitted to
   such points comes out turned by 180 degrees. :func:`mirrored` finds these rows (the eye
   corners and the chin wind the other way round), :func:`upright_boxes` turns their face box
   back and :func:`to_ibug68` renames their points by the iBUG mirror permutation, as a
   detector would have named them on the flipped image.
-- FaceMesh's 468 points map to iBUG's 68 by datasets/landmarks/topology.py
+- FaceMesh's 468 points map to iBUG's 68 by faces/topology.py
   ``FACEMESH_TO_IBUG68`` (fitted and checked against dlib on the fixture faces).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from datasets.landmarks.topology import IBUG68_MIRROR, ibug68_index
+from faces.topology import IBUG68_MIRROR, ibug68_index
 from faces.facemesh import face_boxes
 
 # iBUG 68 outer eye corners (image-left, image-right on an unmirrored upright face) and chin

@@ -6,7 +6,7 @@ ResNet (faces/dlib_encoder.py, the 128-D descriptors of ``face-recognition-model
 i of the batch:
 
     L        = the photo's cached landmarks as dlib's 68 points (FaceMesh's 468 mapped by
-               datasets/landmarks/topology.py FACEMESH_TO_IBUG68; mirrored faces renamed,
+               faces/topology.py FACEMESH_TO_IBUG68; mirrored faces renamed,
                losses/face_points.py)
     chip_p   = dlib's face chip of the photo for L   (150 px, get_face_chip's similarity fit)
     chip_o   = the output's chip for the *same* L    (one transform for both)

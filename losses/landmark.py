@@ -1,6 +1,6 @@
 """Landmark loss: keep the photo's facial structure (eyes, mouth, outline) in the output.
 
-Given the landmark map ``lmap`` of the photo (datasets.landmarks.render_landmark_map: channel 0
+Given the landmark map ``lmap`` of the photo (faces.render_landmark_map: channel 0
 soft contours of eyes, brows, lips, nose and face oval; channel 1 soft region masks), the
 per-image loss is an *edge deficit* of the output measured along the photo's edges:
 

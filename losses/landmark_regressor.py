@@ -54,7 +54,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from datasets.landmarks.topology import MEDIAPIPE_468
+from faces.topology import MEDIAPIPE_468
 from faces.facemesh import CROP_SIZE, crop_faces
 from losses.face_points import face_rows, upright_boxes
 

@@ -6,10 +6,13 @@ Routes (every error is ``{"error": {"code", "message"}}``, see :mod:`serving.err
   ``GET /favicon.ico``: the icon (SVG), for browsers that ask for it there.
 - ``GET /api/styles``: the styles of ``--styles-dir`` (name, steps, image size, metrics, default).
 - ``POST /api/cartoonize``: multipart ``image`` (PNG/JPEG) + ``style``, ``strength`` (0..1),
-  ``portrait`` (bool) -> the cartoon, same size: PNG (sRGB-tagged; gray and alpha kept), JPEG
+  ``portrait`` (bool), ``temporal`` ([0, 1), an animation's stabiliser) -> the cartoon, same
+  size: PNG (sRGB-tagged; gray and alpha kept), JPEG
   when ``Accept: image/jpeg``, JSON when ``Accept: application/json``: ``image`` (base64 of the
   file), ``media_type`` (that file's type: ``image/png``, an animated PNG for an animation),
-  ``width``, ``height``, ``style``, ``strength``, ``portrait``, ``notices``, ``duration_ms``.
+  ``width``, ``height``, ``style``, ``strength``, ``portrait``, ``temporal``, ``notices``,
+  ``duration_ms``. An animated PNG runs through the clip pipeline of ``cartoonize.py``
+  (inference/clips.py), as a video job does.
 - ``POST /api/videos``: multipart ``video`` + the same fields -> 202 ``{"id", ...}``;
   ``GET /api/jobs/{id}`` status and progress; ``GET /api/jobs/{id}/result`` the MP4;
   ``DELETE /api/jobs/{id}`` cancels and removes.
@@ -69,10 +72,11 @@ JSON_ANSWER = {"type": "object", "properties": {
     "width": {"type": "integer"}, "height": {"type": "integer"},
     "style": {"type": "string", "description": "the style or blend used"},
     "strength": {"type": "number"}, "portrait": {"type": "boolean"},
+    "temporal": {"type": "number"},
     "notices": {"type": "array", "items": {"type": "string"},
                 "description": "one-line remarks (e.g. no face found in portrait mode)"},
     "duration_ms": {"type": "integer", "description": "queue wait + inference"}}}
-FORM_FIELDS = ("style", "strength", "portrait")
+FORM_FIELDS = ("style", "strength", "portrait", "temporal")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 JPEG_QUALITY = 92
 
@@ -135,16 +139,29 @@ class Service:
 
 
 # ------------------------------------------------------------------------- form values
-def parse_strength(raw: str | None) -> float:
+def parse_fraction(raw: str | None, what: str, default: float, *, one_included: bool = True) -> float:
+    """A form field holding a finite number in [0, 1] (``one_included=False``: [0, 1)); empty
+    or missing: ``default``. ApiError ``invalid_field`` naming ``what`` otherwise."""
     if raw is None or not raw.strip():
-        return 1.0
+        return default
+    interval = "[0, 1]" if one_included else "[0, 1)"
     try:
         value = float(raw)
     except ValueError:
-        raise ApiError("invalid_field", f"strength must be a number in [0, 1], got {raw[:40]!r}") from None
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ApiError("invalid_field", f"strength must be a number in [0, 1], got {raw[:40]}")
+        raise ApiError("invalid_field", f"{what} must be a number in {interval}, got {raw[:40]!r}") from None
+    if not (math.isfinite(value) and 0.0 <= value and (value <= 1.0 if one_included else value < 1.0)):
+        raise ApiError("invalid_field", f"{what} must be a number in {interval}, got {raw[:40]}")
     return value
+
+
+def parse_strength(raw: str | None) -> float:
+    """The blend with the photo, as ``cartoonize.py --strength``: [0, 1], default 1."""
+    return parse_fraction(raw, "strength", 1.0)
+
+
+def parse_temporal(raw: str | None) -> float:
+    """The clip stabiliser's strength, as ``cartoonize.py --temporal``: [0, 1), default 0 (off)."""
+    return parse_fraction(raw, "temporal", 0.0, one_included=False)
 
 
 def parse_portrait(raw: str | None) -> bool:
@@ -156,8 +173,8 @@ def parse_portrait(raw: str | None) -> bool:
     raise ApiError("invalid_field", f"portrait must be true or false, got {raw[:40]!r}")
 
 
-def form_choices(request, upload, field: str, style_key) -> tuple[str, float, bool]:
-    """(style key, strength, portrait) of an upload form whose file field is ``field``
+def form_choices(request, upload, field: str, style_key) -> tuple[str, float, bool, float]:
+    """(style key, strength, portrait, temporal) of an upload form whose file field is ``field``
     ("image" or "video"); ApiError for a missing or empty file and for bad fields.
     ``style_key``: the service's name -> registry key lookup (400 listing the names); the key
     goes into ``request.state.style`` (the request log) as soon as it is known."""
@@ -167,7 +184,8 @@ def form_choices(request, upload, field: str, style_key) -> tuple[str, float, bo
     if upload.size == 0:
         raise ApiError("empty_file", f"the {field} file is empty (0 bytes)")
     request.state.style = key = style_key(upload.fields.get("style"))
-    return key, parse_strength(upload.fields.get("strength")), parse_portrait(upload.fields.get("portrait"))
+    return (key, parse_strength(upload.fields.get("strength")),
+            parse_portrait(upload.fields.get("portrait")), parse_temporal(upload.fields.get("temporal")))
 
 
 def choose_output(accept: str | None) -> str:
@@ -360,7 +378,10 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             "style": {"type": "string", "description": "a style name or a blend a=0.7,b=0.3 "
                       "(default: --default-style)"},
             "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 1},
-            "portrait": {"type": "boolean", "default": False}}}}}},
+            "portrait": {"type": "boolean", "default": False},
+            "temporal": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0,
+                         "description": "an animation's stabiliser strength, as cartoonize.py "
+                                        "--temporal (0 = off)"}}}}}},
         "responses": {"200": {"description": "the cartoon, the input's size", "content": {
             "image/png": {}, "image/jpeg": {}, "application/json": {"schema": JSON_ANSWER}}}}}
 
@@ -381,7 +402,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         except ApiError as exc:
             raise unread_body(exc) from None
         try:
-            key, strength, portrait = form_choices(request, upload, "image", s.style_key)
+            key, strength, portrait, temporal = form_choices(request, upload, "image", s.style_key)
             path = upload.path
             limits = Limits(max_pixels=config.max_pixels, max_bytes=config.max_bytes,
                             max_side=config.max_side, max_frames=config.max_video_frames,
@@ -395,28 +416,42 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                     raise ApiError("bad_request", str(exc)) from None
 
             def animation(frames, stylizer, notices: list[str]):
-                """An animated PNG -> its cartoon as an animated PNG (each frame as a still;
-                frame times and loop count kept), decoded, stylized and encoded frame by frame;
-                it stops at the deadline (between frames)."""
+                """An animated PNG -> its cartoon as an animated PNG through the clip pipeline
+                of ``cartoonize.py`` (inference/clips.py: faces tracked in portrait mode,
+                ``temporal``; frame times and loop count kept), decoded, stylized and encoded
+                frame by frame; it stops at the deadline (between frames)."""
+                from inference.clips import stylize_animation
                 from inference.io import ApngWriter
 
                 buf = io.BytesIO()
                 writer = ApngWriter(buf, alpha=frames.has_alpha, gray=frames.gray, loop=frames.loop)
-                first = None
-                for frame in frames:
-                    if first is None:
+                try:
+                    clip = stylizer.clip(strength=strength, portrait=portrait, temporal=temporal)
+                except ToonFaceError as exc:
+                    raise ApiError("bad_request", str(exc)) from None
+                first: list = []   # the first frame's cartoon (the answer's size)
+
+                def add(frame, cartoon) -> None:
+                    if not first:  # the first frame carries the file's notes
                         notices.extend(frame.notes)
-                    elif time.monotonic() > stop_at:
-                        raise Deadline()
-                    cartoon = stylize(stylizer, frame.rgb, notices)
-                    first = cartoon if first is None else first
+                        first.append(cartoon)
                     writer.add(cartoon, frame.alpha, frame.duration_ms)
+
+                def before_batch(pending) -> None:
+                    if first and time.monotonic() > stop_at:
+                        raise Deadline()
+
+                try:
+                    stylize_animation(frames, clip, add, before_batch=before_batch)
+                except ToonFaceError as exc:
+                    raise ApiError("bad_request", str(exc)) from None
                 writer.close()
+                notices.extend(clip.notices())
                 if output == "jpeg":
                     notices.append("an animation cannot be a JPEG: answered as an animated PNG")
                 notices.append(f"{frames.frames}-frame animation: every frame stylized, frame times "
                                "and loop count kept")
-                return buf.getvalue(), first
+                return buf.getvalue(), first[0]
 
             def work() -> tuple[bytes, list[str], str, tuple[int, int]]:
                 from inference.io import encode_png
@@ -465,7 +500,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         if output == "json":
             return JSONResponse({"image": base64.b64encode(body).decode("ascii"), "media_type": media,
                                  "width": width, "height": height, "style": key,
-                                 "strength": strength, "portrait": portrait, "notices": notices,
+                                 "strength": strength, "portrait": portrait,
+                                 "temporal": temporal, "notices": notices,
                                  "duration_ms": round(ms)}, headers=headers)
         headers["Content-Disposition"] = f'inline; filename="cartoon.{"jpg" if output == "jpeg" else "png"}"'
         return Response(body, media_type=media, headers=headers)
@@ -476,7 +512,10 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
             "video": {"type": "string", "format": "binary",
                       "description": "MP4/MOV, WebM/MKV or AVI, at most --max-video-bytes"},
             "style": {"type": "string"}, "strength": {"type": "number", "minimum": 0, "maximum": 1},
-            "portrait": {"type": "boolean"}}}}}},
+            "portrait": {"type": "boolean"},
+            "temporal": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0,
+                         "description": "the stabiliser strength, as cartoonize.py --temporal "
+                                        "(0 = off)"}}}}}},
         "responses": {"202": {"description": "the job: poll /api/jobs/{id}"}}}
 
     @app.post("/api/videos", status_code=202, summary="Start a video job",
@@ -495,9 +534,9 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         except ApiError as exc:
             raise unread_body(exc) from None
         try:
-            key, strength, portrait = form_choices(request, upload, "video", s.style_key)
+            key, strength, portrait, temporal = form_choices(request, upload, "video", s.style_key)
             name = Path(upload.filename or "video").name or "video"
-            job = s.jobs.create(upload.path, name, key, strength, portrait)
+            job = s.jobs.create(upload.path, name, key, strength, portrait, temporal)
             upload.path = None  # the job owns the file now
         finally:
             upload.remove()

@@ -2,7 +2,9 @@
 
 An engine is any object with ``name`` and ``load(spec) -> Stylizer``; a :class:`Stylizer` maps
 an (H, W, 3) uint8 RGB photo to its cartoon of the same size (``strength`` and ``portrait`` per
-call) and a list of same-size video frames to as many cartoons. The service only talks to these
+call), a list of same-size independent frames to as many cartoons, and gives the clip
+pipeline of one video or animation (``clip``: the command line's ``Cartoonizer.video``, see
+:mod:`inference.clips`). The service only talks to these
 two interfaces; ``serve.py --engine`` picks one (:func:`make_engine`).
 
 :class:`TorchEngine` loads styles with :func:`inference.styles.load_style` (names, blends) and
@@ -38,6 +40,9 @@ class Stylizer(Protocol):
 
     def frames(self, frames: list[np.ndarray], *, strength: float = 1.0,
                portrait: bool = False) -> list[np.ndarray]: ...
+
+    def clip(self, *, strength: float = 1.0, portrait: bool = False,
+             temporal: float = 0.0) -> Any: ...
 
 
 class Engine(Protocol):
@@ -96,6 +101,26 @@ class CartoonizerStylizer:
                 cartoon = self._toon(rgb)
         return blend(rgb, cartoon, strength)
 
+    def clip(self, *, strength: float = 1.0, portrait: bool = False, temporal: float = 0.0):
+        """The :class:`inference.cartoonizer.VideoStylizer` of one clip (a video or an
+        animation), as ``cartoonize.py`` runs it: faces tracked and smoothed in portrait mode,
+        ``temporal`` in [0, 1) the stabiliser's strength. Each batch runs in this style's
+        precision and, in portrait mode, holds the portrait lock (the detector is shared with
+        still pictures). Raises ToonFaceError for a strength or temporal out of range."""
+        if not portrait:
+            return self._toon.video(temporal, strength=strength,
+                                    guard=lambda: _autocast(self.device, self.precision))
+        with self._portrait_lock:
+            toon = self._portrait_toon()
+
+        @contextlib.contextmanager
+        def guard():
+            with self._portrait_lock, _autocast(self.device, self.precision):
+                toon.notice = lambda m: None   # a clip says its remarks once, in notices()
+                yield
+
+        return toon.video(temporal, strength=strength, guard=guard)
+
     def frames(self, frames: list[np.ndarray], *, strength: float = 1.0,
                portrait: bool = False) -> list[np.ndarray]:
         if portrait:
@@ -114,7 +139,7 @@ class TorchEngine:
                  landmark_detector: str | None = None, landmark_model: str | None = None):
         """Raises ToonFaceError (one line) for a device, precision or face detector that
         cannot be used: at start-up, not at the first request that needs it."""
-        from datasets.landmarks import resolve_detector
+        from faces import resolve_detector
 
         self.styles_dir = styles_dir
         self.device = resolve_device(device)
@@ -143,7 +168,7 @@ class OnnxRuntimeEngine:
                  landmark_detector: str | None = None, landmark_model: str | None = None,
                  cache_dir=None, threads: int = 0, cache_max_files: int | None = None,
                  cache_max_bytes: int | None = None):
-        from datasets.landmarks import resolve_detector
+        from faces import resolve_detector
         from inference.onnx_engine import check_engine, default_cache_dir, providers_for
         from utils.io import check_writable
 

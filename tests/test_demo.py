@@ -8,7 +8,7 @@ import os
 from click.testing import CliRunner
 
 import demo
-from datasets.landmarks import default_detector_name, user_cache_file
+from faces import default_detector_name, user_cache_file
 from tests.conftest import ROOT, fixtures_dir
 
 

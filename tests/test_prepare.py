@@ -13,8 +13,8 @@ from PIL import Image
 from skimage import data
 
 import prepare
-from datasets.landmarks import LandmarkCache, default_cache_file, resolve_detector
-from datasets.landmarks import detectors as D
+from faces import LandmarkCache, default_cache_file, resolve_detector
+from faces import landmark_detectors as D
 from tests.conftest import requires_dlib
 
 REPO = Path(__file__).resolve().parents[1]

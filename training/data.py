@@ -169,7 +169,7 @@ def load_landmarks(photo_dir: Path, paths: list[Path], cache_file: str | None, d
                    info: DistInfo, progress: bool) -> tuple[dict[Path, np.ndarray | None], dict]:
     """Fill (rank 0) and read the landmark cache of ``detector`` (a DetectorSpec) for
     ``paths``; detection runs here, before any loader worker exists."""
-    from datasets.landmarks import MISSING, LandmarkCache
+    from faces import MISSING, LandmarkCache
 
     cache = LandmarkCache(photo_dir, cache_file, detector)
     summary = None
@@ -192,7 +192,7 @@ def face_size(points: dict[Path, np.ndarray | None], load_size: int, limit: int 
     layout: Topology.face_size) at the training scale, px."""
     from PIL import Image
 
-    from datasets.landmarks import topology_of
+    from faces import topology_of
 
     sizes = []
     for path, pts in list(points.items())[:limit]:
@@ -228,7 +228,7 @@ def landmark_detector(cfg: Config, needed: bool | list = False):
     ``needed``: the active landmark terms (or a bool); each must be able to use the detector's
     points (``Term.topologies``), else one line names the term and the detector.
     """
-    from datasets.landmarks import DetectorUnavailable, resolve_detector
+    from faces import DetectorUnavailable, resolve_detector
 
     try:
         spec = resolve_detector(cfg.data.landmark_detector, cfg.data.landmark_model)

@@ -54,7 +54,7 @@ def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tenso
         if lmaps is None:
             cols["landmark map"] = torch.full_like(out, -1.0)
         else:
-            from datasets.landmarks import landmark_map_to_rgb
+            from faces import landmark_map_to_rgb
 
             # The map drawn over the dimmed photo, so one sees where it lies on the face.
             overlay = landmark_map_to_rgb(lmaps.float().cpu()).to(out.device)

@@ -28,7 +28,7 @@ def test_animegan_layout_takes_style_folder(tmp_path):
 
 
 def test_resize_crop_flip_moves_landmarks_with_pixels():
-    from datasets.landmarks import transform_landmarks
+    from faces import transform_landmarks
 
     img = np.zeros((60, 80, 3), np.uint8)
     img[28:32, 36:40] = 255  # a marked 4x4 block, centre (38, 30) in continuous coordinates
@@ -68,7 +68,7 @@ def test_scenery_schedule_matches_face_ratio():
 
 @requires_mediapipe
 def test_loader_workers_survive_mediapipe_in_parent(demo_data):
-    from datasets.landmarks import FaceMeshDetector
+    from faces import FaceMeshDetector
     from skimage import data
 
     photos, _ = demo_data
@@ -133,7 +133,7 @@ def test_items_carry_the_landmarks_transformed_like_their_image(demo_data):
     """``points``: the cached landmarks after the item's own resize / crop / flip (the same
     seed), NaN rows of the same count for a photo without a face, so that a batch stacks."""
     from datasets.images import read_image_rgb
-    from datasets.landmarks import transform_landmarks
+    from faces import transform_landmarks
 
     photos, _ = demo_data
     paths = collect_images(photos, "photo")[:2]

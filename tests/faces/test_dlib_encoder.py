@@ -42,7 +42,7 @@ def encoder():
 def dlib_models():
     import dlib
 
-    from evaluation.dlib_faces import model_path
+    from faces.dlib_analyser import model_path
 
     return {"dlib": dlib, "detector": dlib.get_frontal_face_detector(),
             68: dlib.shape_predictor(str(model_path("shape_predictor_68_face_landmarks.dat"))),

@@ -326,7 +326,7 @@ def test_landmarks_mapped_back_agree_with_mediapipe_detector(net):
     468 points on a photo; the box around them, cropped, run through FaceMeshNet and mapped
     back to image pixels lands on the same points (mediapipe itself crops around its face
     detector's box, so a pixel or two of disagreement is the expected level)."""
-    from datasets.landmarks.detectors import FaceMeshDetector
+    from faces.landmark_detectors import FaceMeshDetector
 
     photos = fixture_photos(6)
     with FaceMeshDetector() as det:

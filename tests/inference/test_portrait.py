@@ -7,9 +7,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from inference.cartoonizer import Cartoonizer
-from inference.portrait import (FACE_CONTEXT, FFHQ_INTEROCULAR_PER_WIDTH, Face,
-                                LandmarkFaceDetector, PortraitProcessor, default_face_size,
-                                face_detector_for, face_mask)
+from faces.boxes import Face
+from faces.face_detectors import LandmarkFaceDetector, face_detector_for
+from inference.portrait import (FACE_CONTEXT, FFHQ_INTEROCULAR_PER_WIDTH, PortraitProcessor,
+                                default_face_size, face_mask)
 from tests.conftest import fixtures_dir, requires_dlib, requires_mediapipe
 from tests.inference import make_generator, make_picture, make_trained_like_generator
 
@@ -216,7 +217,7 @@ def test_portrait_without_face_is_whole_image_with_notice():
 def test_dlib_and_mediapipe_agree_on_face_scale():
     """The dlib face's inter-ocular estimate (corners 36/45 in FaceMesh units, Topology.face_size) is
     within 10% of mediapipe FaceMesh's outer-corner distance on the same portrait."""
-    from datasets.landmarks import resolve_detector
+    from faces import resolve_detector
 
     img = load("wb_actress2.jpg")
     d = face_detector_for("dlib")
@@ -230,7 +231,7 @@ def test_dlib_and_mediapipe_agree_on_face_scale():
 
 
 def test_portrait_detector_follows_the_landmark_detector(monkeypatch):
-    from datasets.landmarks import detectors as D
+    from faces import landmark_detectors as D
     from utils.errors import ToonFaceError
 
     real = D._package_dir

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from inference.cartoonizer import Cartoonizer
-from inference.portrait import (SCALE_HOLD, TRACK_MAX_MISSED, Face, FaceTracker, OneEuroFilter,
-                                PortraitProcessor)
+from faces.boxes import Face
+from faces.tracking import TRACK_MAX_MISSED
+from inference.portrait import SCALE_HOLD, PortraitProcessor
 from tests.conftest import fixtures_dir, requires_dlib, requires_mediapipe
+from tests.faces import noisy_faces
 from tests.inference import make_generator, make_picture
 
 
@@ -26,26 +28,6 @@ class ScriptedDetector:
         return list(faces)
 
 
-def noisy_faces(n, centre=(80.0, 60.0), side=40.0, iod=16.0, jitter=0.04, seed=0, step=(0.0, 0.0)):
-    """n detections of one face (moving ``step`` px per frame), box centre and size and
-    inter-ocular distance each with Gaussian noise of ``jitter`` x the face side (relative for
-    the sizes): a detector re-run on every frame of a still shot."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for t in range(n):
-        cx = centre[0] + step[0] * t + rng.normal(0, jitter * side)
-        cy = centre[1] + step[1] * t + rng.normal(0, jitter * side)
-        s = side * math.exp(rng.normal(0, jitter))
-        out.append(Face((cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2),
-                        iod * math.exp(rng.normal(0, jitter)), 0.9))
-    return out
-
-
-def centre(face):
-    x0, y0, x1, y1 = face.box
-    return np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-
-
 def recording_toon():
     """A Cartoonizer whose stylize records the size of every image it is given and returns it
     unchanged (these tests are about which scales portrait mode renders at, not pixels)."""
@@ -53,39 +35,6 @@ def recording_toon():
     sizes = []
     toon.stylize = lambda rgb: (sizes.append(rgb.shape[:2]), rgb)[1]
     return toon, sizes
-
-
-def test_one_euro_filter_smooths_a_still_value_and_follows_a_moving_one():
-    """Units of a face side: detector noise of 4% at rest is cut to under 40%; a face moving
-    a tenth of its side per frame is followed with a lag under 3 frames."""
-    rng = np.random.default_rng(1)
-    f = OneEuroFilter(np.zeros(1))
-    still = [f(rng.normal(0, 0.04, 1))[0] for _ in range(400)]
-    assert np.std(still[50:]) < 0.4 * 0.04
-    f = OneEuroFilter(np.zeros(1))
-    moving = [f(np.array([0.1 * t]))[0] for t in range(60)]
-    assert 0 < 0.1 * 59 - moving[-1] < 3 * 0.1
-
-
-def test_tracked_boxes_jitter_far_less_than_the_detections():
-    faces = noisy_faces(80)
-    tracker = FaceTracker()
-    tracked = [tracker.update([f]) for f in faces]
-    assert all(len(t) == 1 for t in tracked) and len({t[0].track for t in tracked}) == 1
-    raw = np.std([centre(f) for f in faces[20:]], axis=0)
-    smooth = np.std([centre(t[0]) for t in tracked[20:]], axis=0)
-    assert (smooth < 0.5 * raw).all(), (smooth, raw)
-    raw_iod = np.std([math.log(f.interocular) for f in faces[20:]])
-    smooth_iod = np.std([math.log(t[0].interocular) for t in tracked[20:]])
-    assert smooth_iod < 0.5 * raw_iod
-
-
-def test_a_moving_face_is_followed():
-    faces = noisy_faces(40, centre=(40.0, 60.0), step=(3.0, 0.0), jitter=0.01)
-    tracker = FaceTracker()
-    tracked = [tracker.update([f]) for f in faces]
-    truth = np.array([40.0 + 3.0 * 39, 60.0])
-    assert np.abs(centre(tracked[-1][0]) - truth).max() < 2 * 3.0  # within two frames of motion
 
 
 def face_scales(proc):

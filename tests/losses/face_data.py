@@ -27,7 +27,7 @@ def fixture_faces(n: int, size: int = SIZE, detector: str = "mediapipe"
     import pytest
     from PIL import Image
 
-    from datasets.landmarks import resolve_detector
+    from faces import resolve_detector
     from tests.conftest import _dlib_problem, _legacy_mediapipe_problem
 
     if detector == "any":

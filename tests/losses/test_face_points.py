@@ -1,5 +1,5 @@
 """The batch's face points for the face-network terms (losses/face_points.py) and the
-FaceMesh -> iBUG-68 map (datasets/landmarks/topology.py): the map against dlib's own 68 points
+FaceMesh -> iBUG-68 map (faces/topology.py): the map against dlib's own 68 points
 on fixture faces, mirror detection and renaming against dlib on mirrored photos, and face
 boxes that stay upright on flipped photos."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.landmarks.topology import (FACEMESH_TO_IBUG68, IBUG68_MIRROR, MEDIAPIPE_468,
-                                         ibug68_index)
+from faces.topology import (FACEMESH_TO_IBUG68, IBUG68_MIRROR, MEDIAPIPE_468,
+                            ibug68_index)
 from losses.face_points import face_rows, ibug68, mirrored, to_ibug68, upright_boxes
 from tests.conftest import fixtures_dir, requires_dlib, requires_mediapipe
 
@@ -93,7 +93,7 @@ def _fixture_photos(n=None):
 @pytest.fixture(scope="module")
 def dlib_points():
     """[(image, dlib 68 points, dlib 68 points of the mirrored image)] for the fixture photos."""
-    from datasets.landmarks import resolve_detector
+    from faces import resolve_detector
 
     out = []
     with resolve_detector("dlib").build() as det:
@@ -122,7 +122,7 @@ def test_renamed_flipped_points_are_what_dlib_finds_on_the_flipped_photo(dlib_po
 @requires_dlib
 @requires_mediapipe
 def test_mapped_facemesh_points_lie_near_dlibs_own(dlib_points):
-    from datasets.landmarks import resolve_detector
+    from faces import resolve_detector
 
     per_face, regions = [], {r: [] for r in ("jaw", "brows", "nose", "eyes", "lips")}
     with resolve_detector("mediapipe").build() as det:

@@ -138,7 +138,7 @@ def test_mapped_points_chip_the_face_as_dlibs_own_points_do(encoder):
     """The photo's descriptor from a chip fitted to FaceMesh points mapped to iBUG 68 against
     the one from dlib's own 68 points (what evaluation uses), on fixture faces and on their
     mirror images (points flipped without renaming, as the batch carries them)."""
-    from datasets.landmarks import resolve_detector
+    from faces import resolve_detector
     from losses.face_points import ibug68, to_ibug68
 
     images, mesh = fixture_faces(8)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage import data
 
-from datasets.landmarks import render_landmark_map, resolve_detector
+from faces import render_landmark_map, resolve_detector
 from losses.landmark import LandmarkLoss, landmark_loss, landmark_loss_per_image, sobel
 
 SIZE = 128

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from datasets.landmarks.topology import MEDIAPIPE_468
+from faces.topology import MEDIAPIPE_468
 from losses.face_points import face_rows
 from losses.landmark_regressor import (REGION_WEIGHTS, LandmarkRegressorLoss, landmark_error,
                                        landmark_regressor_loss, region_indices)
@@ -192,7 +192,7 @@ def test_gradients_reach_the_generator(facemesh, faces):
 
 
 def test_flipped_photos_are_cropped_upright(facemesh):
-    """A flipped photo keeps its points' names (datasets/landmarks/transforms.py), so the eye
+    """A flipped photo keeps its points' names (faces/transforms.py), so the eye
     corners run right to left; the crop must still be upright for FaceMesh to see the face
     and to score it as it scores the unflipped photo (a crop turned upside down: FaceMesh
     misses 3 of the first 12 fixture faces and doubles the mean term)."""

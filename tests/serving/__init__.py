@@ -108,6 +108,21 @@ class _Gated:
         self._wait()
         return self.inner.frames(frames, **kw)
 
+    def clip(self, **kw):
+        """The inner clip, each batch held at the gate (a video job's frames)."""
+        inner = self.inner.clip(**kw)
+        gated = self
+
+        class Clip:
+            def __call__(self, frames):
+                gated._wait()
+                return inner(frames)
+
+            def notices(self):
+                return inner.notices()
+
+        return Clip()
+
 
 def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
     end = time.monotonic() + timeout

@@ -548,7 +548,9 @@ def test_openapi_schema_documents_the_endpoints(client):
                  "/api/jobs/{job_id}/result", "/healthz", "/metrics"):
         assert path in spec["paths"], path
     form = spec["paths"]["/api/cartoonize"]["post"]["requestBody"]["content"]["multipart/form-data"]
-    assert set(form["schema"]["properties"]) == {"image", "style", "strength", "portrait"}
+    assert set(form["schema"]["properties"]) == {"image", "style", "strength", "portrait", "temporal"}
+    form = spec["paths"]["/api/videos"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert set(form["schema"]["properties"]) == {"video", "style", "strength", "portrait", "temporal"}
 
 
 def test_the_json_answer_is_documented_key_for_key(client):

@@ -170,7 +170,7 @@ def test_a_run_folder_written_before_the_face_terms_still_resumes(tmp_path, demo
     terms, and the structure of its checkpoint. A checkpoint of that structure holding that
     config resumes with the new weights at 0, and gives exactly the weights of an
     uninterrupted run."""
-    from datasets.landmarks.detectors import default_detector_name
+    from faces.landmark_detectors import default_detector_name
     from training.loop import train
 
     photos, cartoons = demo_data

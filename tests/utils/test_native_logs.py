@@ -41,8 +41,8 @@ def test_mediapipe_detectors_print_nothing_on_a_portrait():
     code = f"""
 import numpy as np
 from PIL import Image
-from datasets.landmarks.detectors import FaceMeshDetector
-from inference.portrait import FaceDetector
+from faces.landmark_detectors import FaceMeshDetector
+from faces.face_detectors import FaceDetector
 img = np.asarray(Image.open({str(photo)!r}).convert("RGB"))
 with FaceMeshDetector() as mesh:
     assert mesh.detect(img) is not None

@@ -3,7 +3,7 @@
 Channel 0: thin soft contours of eyes, brows, lips, nose and face outline (anti-aliased 1-px
 lines, Gaussian-softened, peak scaled to 1). Channel 1: soft region masks (filled eyes, mouth,
 nose; brows as thick lines). Which points form which part is the topology's business
-(datasets/landmarks/topology.py): the same two channels come out of 468 mediapipe points and
+(faces/topology.py): the same two channels come out of 468 mediapipe points and
 68 dlib points, so losses/landmark.py is the same for every detector.
 
 Rendering sizes are given for a face whose outer eye corners are ``REFERENCE_IOD`` pixels apart
@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from datasets.landmarks.topology import Topology, topology_of
+from faces.topology import Topology, topology_of
 
 REFERENCE_IOD = 90.0
 CONTOUR_SIGMA = 1.5          # Gaussian softening of the 1-px contour lines, pixels at reference

@@ -1,4 +1,4 @@
-"""The landmark cache (datasets/landmarks/cache.py): round trip, staleness, corrupt files, the
+"""The landmark cache (faces/cache.py): round trip, staleness, corrupt files, the
 detector key, where files go, and unwritable places found before any detection."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.landmarks import cache as C
-from datasets.landmarks import (MISSING, DetectorSpec, LandmarkCache, check_writable,
-                                default_cache_file, user_cache_file)
+from faces import cache as C
+from faces import (MISSING, DetectorSpec, LandmarkCache, check_writable,
+                   default_cache_file, user_cache_file)
 from utils.errors import ToonFaceError
 
 MEDIAPIPE = DetectorSpec("mediapipe")      # specs built directly: no backend needs installing
@@ -87,7 +87,7 @@ def test_cache_of_another_detector_is_rebuilt_with_one_line(tmp_path, caplog):
     root = _folder(tmp_path)
     shared = tmp_path / "lm.npz"
     LandmarkCache(root, shared, MEDIAPIPE).fill(detector=CountingDetector(468), progress=False)
-    with caplog.at_level(logging.INFO, logger="datasets.landmarks"):
+    with caplog.at_level(logging.INFO, logger="faces"):
         cache = LandmarkCache(root, shared, DLIB).load()
     assert cache.other_detector == "mediapipe" and len(cache) == 0 and cache.lookup("a.jpg") is MISSING
     lines = [r.getMessage() for r in caplog.records]
@@ -251,3 +251,21 @@ def test_relatively_named_folder_reads_every_photo_once(tmp_path, monkeypatch, s
     monkeypatch.chdir(tmp_path / "work")
     again = LandmarkCache(root, detector=MEDIAPIPE).load()
     assert again.status("a.jpg") == "found" and again.status("flat.png") == "no_face"
+
+
+def test_a_cache_written_by_main_at_87a7d00_still_loads(tmp_path):
+    """tests/data/legacy/landmarks: the file users have on disk, read by today's code."""
+    import json
+    import shutil
+
+    legacy = Path(__file__).resolve().parents[1] / "data" / "legacy" / "landmarks"
+    photos = tmp_path / "photos"
+    shutil.copytree(legacy / "photos", photos)
+    for name, ns in json.loads((legacy / "mtimes.json").read_text())["mtime_ns"].items():
+        os.utime(photos / name, ns=(ns, ns))
+    cache = LandmarkCache(photos, cache_file=legacy / "cache.dlib.npz", detector=DLIB).load()
+    assert cache.load_error is None and cache.other_detector is None and len(cache) == 2
+    want = np.arange(136, dtype=np.float32).reshape(68, 2) * 0.25 + 0.125
+    np.testing.assert_array_equal(cache.lookup("face.png"), want)
+    assert cache.lookup("empty.png") is None
+    assert cache.status("face.png") == "found" and cache.status("empty.png") == "no_face"

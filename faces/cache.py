@@ -19,7 +19,7 @@ corrupt or foreign cache file is ignored (and rebuilt), never trusted. Writes ar
 
 Datasets read the cache (``lookup``) and never detect: detection happens in ``fill``, in the
 prepare step or in the trainer's main process before any DataLoader worker exists (see
-datasets/landmarks/detectors.py for why).
+faces/landmark_detectors.py for why).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from datasets.images import list_images, read_image_rgb
-from datasets.landmarks.detectors import DetectorSpec, resolve_detector
+from faces.landmark_detectors import DetectorSpec, resolve_detector
 from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes, temporary_path
 

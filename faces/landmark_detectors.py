@@ -34,7 +34,7 @@ points of two detectors.
 Why detection runs in its own pass: mediapipe graphs are not picklable, and a DataLoader worker
 forked from a parent that has built a graph crashes (malloc abort / SIGSEGV). The mediapipe
 detectors refuse to run in a process other than the one that built them; datasets only read
-the landmark cache (datasets/landmarks/cache.py), which prepare.py or the trainer fills first.
+the landmark cache (faces/cache.py), which prepare.py or the trainer fills first.
 
 Nothing heavy happens at import: mediapipe (which imports matplotlib.pyplot) and dlib are
 imported when a detector is built, and availability checks look at installed files only.
@@ -55,7 +55,7 @@ from typing import Protocol
 import numpy as np
 
 from datasets.images import to_uint8_rgb
-from datasets.landmarks.topology import IBUG_68, MEDIAPIPE_468, Topology
+from faces.topology import IBUG_68, MEDIAPIPE_468, Topology
 from utils.errors import ToonFaceError
 
 log = logging.getLogger(__name__)
@@ -492,7 +492,7 @@ class FaceLandmarkerDetector(_ProcessBound):
         self._landmarker = None
 
 
-# A landmark model is used only if it finds the reference face (datasets/landmarks/
+# A landmark model is used only if it finds the reference face (faces/
 # reference_face.py) with its points, on average, within this share of the eye distance of
 # FaceMesh's (the raw FaceMesh model bundled without the 478-point head: about 1.0).
 REFERENCE_MAX_NME = 0.25
@@ -504,7 +504,7 @@ def check_reference_face(detector, sha256: str, model) -> None:
     are not FaceMesh's: a bundle mediapipe loads can still be the wrong model (e.g. the raw
     FaceMesh model without the 478-point head gives points a whole eye distance off). Checked
     once per model file and process."""
-    from datasets.landmarks.reference_face import reference_image, reference_points
+    from faces.reference_face import reference_image, reference_points
 
     if sha256 in _PLAUSIBLE_MODELS:
         return

@@ -1,11 +1,11 @@
-"""Topologies (datasets/landmarks/topology.py): index sets against mediapipe and iBUG 300-W."""
+"""Topologies (faces/topology.py): index sets against mediapipe and iBUG 300-W."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from datasets.landmarks import topology as T
-from datasets.landmarks.topology import IBUG_68, MEDIAPIPE_468, inter_ocular_distance, topology_of
+from faces import topology as T
+from faces.topology import IBUG_68, MEDIAPIPE_468, inter_ocular_distance, topology_of
 from tests.conftest import requires_mediapipe
 
 

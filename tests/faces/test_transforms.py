@@ -1,4 +1,4 @@
-"""Landmark transforms (datasets/landmarks/transforms.py) against the same operation done by
+"""Landmark transforms (faces/transforms.py) against the same operation done by
 OpenCV on an image of Gaussian blobs centred at the points."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.landmarks import crop_landmarks, flip_landmarks, resize_landmarks, transform_landmarks
+from faces import crop_landmarks, flip_landmarks, resize_landmarks, transform_landmarks
 
 BLOB_SIGMA = 1.5
 

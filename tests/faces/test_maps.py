@@ -1,4 +1,4 @@
-"""The landmark map (datasets/landmarks/maps.py) of each topology: contours through the points,
+"""The landmark map (faces/maps.py) of each topology: contours through the points,
 regions inside the features, scale-consistent, and alike across detectors."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.landmarks import IBUG_68, MEDIAPIPE_468, landmark_map_to_rgb, render_landmark_map
+from faces import IBUG_68, MEDIAPIPE_468, landmark_map_to_rgb, render_landmark_map
 from tests.conftest import requires_dlib, requires_mediapipe
 
 

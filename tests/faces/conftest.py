@@ -15,7 +15,7 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def facemesh():
-    from datasets.landmarks import FaceMeshDetector
+    from faces import FaceMeshDetector
 
     with FaceMeshDetector() as det:
         yield det
@@ -23,7 +23,7 @@ def facemesh():
 
 @pytest.fixture(scope="session")
 def dlib68():
-    from datasets.landmarks import DlibLandmarkDetector
+    from faces import DlibLandmarkDetector
 
     with DlibLandmarkDetector() as det:
         yield det

@@ -6,7 +6,7 @@ The points are legacy mediapipe FaceMesh's (mediapipe 0.10.21, ``static_image_mo
 the model inside the wheel), in continuous pixel coordinates, rounded to 0.1 px::
 
     from skimage import data
-    from datasets.landmarks import FaceMeshDetector
+    from faces import FaceMeshDetector
     with FaceMeshDetector() as det:
         pts = det.detect(data.astronaut())
     " ".join(f"{x},{y}" for x, y in np.rint(pts * 10).astype(int))
@@ -14,7 +14,7 @@ the model inside the wheel), in continuous pixel coordinates, rounded to 0.1 px:
 Their inter-ocular distance (outer eye corners 33 / 263) is 62.1 px. The Tasks FaceLandmarker
 (``face_landmarker.task``) predicts the same 468 points first; a model that gives something
 else on this face (a bundle of the raw FaceMesh model without the 478-point head puts them
-60 px off: a whole eye distance) is not used (datasets/landmarks/detectors.py).
+60 px off: a whole eye distance) is not used (faces/landmark_detectors.py).
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ changes make them a bundle the FaceLandmarker graph accepts:
 
 The first 468 points then equal legacy FaceMesh's (tests/datasets/test_landmarks.py checks
 it); the 10 padded "iris" points are meaningless and are dropped by the backend anyway. Test
-use only: users download the real model (datasets/landmarks/detectors.py, TASKS_MODEL_URL).
+use only: users download the real model (faces/landmark_detectors.py, TASKS_MODEL_URL).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Landmark detectors (datasets/landmarks/detectors.py): the three backends on real faces,
+"""Landmark detectors (faces/landmark_detectors.py): the three backends on real faces,
 cross-checked against each other, and the one-line errors of every bad choice."""
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from datasets.images import read_image_rgb
-from datasets.landmarks import detectors as D
-from datasets.landmarks import (IBUG_68, MEDIAPIPE_468, DetectorSpec, DetectorUnavailable,
-                                FaceMeshDetector, check_tasks_model, dlib_model_file,
-                                inter_ocular_distance, resolve_detector)
+from faces import landmark_detectors as D
+from faces import (IBUG_68, MEDIAPIPE_468, DetectorSpec, DetectorUnavailable,
+                   FaceMeshDetector, check_tasks_model, dlib_model_file,
+                   inter_ocular_distance, resolve_detector)
 from tests.conftest import ROOT, requires_dlib, requires_mediapipe
-from tests.datasets.landmarks.conftest import FFHQ_PHOTOS
-from tests.datasets.landmarks.tasks_bundle import build_face_landmarker_task, wheel_models
+from tests.faces.conftest import FFHQ_PHOTOS
+from tests.faces.tasks_bundle import build_face_landmarker_task, wheel_models
 from utils.errors import ToonFaceError
 
 # Corresponding points of the two topologies (mediapipe index, iBUG index): outer and inner
@@ -32,7 +32,7 @@ def mean_dist(a, b):
 
 
 def test_import_does_not_import_backends_or_torch():
-    code = ("import sys, numpy as np; from datasets.landmarks import render_landmark_map, "
+    code = ("import sys, numpy as np; from faces import render_landmark_map, "
             "LandmarkCache, resolve_detector; resolve_detector('dlib'); "
             "render_landmark_map(np.random.rand(68, 2).astype('float32') * 64, 64, 64); "
             "bad = [m for m in ('mediapipe', 'dlib', 'torch', 'matplotlib') if m in sys.modules]; "
@@ -264,7 +264,7 @@ def test_encrypted_or_compressed_bundles_are_one_line(tmp_path):
 def test_a_model_is_checked_on_a_reference_face_before_use(tmp_path, tasks_model):
     """A bundle of the raw FaceMesh model (no 478-point head) loads in mediapipe but puts every
     point about one eye distance off: refused when built, one line; the right model passes."""
-    from tests.datasets.landmarks.tasks_bundle import build_face_landmarker_task
+    from tests.faces.tasks_bundle import build_face_landmarker_task
 
     raw = build_face_landmarker_task(tmp_path / "raw.task", head=False)
     spec = resolve_detector("mediapipe-tasks", raw)       # passes the file checks
@@ -278,7 +278,7 @@ def test_a_model_is_checked_on_a_reference_face_before_use(tmp_path, tasks_model
 @requires_mediapipe
 def test_reference_points_are_facemesh_on_the_reference_photo(facemesh):
     """The stored reference is what legacy FaceMesh gives today (within its 0.1 px rounding)."""
-    from datasets.landmarks.reference_face import reference_image, reference_points
+    from faces.reference_face import reference_image, reference_points
 
     assert mean_dist(facemesh.detect(reference_image()), reference_points()) < 0.1
 
@@ -326,7 +326,7 @@ def test_mediapipe_without_legacy_api_names_cause_and_fix(tmp_path, monkeypatch)
 
 @requires_dlib
 def test_default_is_dlib_without_mediapipe_and_says_so_once(no_mediapipe, caplog):
-    with caplog.at_level(logging.INFO, logger="datasets.landmarks"):
+    with caplog.at_level(logging.INFO, logger="faces"):
         spec = resolve_detector()
     assert spec.name == "dlib" and spec.topology is IBUG_68
     lines = [r.getMessage() for r in caplog.records]
@@ -337,7 +337,7 @@ def test_default_is_dlib_without_mediapipe_and_says_so_once(no_mediapipe, caplog
 
 @requires_mediapipe
 def test_default_is_mediapipe_where_installed(caplog):
-    with caplog.at_level(logging.INFO, logger="datasets.landmarks"):
+    with caplog.at_level(logging.INFO, logger="faces"):
         spec = resolve_detector()
     assert spec.name == "mediapipe" and spec.note is None and not caplog.records
 
@@ -368,5 +368,5 @@ def test_mediapipe_installed_without_solutions_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe", fake)
     msg = _one_line_error(FaceMeshDetector)
     assert "has no mp.solutions" in msg and "--landmark-detector dlib" in msg
-    from inference.portrait import FaceDetector
+    from faces.face_detectors import FaceDetector
     assert "has no mp.solutions" in _one_line_error(FaceDetector)
