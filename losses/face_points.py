@@ -36,6 +36,24 @@ def face_rows(valid: torch.Tensor, points: torch.Tensor, faces: int = 0) -> torc
     return rows[:faces] if faces > 0 else rows
 
 
+def checked_rows(output: torch.Tensor, photo: torch.Tensor, points: torch.Tensor,
+                 valid: torch.Tensor | None, faces: int = 0,
+                 rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The rows a face-network term runs on, after checking its inputs: ``output`` and
+    ``photo`` (B, 3, H, W) alike, ``points`` (B, N, 2); ``valid`` None means every row with
+    finite points; ``rows`` given wins. Raises ValueError naming the shapes."""
+    if output.dim() != 4 or output.shape[1] != 3 or photo.shape != output.shape:
+        raise ValueError(f"output and photo must be (B, 3, H, W) alike, got {tuple(output.shape)} "
+                         f"and {tuple(photo.shape)}")
+    if points.dim() != 3 or points.shape[0] != output.shape[0] or points.shape[-1] != 2:
+        raise ValueError(f"points: expected ({output.shape[0]}, N, 2), got {tuple(points.shape)}")
+    if rows is not None:
+        return rows
+    if valid is None:
+        valid = torch.ones(points.shape[0], dtype=torch.bool, device=points.device)
+    return face_rows(valid, points, faces)
+
+
 def ibug68(points: torch.Tensor) -> torch.Tensor:
     """(B, N, 2) points of a known layout (468 or 68) -> (B, 68, 2) in iBUG order, named as
     the detector named them (no mirror correction). Raises ValueError for another N."""

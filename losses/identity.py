@@ -40,7 +40,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from losses.face_points import face_rows, to_ibug68
+from losses.face_points import checked_rows, to_ibug68
 
 AUTOCAST = True      # under the run's bf16 autocast: see the module docstring
 # Landmark layouts that map to dlib's 68 points (losses/face_points.py ``to_ibug68``).
@@ -72,15 +72,7 @@ def identity_loss(output: torch.Tensor, photo: torch.Tensor, points: torch.Tenso
     faces:  compute on the first ``faces`` found faces only (0: all); ``rows`` overrides.
     Raises ValueError for points of a layout with no map to dlib's 68.
     """
-    if output.dim() != 4 or output.shape[1] != 3 or photo.shape != output.shape:
-        raise ValueError(f"output and photo must be (B, 3, H, W) alike, got {tuple(output.shape)} "
-                         f"and {tuple(photo.shape)}")
-    if points.dim() != 3 or points.shape[0] != output.shape[0] or points.shape[-1] != 2:
-        raise ValueError(f"points: expected ({output.shape[0]}, N, 2), got {tuple(points.shape)}")
-    if valid is None:
-        valid = torch.ones(points.shape[0], dtype=torch.bool, device=points.device)
-    if rows is None:
-        rows = face_rows(valid, points, faces)
+    rows = checked_rows(output, photo, points, valid, faces, rows)
     zero = output.sum() * 0.0
     if rows.numel() == 0:
         return zero.float(), torch.zeros((), device=output.device)

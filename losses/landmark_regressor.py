@@ -56,7 +56,7 @@ from torch import nn
 
 from faces.topology import MEDIAPIPE_468
 from faces.facemesh import CROP_SIZE, crop_faces
-from losses.face_points import face_rows, upright_boxes
+from losses.face_points import checked_rows, upright_boxes
 
 # Defaults: the only numbers in the loss, kept in one place.
 REGIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -133,15 +133,7 @@ def landmark_regressor_loss(output: torch.Tensor, photo: torch.Tensor, points: t
             ((B, 468, 3) crop px, (B,) logits)).
     faces:  compute on the first ``faces`` found faces only (0: all); ``rows`` overrides.
     """
-    if output.dim() != 4 or output.shape[1] != 3 or photo.shape != output.shape:
-        raise ValueError(f"output and photo must be (B, 3, H, W) alike, got {tuple(output.shape)} "
-                         f"and {tuple(photo.shape)}")
-    if points.dim() != 3 or points.shape[0] != output.shape[0] or points.shape[-1] != 2:
-        raise ValueError(f"points: expected ({output.shape[0]}, N, 2), got {tuple(points.shape)}")
-    if valid is None:
-        valid = torch.ones(points.shape[0], dtype=torch.bool, device=points.device)
-    if rows is None:
-        rows = face_rows(valid, points, faces)
+    rows = checked_rows(output, photo, points, valid, faces, rows)
     zero = output.sum() * 0.0  # on the graph: a batch without faces still backpropagates
     if rows.numel() == 0:
         return zero.float(), torch.zeros((), device=output.device)
