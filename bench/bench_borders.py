@@ -72,7 +72,7 @@ class CountingIdentity(torch.nn.Module):
 
 
 def main() -> None:
-    from datasets.images import decode_image
+    from media.decode import decode_image
     from inference.cartoonizer import DEFAULT_OVERLAP, DEFAULT_TILE, Cartoonizer
     from models.checkpoint import load_generator
 

@@ -17,7 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from datasets.images import UnreadableImage, list_images, read_image_rgb, scan_images, to_tensor
+from media.decode import read_image_rgb
+from media.errors import UnreadableImage
+from media.folders import list_images, scan_images
+from media.tensors import to_tensor
 from utils.errors import ToonFaceError
 
 log = logging.getLogger(__name__)

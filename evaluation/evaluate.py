@@ -309,7 +309,7 @@ def generate_outputs(toon, G, crops: list[np.ndarray], names: list[str], sources
     """
     import torch
 
-    from datasets.images import to_tensor
+    from media.tensors import to_tensor
     from datasets.landmarks import render_landmark_map
     from training.visuals import COLUMNS, make_grid, representations, save_png
 

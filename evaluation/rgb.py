@@ -1,6 +1,6 @@
 """uint8 RGB images for the dlib face metrics and the warping error: checks, reading, resizing.
 
-Kept apart from ``datasets.images`` on purpose: the evaluation kit depends only on numpy,
+Kept apart from ``media`` on purpose: the evaluation kit depends only on numpy,
 OpenCV, Pillow and ``utils.errors`` so it can score any folder of results (another tool's too).
 Every user-fixable problem raises :class:`~utils.errors.ToonFaceError` with one line.
 """

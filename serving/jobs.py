@@ -7,7 +7,7 @@ letting it into the image pool would hold the image requests back for minutes (t
 still shares the CPU or GPU with the image workers). At most ``max_jobs`` jobs are queued or
 running; another is refused (503).
 
-The frames go through :func:`inference.video.transcode` (streaming decode -> stylize -> H.264
+The frames go through :func:`media.transcode.transcode` (streaming decode -> stylize -> H.264
 MP4, audio copied, the output written under a temporary name and renamed when complete): progress
 is its frame count over the container's frame count; cancelling sets a flag that the per-frame
 callback checks, so the job stops within one frame, transcode removes its partial output, and
@@ -226,7 +226,8 @@ class JobStore:
         return text.replace("--max-pixels", "--max-side").replace(str(self.root), "")
 
     def _transcode(self, job: Job) -> None:
-        from inference.video import VideoReader, transcode
+        from media.transcode import transcode
+        from media.video_reader import VideoReader
 
         lim = self.limits
         # Every frame's sides are checked (a stream may change size at any frame), the first

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from datasets.images import to_uint8
+from media.tensors import to_uint8
 from representations.surface import surface
 from representations.texture import TEXTURE_WEIGHT_RANGES, texture
 from models.guided_filter import guided_filter

@@ -25,7 +25,7 @@ Interface (every backend)::
         pts = det.detect(rgb)              # (N, 2) float32 continuous pixel (x, y), or None
         faces = det.detect_faces(rgb)      # every face, most confident first (portrait mode)
 
-``detect`` takes any array ``datasets.images.to_uint8_rgb`` accepts. Coordinates are
+``detect`` takes any array ``media.colour.to_uint8_rgb`` accepts. Coordinates are
 continuous: pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)`` (mediapipe's normalised coordinates
 times width / height; dlib's integer pixel-index parts plus 0.5). ``spec.key`` names the
 detector *and* its model (the Tasks model file's SHA-256), so a landmark cache never mixes the
@@ -54,7 +54,7 @@ from typing import Protocol
 
 import numpy as np
 
-from datasets.images import to_uint8_rgb
+from media.colour import to_uint8_rgb
 from datasets.landmarks.topology import IBUG_68, MEDIAPIPE_468, Topology
 from utils.errors import ToonFaceError
 

@@ -105,7 +105,7 @@ def evaluate_reference(sp: SweepPlan, photos: list[Path], device: str, echo, ana
     spec = sp.file.evaluate.get("reference")
     if not spec:
         return None
-    from datasets.images import list_images
+    from media.folders import list_images
     from evaluation.evaluate import evaluate_outputs, load_crops
     from training.visuals import save_png
 
@@ -149,7 +149,7 @@ def portrait_scenes(sp: SweepPlan) -> list[Path]:
     spec = sp.file.evaluate.get("portrait")
     if not spec:
         return []
-    from datasets.images import list_images
+    from media.folders import list_images
 
     folder = Path(spec["photo_dir"])
     files = list_images(folder) if folder.is_dir() else []
@@ -170,7 +170,7 @@ def evaluate_portraits(sp: SweepPlan, results: list[dict | None], device: str, e
     scenes = portrait_scenes(sp)
     if not scenes:
         return [None] * len(sp.runs)
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
     from evaluation.evaluate import evaluate_outputs
     from inference.cartoonizer import Cartoonizer
     from training.visuals import save_png

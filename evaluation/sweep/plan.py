@@ -233,7 +233,7 @@ def check_heldout_people(cfg, where: str, checked: dict | None = None) -> None:
     scenery photo or cartoon). The cartoon folder's same-stem cartoons are left out by
     train.py itself. Raises ToonFaceError (one line) before anything runs."""
     from datasets.folders import resolve_cartoon_dir
-    from datasets.images import list_images
+    from media.folders import list_images
     from training.data import heldout_people
 
     stems = heldout_people(cfg.data.heldout_people)

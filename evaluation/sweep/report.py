@@ -274,7 +274,7 @@ def comparison_figure(path: Path, columns: list[tuple[str, dict | None]],
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
 
     done = [(lab, res) for lab, res in columns if res]
     if not done:

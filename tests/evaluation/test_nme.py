@@ -10,7 +10,7 @@ import pytest
 import torch
 from skimage import data
 
-from datasets.images import read_image_rgb
+from media.decode import read_image_rgb
 from datasets.landmarks import resolve_detector
 from evaluation.nme import landmark_nme, nme_of_points
 

@@ -177,7 +177,7 @@ def test_reference_cartoons_cost_less_than_blur_and_flattening():
     from skimage.color import label2rgb
     from skimage.segmentation import slic
 
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
 
     names = sorted(p.name for p in (FFHQ / "photos").glob("*.jpg"))[:4]
     photos = [read_image_rgb(FFHQ / "photos" / n) for n in names]

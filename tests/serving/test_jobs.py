@@ -40,7 +40,7 @@ def wait_job(c, job_id: str, states=("done", "failed"), timeout: float = 60) -> 
 def test_a_video_job_runs_to_an_mp4_of_every_frame(make_app, tmp_path, styles_dir):
     from inference.cartoonizer import Cartoonizer
     from inference.styles import load_style
-    from inference.video import VideoReader
+    from media.video_reader import VideoReader
 
     app, svc = make_app()
     data = clip(tmp_path, frames=6)
