@@ -22,6 +22,7 @@ from media.errors import UnreadableImage
 from media.folders import list_images, scan_images
 from media.tensors import to_tensor
 from utils.errors import ToonFaceError
+from datasets.landmarks import render_landmark_map, transform_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,6 @@ class ImageFolderDataset(Dataset):
         image, scale, crop, flip = resize_crop_flip(raw, self.image_size, self.load_size, rng)
         out = {"image": to_tensor(image)}
         if self.landmarks is not None:
-            from datasets.landmarks import render_landmark_map, transform_landmarks
-
             points = self.landmarks.get(path)
             if points is not None:
                 points = transform_landmarks(points, scale, crop, flip, self.image_size)

@@ -50,6 +50,13 @@ from evaluation.scoring import DEFAULT_MAX_REAL, PER_IMAGE_COLUMNS, prepare_refe
 from utils.errors import ToonFaceError
 from utils.io import make_folder
 from utils.run_dir import RunDir, resolve_generator
+from evaluation.dlib_faces import (DlibFaceAnalyser, FACE_RECOGNITION_RESNET, MMOD_FACE_DETECTOR,
+                                   SHAPE_PREDICTOR_68, import_dlib, model_path)
+from evaluation.pairs import pair_folders, read_pair
+from evaluation.report import write_test_index
+from media.tensors import to_tensor
+from training.curves import plot_loss_curves
+from utils.io import atomic_write_bytes, atomic_write_text, check_writable
 
 INFERENCE_GF_EPS = 5e-3
 # Loss terms whose network is also a judge: {config.json key of the term's weight: (the
@@ -131,8 +138,6 @@ def check_out_dir(out_dir: str | Path, subfolders: Iterable[str] = (), what: str
     the flag (an input key with a dot, e.g. ``evaluate.reference.dir``, is a sweep file's key and
     named as it is). ``what``: how the out folder is named; ``probe``: also check it can be
     written."""
-    from utils.io import check_writable
-
     out = Path(out_dir)
     o = out.resolve()
     written = [("", o)] + [(sub, (o / sub).resolve()) for sub in subfolders]
@@ -212,8 +217,6 @@ def check_own_files(out: Path, files: list[str]) -> list[str]:
 
 def claim_files(out: Path, record: list[str]) -> None:
     """Record ``record`` as test.py's files in ``out`` before writing any of them."""
-    from utils.io import atomic_write_text
-
     make_folder(out, "--out")
     atomic_write_text(out / OWN_FILES, json.dumps(record, indent=0) + "\n")
 
@@ -255,6 +258,7 @@ def select_photos(photos: list | None, photo_dir: str | None, run: RunDir | None
                   gen_path: Path, num: int | None) -> tuple[list[Path], str]:
     """(photo files, where they came from): ``photos``, else ``photo_dir``, else the run's
     ``heldout.txt``; the first ``num``. Raises ToonFaceError when there is none."""
+    # lazy: torch, cv2 only when this runs
     from datasets.folders import collect_images
 
     if photos is not None:
@@ -278,6 +282,7 @@ class CachedDetector:
     default detector)."""
 
     def __init__(self, spec=None):
+        # lazy: cv2, PIL only when this runs
         from datasets.landmarks import resolve_detector
 
         self.detector = resolve_detector(spec).build()
@@ -309,8 +314,9 @@ def generate_outputs(toon, G, crops: list[np.ndarray], names: list[str], sources
     """
     import torch
 
-    from media.tensors import to_tensor
+    # lazy: cv2, PIL only when this runs
     from datasets.landmarks import render_landmark_map
+    # lazy: torch, cv2 only when this runs
     from training.visuals import COLUMNS, make_grid, representations, save_png
 
     for sub in ("grids", "photos", "outputs"):
@@ -353,10 +359,6 @@ def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT
                   load: bool = True):
     """The dlib judge; ``load``: its models now (else only checked to be installed), so a
     missing package fails before any work."""
-    from evaluation.dlib_faces import (FACE_RECOGNITION_RESNET, MMOD_FACE_DETECTOR,
-                                       SHAPE_PREDICTOR_68, DlibFaceAnalyser, import_dlib,
-                                       model_path)
-
     analyser = DlibFaceAnalyser(detector=detector, upsample=upsample)
     if load:
         return analyser.load()
@@ -364,6 +366,7 @@ def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT
     needed = (SHAPE_PREDICTOR_68, FACE_RECOGNITION_RESNET)
     for f in needed + ((MMOD_FACE_DETECTOR,) if detector == "cnn" else ()):
         model_path(f)
+    # lazy: torch only when this runs
     from faces.dlib_encoder import RESNET_FILE
 
     RESNET_FILE.path()  # the descriptor's weights: size and sha256 checked now
@@ -380,9 +383,6 @@ def write_report(out_dir: Path, result: dict, pairs_shown: list[dict], grids: li
     pairs_shown: per pair {"name", "photo", "output"} image files for index.html.
     Returns {"metrics_path", "per_image_path", "index"}.
     """
-    from evaluation.report import write_test_index
-    from utils.io import atomic_write_bytes, atomic_write_text
-
     summary = result.get("summary") or {}
     metrics = {"mode": result.get("mode"), **summary, **result}
     metrics_path = out_dir / "metrics.json"
@@ -438,9 +438,13 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     once, e.g. across a sweep or a test session); workers: processes for the dlib judge (0: this
     process; see ``evaluation.scoring``). Raises ToonFaceError for anything the user can fix.
     """
+    # lazy: cv2, PIL only when this runs
     from datasets.landmarks import resolve_detector
+    # lazy: torch, cv2 only when this runs
     from inference.cartoonizer import Cartoonizer
+    # lazy: torch only when this runs
     from models.checkpoint import load_generator
+    # lazy: torch only when this runs
     from utils.device import resolve_device
 
     if image_size is not None and image_size % 4:
@@ -449,6 +453,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     if style and (checkpoint or name or model_version is not None):
         raise ToonFaceError("give --style or a checkpoint (--checkpoint, --name, --model_version), not both")
     if style:
+        # lazy: torch only when this runs
         from inference.styles import load_style
 
         G, meta = load_style(style, styles_dir, warn=lambda m: echo(f"warning: {m}"))
@@ -520,8 +525,6 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     shown = [{"name": p.name, "photo": p.shown_photo, "output": p.shown_output} for p in pairs]
     curves = None
     if run is not None and run.stats_file.is_file():
-        from training.curves import plot_loss_curves
-
         curves = plot_loss_curves(run.stats_file, run.loss_curves)
     files = write_report(out_dir, result, shown, grids, curves)
     if record and metrics and not meta.get("blend") and meta.get("format") == "toonface-generator":
@@ -539,6 +542,7 @@ def _record_metrics(gen_path: Path, result: dict, source: str, echo: Callable[[s
     """The summary into the generator file's metadata (see :func:`evaluate`)."""
     from datetime import datetime, timezone
 
+    # lazy: torch only when this runs
     from models.checkpoint import same_generator, update_generator_meta
 
     summary = {k: v for k, v in _clean(result.get("summary", {})).items() if v is not None}
@@ -585,8 +589,9 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
     counted. ``num``: the first N pairs (by name). ``analyser``, ``workers``: as in
     :func:`evaluate`. Raises ToonFaceError (one line).
     """
+    # lazy: cv2, PIL only when this runs
     from datasets.landmarks import resolve_detector
-    from evaluation.pairs import pair_folders, read_pair
+    # lazy: torch only when this runs
     from utils.device import resolve_device
 
     if not photo_dir:

@@ -32,12 +32,12 @@ import numpy as np
 
 from media.colour import to_uint8_rgb
 from datasets.landmarks import inter_ocular_distance, resolve_detector
+from media.tensors import to_uint8
 
 
 def _as_uint8_list(images) -> list[np.ndarray]:
     """A list of arrays (anything to_uint8_rgb accepts) or a (B, 3, H, W) tensor in [-1, 1]."""
     if hasattr(images, "detach") and getattr(images, "ndim", 0) == 4:   # torch tensor batch
-        from media.tensors import to_uint8
 
         if images.shape[1] != 3:
             raise ValueError(f"expected (B, 3, H, W), got {tuple(images.shape)}")

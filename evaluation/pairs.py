@@ -27,6 +27,7 @@ import numpy as np
 
 from evaluation.rgb import resize_to
 from utils.errors import ToonFaceError
+from media.errors import UnreadableImage
 
 
 @dataclass
@@ -78,9 +79,10 @@ class Pairing:
 def load_crops(paths: list[Path], image_size: int, load_size: int | None = None) -> list[np.ndarray]:
     """Centre crops (the training evaluation view), uint8 (S, S, 3) RGB. Raises ToonFaceError
     naming an unreadable file."""
+    # lazy: torch, cv2 only when this runs
     from datasets.folders import resize_crop_flip
+    # lazy: PIL only when this runs
     from media.decode import read_image_rgb
-    from media.errors import UnreadableImage
 
     out = []
     for p in paths:
@@ -106,6 +108,7 @@ def index_folder(folder: str | os.PathLike, what: str, exclude: Path | None = No
     Raises ToonFaceError (one line) for a missing folder, a folder without images and two
     files with one key (naming them).
     """
+    # lazy: PIL only when this runs
     from media.folders import IMAGE_EXTENSIONS, list_images
 
     root = Path(folder)
@@ -161,8 +164,8 @@ def read_pair(pair: FilePair) -> Pair:
     but has the same aspect ratio (within a pixel of rounding; ``evaluation.rgb.resize_to``:
     INTER_AREA when shrinking, INTER_CUBIC when enlarging). Never raises for bad files: a pair
     that cannot be scored comes back with ``error`` (one line) and no images."""
+    # lazy: PIL only when this runs
     from media.decode import read_image_rgb
-    from media.errors import UnreadableImage
 
     out = Pair(pair.name, pair.photo, pair.output)
     try:

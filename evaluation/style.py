@@ -81,8 +81,10 @@ def structure_fill(images: np.ndarray, superpixel: str = "fast", seg_num: int = 
 
     x = torch.from_numpy(np.asarray(images, np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2)
     try:
+        # optional dependency
         from representations.structure import structure
     except ImportError:  # only the faithful skimage backend needs nothing else
+        # optional dependency
         from representations.superpixel_slic import slic_fill
 
         return slic_fill(np.asarray(images, np.float64) / 255.0, seg_num)[0]

@@ -103,6 +103,7 @@ class FaceDetector:
     """
 
     def __init__(self, min_confidence: float = MIN_CONFIDENCE):
+        # lazy: cv2, PIL only when this runs
         from datasets.landmarks.detectors import (LEGACY_MEDIAPIPE, DetectorUnavailable,
                                                   mediapipe_legacy_problem)
 
@@ -215,6 +216,7 @@ def face_detector_for(landmark_detector=None, landmark_model=None):
     """The portrait face detector of a landmark detector choice (a name, a DetectorSpec or None
     for the default, see ``datasets.landmarks.resolve_detector``). Raises ToonFaceError (one
     line) for a choice that cannot work here."""
+    # lazy: cv2, PIL only when this runs
     from datasets.landmarks import resolve_detector
 
     spec = resolve_detector(landmark_detector, landmark_model)

@@ -58,6 +58,7 @@ from serving.pool import ClientGone, Deadline, InferencePool, QueueFull
 from serving.uploads import read_form, sniff_image, sniff_video
 from serving.workdir import ServiceFolder
 from utils.errors import ToonFaceError
+from media.encode import ApngWriter, encode_png
 
 log = logging.getLogger("toonface.serve")
 
@@ -387,8 +388,6 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                 """An animated PNG -> its cartoon as an animated PNG (each frame as a still;
                 frame times and loop count kept), decoded, stylized and encoded frame by frame;
                 it stops at the deadline (between frames)."""
-                from media.encode import ApngWriter
-
                 buf = io.BytesIO()
                 writer = ApngWriter(buf, alpha=frames.has_alpha, gray=frames.gray, loop=frames.loop)
                 first = None
@@ -408,8 +407,6 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                 return buf.getvalue(), first
 
             def work() -> tuple[bytes, list[str], str, tuple[int, int]]:
-                from media.encode import encode_png
-
                 t0 = time.perf_counter()
                 try:
                     with s.decoders.open(path, limits, stop_at) as frames:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from media.errors import ImageTooLarge, UnreadableImage
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +172,7 @@ class RemoteFrames:
 
     def read(self):
         """The next :class:`media.decode.DecodedImage`, None after the last."""
+        # lazy: PIL only when this runs
         from media.decode import DecodedImage
 
         if self.read_frames >= self.frames:
@@ -299,8 +301,8 @@ def _serve(conn: Connection) -> None:
     """The decoder process: answer requests until the service closes its end."""
     import traceback
 
+    # lazy: PIL only when this runs
     from media.decode import open_frames
-    from media.errors import ImageTooLarge, UnreadableImage
 
     import signal
 

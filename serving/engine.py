@@ -27,6 +27,11 @@ from inference.cartoonizer import Cartoonizer, blend
 from inference.styles import StyleRegistry
 from utils.device import resolve_device
 from utils.errors import ToonFaceError
+from datasets.landmarks import resolve_detector
+from inference.cartoonizer import INFERENCE_EPS
+from inference.onnx_engine import (OnnxGenerate, cached_onnx, check_engine, default_cache_dir,
+                                   providers_for)
+from utils.io import check_writable
 
 
 class Stylizer(Protocol):
@@ -117,8 +122,6 @@ class TorchEngine:
         """``styles``: the registry of ``styles_dir`` when the caller scanned it already.
         Raises ToonFaceError (one line) for a device, precision, face detector or styles folder
         that cannot be used: at start-up, not at the first request that needs it."""
-        from datasets.landmarks import resolve_detector
-
         self.styles_dir = styles_dir
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
@@ -147,10 +150,6 @@ class OnnxRuntimeEngine:
                  landmark_detector: str | None = None, landmark_model: str | None = None,
                  cache_dir=None, threads: int = 0, cache_max_files: int | None = None,
                  cache_max_bytes: int | None = None, styles: StyleRegistry | None = None):
-        from datasets.landmarks import resolve_detector
-        from inference.onnx_engine import check_engine, default_cache_dir, providers_for
-        from utils.io import check_writable
-
         check_engine(self.name, precision)
         self.providers = providers_for(device)
         self.styles_dir, self.device_spec, self.precision = styles_dir, device, precision
@@ -165,9 +164,6 @@ class OnnxRuntimeEngine:
         self.styles = styles or StyleRegistry(styles_dir)
 
     def load(self, spec: str) -> CartoonizerStylizer:
-        from inference.cartoonizer import INFERENCE_EPS
-        from inference.onnx_engine import OnnxGenerate, cached_onnx
-
         G, meta = self.styles.load(spec, self.device)
         path = cached_onnx(G, INFERENCE_EPS, self.cache_dir, **self.cache_limits)
         runtime = OnnxGenerate.open(path, G, INFERENCE_EPS, self.providers, self.threads)

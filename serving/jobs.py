@@ -226,7 +226,9 @@ class JobStore:
         return text.replace("--max-pixels", "--max-side").replace(str(self.root), "")
 
     def _transcode(self, job: Job) -> None:
+        # lazy: numpy only when this runs
         from media.transcode import transcode
+        # lazy: numpy only when this runs
         from media.video_reader import VideoReader
 
         lim = self.limits

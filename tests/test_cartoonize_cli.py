@@ -318,7 +318,7 @@ def test_metrics_of_a_static_clip_are_zero(tmp_path, ckpt):
 
 
 def _bad_video_makers():
-    from tests.inference import test_video as tv
+    from tests.media import test_video as tv
 
     return {"zero_frames.avi": tv._zero_frame_avi, "truncated.mp4": tv._truncated,
             "unknown_codec.avi": tv._unknown_codec,

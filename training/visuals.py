@@ -15,6 +15,7 @@ from media.tensors import to_uint8
 from representations.surface import surface
 from representations.texture import TEXTURE_WEIGHT_RANGES, texture
 from models.guided_filter import guided_filter
+from utils.io import atomic_write_bytes
 
 COLUMNS = ("photo", "raw G", "output", "surface", "texture", "structure", "landmark map")
 PRETRAIN_COLUMNS = ("photo", "raw G", "output")
@@ -47,6 +48,7 @@ def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tenso
     if "texture" in columns:
         cols["texture"] = texture(out, weights=GRID_TEXTURE_WEIGHTS)[0].expand(-1, 3, -1, -1)
     if "structure" in columns:
+        # lazy: scipy, skimage only when this runs
         from representations.structure import structure
 
         cols["structure"] = structure(out, method=superpixel, seg_num=seg_num)
@@ -54,6 +56,7 @@ def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tenso
         if lmaps is None:
             cols["landmark map"] = torch.full_like(out, -1.0)
         else:
+            # lazy: PIL only when this runs
             from datasets.landmarks import landmark_map_to_rgb
 
             # The map drawn over the dimmed photo, so one sees where it lies on the face.
@@ -92,8 +95,6 @@ def make_grid(columns: dict[str, torch.Tensor], row_labels: list[str] | None = N
 
 def save_png(path: str | Path, image: np.ndarray) -> None:
     """Write a uint8 RGB image atomically."""
-    from utils.io import atomic_write_bytes
-
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"could not encode {path}")

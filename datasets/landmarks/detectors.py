@@ -57,6 +57,8 @@ import numpy as np
 from media.colour import to_uint8_rgb
 from datasets.landmarks.topology import IBUG_68, MEDIAPIPE_468, Topology
 from utils.errors import ToonFaceError
+from datasets.landmarks.reference_face import reference_image, reference_points
+from utils.native_logs import quiet_native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +339,6 @@ class _ProcessBound:
         and on its first face: hold it back (utils/native_logs.py) until a face was found."""
         from contextlib import nullcontext
 
-        from utils.native_logs import quiet_native_stderr
 
         return quiet_native_stderr() if getattr(self, "_quiet_until_face", False) else nullcontext()
 
@@ -504,8 +505,6 @@ def check_reference_face(detector, sha256: str, model) -> None:
     are not FaceMesh's: a bundle mediapipe loads can still be the wrong model (e.g. the raw
     FaceMesh model without the 478-point head gives points a whole eye distance off). Checked
     once per model file and process."""
-    from datasets.landmarks.reference_face import reference_image, reference_points
-
     if sha256 in _PLAUSIBLE_MODELS:
         return
     want = reference_points()
