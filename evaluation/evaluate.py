@@ -57,6 +57,7 @@ from evaluation.report import write_test_index
 from media.tensors import to_tensor
 from training.curves import plot_loss_curves
 from utils.io import atomic_write_bytes, atomic_write_text, check_writable
+from representations.defaults import DEFAULT_METHOD, SEG_NUM
 
 INFERENCE_GF_EPS = 5e-3
 # Loss terms whose network is also a judge: {config.json key of the term's weight: (the
@@ -303,7 +304,7 @@ class CachedDetector:
 # --------------------------------------------------------------------------- 3. outputs
 def generate_outputs(toon, G, crops: list[np.ndarray], names: list[str], sources: list[Path],
                      out_dir: Path, detector, batch_size: int = 8, superpixel: str = "fast",
-                     seg_num: int = 200) -> tuple[list[Pair], list[Path]]:
+                     seg_num: int = SEG_NUM) -> tuple[list[Pair], list[Path]]:
     """Cartoons of the crops by the inference path, written with the crops and the grids.
 
     toon: an ``inference.cartoonizer.Cartoonizer`` (its ``eps`` is test.py's ``--gf_eps``); its
@@ -486,7 +487,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     own = check_own_files(out_dir, planned_files(names))  # before any work, as the folders
     size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)
     superpixel = superpixel or cfg.get("superpixel", "fast")
-    seg_num = int(seg_num or cfg.get("seg_num", 200))
+    seg_num = int(seg_num or cfg.get("seg_num", SEG_NUM))
     toon = Cartoonizer(G, dev, eps=gf_eps)
     if metrics and analyser is None:
         analyser = dlib_analyser(dlib_detector, dlib_upsample, load=workers <= 1)
@@ -607,7 +608,7 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
     analyser = analyser or dlib_analyser(dlib_detector, dlib_upsample, load=workers <= 1)
     dev = resolve_device(str(device))
     reference = prepare_reference(cartoon_dir, inception, checkpoints_dir, dev, max_real, echo)
-    superpixel, seg_num = superpixel or "fast", int(seg_num or 200)
+    superpixel, seg_num = superpixel or DEFAULT_METHOD, int(seg_num or SEG_NUM)
     notes = []
     for what, files in (("photo(s) without an output", pairing.photos_only),
                         ("output(s) without a photo", pairing.outputs_only)):

@@ -65,6 +65,7 @@ from evaluation.dlib_faces import DlibFaceAnalyser
 from evaluation.face_metrics import IdentityBatch, error_record, measure_pair, summarise_face_pairs
 from evaluation.fid import InceptionFeatures, fid_kid, find_inception
 from evaluation.style import image_style, mean_style
+from representations.defaults import DEFAULT_METHOD, SEG_NUM
 
 MEDIAPIPE_KEYS = ("nme_mediapipe_mean", "face_found_rate_mediapipe")
 FID_KEYS = ("fid_cartoon", "kid_cartoon", "fid_photo", "kid_photo")
@@ -229,7 +230,7 @@ def _mean(values) -> float | None:
 
 
 def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector: str | None = None,
-          superpixel: str = "fast", seg_num: int = 200, reference: Reference | None = None,
+          superpixel: str = DEFAULT_METHOD, seg_num: int = SEG_NUM, reference: Reference | None = None,
           reference_size: int | None = None, kid_subsets: int = 100,
           feature_cache: dict | None = None, workers: int = 0,
           echo: Callable[[str], None] = lambda m: None) -> dict:

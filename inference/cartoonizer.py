@@ -57,7 +57,7 @@ GUIDED_FILTER_R = 1
 # guided filter 2 px more. Near the image border the convolutions' zero padding stands in for
 # the missing context and the trained generators draw a frame: without context, a 256x256 crop
 # of wb_actress2 differs from the same region of the whole image's cartoon by 26.6 levels on
-# average in its outer 4 px (A_default, /work/explore/runs; bench/bench_borders.py), and a flat
+# average in its outer 4 px (a default-recipe run; bench/bench_borders.py), and a flat
 # white image comes out up to 38 levels off near its border. Padding the photo by repeating its
 # edge pixels (replicate) before the generator moves the zero padding out of the picture. How
 # far it has to go was measured with two trained generators (A_default, B_cs4e4) on flat

@@ -1,7 +1,7 @@
 """The README's figure: skimage's public-domain astronaut portrait (NASA, 512x512) and its
 cartoon by a generator, side by side, with a label strip.
 
-    .venv/bin/python -m studies.demo_figure --checkpoint /work/study-runs/reference/<run> \\
+    .venv/bin/python -m studies.demo_figure --checkpoint <checkpoints_dir>/reference/<run> \\
         --out docs/reference_astronaut.png
 
 The cartoon is made the way cartoonize.py --portrait makes it (``inference.Cartoonizer``,

@@ -16,6 +16,7 @@ from representations.surface import surface
 from representations.texture import TEXTURE_WEIGHT_RANGES, texture
 from models.guided_filter import guided_filter
 from utils.io import atomic_write_bytes
+from representations.defaults import DEFAULT_METHOD, SEG_NUM
 
 COLUMNS = ("photo", "raw G", "output", "surface", "texture", "structure", "landmark map")
 PRETRAIN_COLUMNS = ("photo", "raw G", "output")
@@ -25,7 +26,7 @@ GRID_TEXTURE_WEIGHTS = torch.tensor([(lo + hi) / 2 for lo, hi in TEXTURE_WEIGHT_
 
 @torch.no_grad()
 def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tensor | None = None,
-                    gf_eps: float = 1e-2, superpixel: str = "fast", seg_num: int = 200,
+                    gf_eps: float = 1e-2, superpixel: str = DEFAULT_METHOD, seg_num: int = SEG_NUM,
                     columns=COLUMNS, precision_ctx=None,
                     output: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every column for a photo batch: {name: (B, 3, H, W) in [-1, 1]} (CPU, float32).
