@@ -15,7 +15,7 @@ PY2 := $(VENV_NUMPY2)/bin/python
 REQS2 := requirements-core.txt requirements-test-core.txt requirements-nodeps.txt
 STAMP2 := $(VENV_NUMPY2)/.installed-$(shell cat $(REQS2) | cksum | cut -d' ' -f1)
 
-.PHONY: install install-numpy2 demo test test-numpy2 bench clean
+.PHONY: install install-numpy2 demo test test-numpy2 bench help-docs clean
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ test-numpy2: $(STAMP2)
 bench: $(STAMP)
 	$(PY) bench/bench_structure.py
 	$(PY) bench/bench_step.py
+
+# the --help blocks of README.md and docs/cli.md, regenerated from the scripts (tests/test_readme.py
+# fails when they drift)
+help-docs: $(STAMP)
+	$(PY) tools/readme_help.py
 
 clean:
 	rm -rf $(VENV) $(VENV_NUMPY2) demo_data checkpoints/demo checkpoints/demo-* outputs/demo outputs/demo-fixtures

@@ -9,10 +9,10 @@ import sys
 import click
 
 from inference.cartoonizer import (CONTEXT, DEFAULT_OVERLAP, DEFAULT_TILE, INFERENCE_EPS,
-                                   MIN_OVERLAP, cartoonize_files)
+                                   MIN_OVERLAP)
 from inference.cli import generator_options
-from inference.io import (DEFAULT_MAX_ANIMATION_PIXELS, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
-                          IMAGE_EXTS, VIDEO_EXTS, collect_jobs)
+from inference.files import IMAGE_EXTS, VIDEO_EXTS, cartoonize_files, collect_jobs
+from media.limits import DEFAULT_MAX_ANIMATION_PIXELS, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from inference.onnx_engine import ENGINES, load_cartoonizer
 from inference.styles import format_styles, scan_styles
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE
@@ -167,7 +167,7 @@ def _print_warping_error(job, result, flow_max_side: int | None, max_pixels: int
     output is decoded as written, its even-size padding cropped off; the input under the same
     --max-pixels as its cartoonization)."""
     from evaluation.warping import WarpingErrorAccumulator
-    from inference.video import VideoReader
+    from media.video_reader import VideoReader
 
     acc = WarpingErrorAccumulator(flow_max_side=flow_max_side)
     w, h = result.info.width, result.info.height

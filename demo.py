@@ -177,7 +177,7 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
     common = {"photo_dir": str(photos), "image_size": image_size, "batch_size": batch_size,
               "checkpoints_dir": checkpoints_dir, "device": device, "workers": 1,
               "log_every": 10, "holdout": HOLDOUT, "landmark_cache": landmark_cache}
-    from datasets.images import list_images
+    from media.folders import list_images
 
     total = len(list_images(photos))
     click.echo(f"== pretraining {pretrain_iter} steps on the photos in {photos}")
@@ -242,7 +242,7 @@ def main(data, pretrain_iter, train_iter, image_size, batch_size, checkpoints_di
 
 def _a_heldout_photo(run: Path, photos: Path) -> str:
     """A photo the first style never trained on (the first of its heldout.txt), as shown."""
-    from datasets.images import list_images
+    from media.folders import list_images
     from utils.commands import shown_path
 
     held = _held_out(run)

@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from inference.cartoonizer import INFERENCE_EPS
-from inference.cli import choose_generator, generator_options
+from inference.cli import generator_options
+from inference.styles import choose_generator
 from utils.device import resolve_device
 from utils.errors import ToonFaceError, call_or_exit
 from utils.io import check_writable

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from datasets.images import IMAGE_EXTENSIONS, list_images
+from media.folders import IMAGE_EXTENSIONS, list_images
 from faces import DETECTOR_NAMES, LandmarkCache, check_writable, resolve_detector
 from utils.errors import ToonFaceError, call_or_exit
 

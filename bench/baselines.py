@@ -65,7 +65,8 @@ def quant8(photo: np.ndarray) -> np.ndarray:
 def write_transformed(photos: Path, dest: Path, fn) -> Path:
     from PIL import Image
 
-    from datasets.images import list_images, read_image_rgb
+    from media.decode import read_image_rgb
+    from media.folders import list_images
 
     dest.mkdir(parents=True)
     for p in list_images(photos):

@@ -10,7 +10,7 @@
 4. Tile layout on a 2896x1932 image at the defaults: tiles, pixels the generator computes / image
    pixels, and the spread of tile origins (counted with an identity "generator", so no compute).
 
-    .venv/bin/python bench/bench_borders.py --checkpoint /work/explore/runs/A_default/generator/latest.pt
+    .venv/bin/python bench/bench_borders.py --checkpoint checkpoints/<run>/generator/latest.pt
 
 Uses only the public Cartoonizer API, so the same script measures any version of it.
 """
@@ -72,7 +72,7 @@ class CountingIdentity(torch.nn.Module):
 
 
 def main() -> None:
-    from datasets.images import decode_image
+    from media.decode import decode_image
     from inference.cartoonizer import DEFAULT_OVERLAP, DEFAULT_TILE, Cartoonizer
     from models.checkpoint import load_generator
 

@@ -86,7 +86,8 @@ def warp_eyes(x: torch.Tensor, points: torch.Tensor, amount: float) -> torch.Ten
 def load_faces(n: int, size: int):
     """(photos (B,3,S,S) [-1,1], authors' cartoons (B,3,S,S), FaceMesh points (B,468,2) px)."""
     from datasets.folders import resize_crop_flip
-    from datasets.images import read_image_rgb, to_tensor
+    from media.decode import read_image_rgb
+    from media.tensors import to_tensor
     from faces import resolve_detector, transform_landmarks
 
     photos, cartoons, points = [], [], []

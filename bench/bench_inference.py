@@ -175,7 +175,7 @@ def vs_onnxruntime(args, threads: int) -> dict:
     import numpy as np
     import onnxruntime as ort
 
-    from datasets.images import to_tensor, to_uint8
+    from media.tensors import to_tensor, to_uint8
     from inference.cartoonizer import INFERENCE_EPS, Cartoonizer
     from inference.export import ExportableCartoonizer, export_onnx
     from inference.onnx_engine import OnnxGenerate, cached_onnx

@@ -63,7 +63,7 @@ def _degraded(photos, cartoon_dir, names):
     from skimage.color import label2rgb
     from skimage.segmentation import slic
 
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
 
     out = {f"blur{s:g}": [cv2.GaussianBlur(p, (0, 0), sigmaX=s) for p in photos] for s in BLURS}
     out["slic200"] = [label2rgb(slic(p, n_segments=200, compactness=10, sigma=1, start_label=0), p,
@@ -101,7 +101,8 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    from datasets.images import list_images, read_image_rgb
+    from media.decode import read_image_rgb
+    from media.folders import list_images
     from faces import render_landmark_map, resolve_detector
     from faces.landmark_detectors import mediapipe_legacy_problem
 

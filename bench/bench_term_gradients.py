@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from datasets.images import list_images, read_image_rgb  # noqa: E402
+from media.decode import read_image_rgb  # noqa: E402
+from media.folders import list_images  # noqa: E402
 from losses.registry import TERMS  # noqa: E402
 from models.content_network import build_content_network, resolve_content_network  # noqa: E402
 from models.discriminator import Discriminator  # noqa: E402

@@ -1,4 +1,4 @@
-"""Video pipeline speed and memory: inference/video.py's decode + encode with an identity process.
+"""Video pipeline speed and memory: media/'s video decode + encode with an identity process.
 
 Speed: a generated 640x480 clip (300 frames at 30 fps: moving gradients plus ``--noise``
 grain, an AAC track) is decoded only (``VideoReader``) and transcoded (``transcode``, identity,
@@ -84,7 +84,7 @@ def proc_status_mib(field: str) -> float:
 def child(src: str, dst: str) -> None:
     import av  # noqa: F401 - loaded before the baseline, as transcode would load it
 
-    from inference.video import transcode
+    from media.transcode import transcode
 
     before = proc_status_mib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
@@ -98,7 +98,8 @@ def main(argv=None) -> dict:
     if args.child:
         child(*args.child)
         return {}
-    from inference.video import VideoReader, transcode
+    from media.transcode import transcode
+    from media.video_reader import VideoReader
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     presets = [p for p in args.presets.split(",") if p]

@@ -31,7 +31,7 @@ PARTS = {"jaw": ("face_oval",), "brows": ("left_eyebrow", "right_eyebrow"), "nos
 
 def detect_all():
     """(FaceMesh (F, 468, 2), dlib (F, 68, 2), FaceMesh on the mirrored photos mapped back)."""
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
     from faces import resolve_detector
 
     mesh, ibug, flipped = [], [], []

@@ -17,8 +17,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from datasets.images import UnreadableImage, list_images, read_image_rgb, scan_images, to_tensor
+from media.decode import read_image_rgb
+from media.errors import UnreadableImage
+from media.folders import list_images, scan_images
+from media.tensors import to_tensor
 from utils.errors import ToonFaceError
+from faces import render_landmark_map, transform_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +160,6 @@ class ImageFolderDataset(Dataset):
         image, scale, crop, flip = resize_crop_flip(raw, self.image_size, self.load_size, rng)
         out = {"image": to_tensor(image)}
         if self.landmarks is not None:
-            from faces import render_landmark_map, transform_landmarks
-
             points = self.landmarks.get(path)
             if points is not None:
                 points = transform_landmarks(points, scale, crop, flip, self.image_size)

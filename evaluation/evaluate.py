@@ -50,6 +50,14 @@ from evaluation.scoring import DEFAULT_MAX_REAL, PER_IMAGE_COLUMNS, prepare_refe
 from utils.errors import ToonFaceError
 from utils.io import make_folder
 from utils.run_dir import RunDir, resolve_generator
+from faces.dlib_analyser import (DlibFaceAnalyser, FACE_RECOGNITION_RESNET, MMOD_FACE_DETECTOR,
+                                   SHAPE_PREDICTOR_68, import_dlib, model_path)
+from evaluation.pairs import pair_folders, read_pair
+from evaluation.report import write_test_index
+from media.tensors import to_tensor
+from training.curves import plot_loss_curves
+from utils.io import atomic_write_bytes, atomic_write_text, check_writable
+from representations.defaults import DEFAULT_METHOD, SEG_NUM
 
 INFERENCE_GF_EPS = 5e-3
 # Loss terms whose network is also a judge: {config.json key of the term's weight: (the
@@ -136,8 +144,6 @@ def check_out_dir(out_dir: str | Path, subfolders: Iterable[str] = (), what: str
     the flag (an input key with a dot, e.g. ``evaluate.reference.dir``, is a sweep file's key and
     named as it is). ``what``: how the out folder is named; ``probe``: also check it can be
     written."""
-    from utils.io import check_writable
-
     out = Path(out_dir)
     o = out.resolve()
     written = [("", o)] + [(sub, (o / sub).resolve()) for sub in subfolders]
@@ -217,8 +223,6 @@ def check_own_files(out: Path, files: list[str]) -> list[str]:
 
 def claim_files(out: Path, record: list[str]) -> None:
     """Record ``record`` as test.py's files in ``out`` before writing any of them."""
-    from utils.io import atomic_write_text
-
     make_folder(out, "--out")
     atomic_write_text(out / OWN_FILES, json.dumps(record, indent=0) + "\n")
 
@@ -260,6 +264,7 @@ def select_photos(photos: list | None, photo_dir: str | None, run: RunDir | None
                   gen_path: Path, num: int | None) -> tuple[list[Path], str]:
     """(photo files, where they came from): ``photos``, else ``photo_dir``, else the run's
     ``heldout.txt``; the first ``num``. Raises ToonFaceError when there is none."""
+    # lazy: torch, cv2 only when this runs
     from datasets.folders import collect_images
 
     if photos is not None:
@@ -283,6 +288,7 @@ class CachedDetector:
     default detector)."""
 
     def __init__(self, spec=None):
+        # lazy: cv2, PIL only when this runs
         from faces import resolve_detector
 
         self.detector = resolve_detector(spec).build()
@@ -303,7 +309,7 @@ class CachedDetector:
 # --------------------------------------------------------------------------- 3. outputs
 def generate_outputs(toon, G, crops: list[np.ndarray], names: list[str], sources: list[Path],
                      out_dir: Path, detector, batch_size: int = 8, superpixel: str = "fast",
-                     seg_num: int = 200) -> tuple[list[Pair], list[Path]]:
+                     seg_num: int = SEG_NUM) -> tuple[list[Pair], list[Path]]:
     """Cartoons of the crops by the inference path, written with the crops and the grids.
 
     toon: an ``inference.cartoonizer.Cartoonizer`` (its ``eps`` is test.py's ``--gf_eps``); its
@@ -314,8 +320,9 @@ def generate_outputs(toon, G, crops: list[np.ndarray], names: list[str], sources
     """
     import torch
 
-    from datasets.images import to_tensor
+    # lazy: cv2, PIL only when this runs
     from faces import render_landmark_map
+    # lazy: torch, cv2 only when this runs
     from training.visuals import COLUMNS, make_grid, representations, save_png
 
     for sub in ("grids", "photos", "outputs"):
@@ -358,10 +365,6 @@ def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT
                   load: bool = True):
     """The dlib judge; ``load``: its models now (else only checked to be installed), so a
     missing package fails before any work."""
-    from faces.dlib_analyser import (FACE_RECOGNITION_RESNET, MMOD_FACE_DETECTOR,
-                                     SHAPE_PREDICTOR_68, DlibFaceAnalyser, import_dlib,
-                                     model_path)
-
     analyser = DlibFaceAnalyser(detector=detector, upsample=upsample)
     if load:
         return analyser.load()
@@ -369,6 +372,7 @@ def dlib_analyser(detector: str = DEFAULT_DLIB_DETECTOR, upsample: int = DEFAULT
     needed = (SHAPE_PREDICTOR_68, FACE_RECOGNITION_RESNET)
     for f in needed + ((MMOD_FACE_DETECTOR,) if detector == "cnn" else ()):
         model_path(f)
+    # lazy: torch only when this runs
     from faces.dlib_encoder import RESNET_FILE
 
     RESNET_FILE.path()  # the descriptor's weights: size and sha256 checked now
@@ -385,9 +389,6 @@ def write_report(out_dir: Path, result: dict, pairs_shown: list[dict], grids: li
     pairs_shown: per pair {"name", "photo", "output"} image files for index.html.
     Returns {"metrics_path", "per_image_path", "index"}.
     """
-    from evaluation.report import write_test_index
-    from utils.io import atomic_write_bytes, atomic_write_text
-
     summary = result.get("summary") or {}
     metrics = {"mode": result.get("mode"), **summary, **result}
     metrics_path = out_dir / "metrics.json"
@@ -443,9 +444,13 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     once, e.g. across a sweep or a test session); workers: processes for the dlib judge (0: this
     process; see ``evaluation.scoring``). Raises ToonFaceError for anything the user can fix.
     """
+    # lazy: cv2, PIL only when this runs
     from faces import resolve_detector
+    # lazy: torch, cv2 only when this runs
     from inference.cartoonizer import Cartoonizer
+    # lazy: torch only when this runs
     from models.checkpoint import load_generator
+    # lazy: torch only when this runs
     from utils.device import resolve_device
 
     if image_size is not None and image_size % 4:
@@ -454,6 +459,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     if style and (checkpoint or name or model_version is not None):
         raise ToonFaceError("give --style or a checkpoint (--checkpoint, --name, --model_version), not both")
     if style:
+        # lazy: torch only when this runs
         from inference.styles import load_style
 
         G, meta = load_style(style, styles_dir, warn=lambda m: echo(f"warning: {m}"))
@@ -486,7 +492,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     own = check_own_files(out_dir, planned_files(names))  # before any work, as the folders
     size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)
     superpixel = superpixel or cfg.get("superpixel", "fast")
-    seg_num = int(seg_num or cfg.get("seg_num", 200))
+    seg_num = int(seg_num or cfg.get("seg_num", SEG_NUM))
     toon = Cartoonizer(G, dev, eps=gf_eps)
     if metrics and analyser is None:
         analyser = dlib_analyser(dlib_detector, dlib_upsample, load=workers <= 1)
@@ -525,8 +531,6 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     shown = [{"name": p.name, "photo": p.shown_photo, "output": p.shown_output} for p in pairs]
     curves = None
     if run is not None and run.stats_file.is_file():
-        from training.curves import plot_loss_curves
-
         curves = plot_loss_curves(run.stats_file, run.loss_curves)
     files = write_report(out_dir, result, shown, grids, curves)
     if record and metrics and not meta.get("blend") and meta.get("format") == "toonface-generator":
@@ -544,6 +548,7 @@ def _record_metrics(gen_path: Path, result: dict, source: str, echo: Callable[[s
     """The summary into the generator file's metadata (see :func:`evaluate`)."""
     from datetime import datetime, timezone
 
+    # lazy: torch only when this runs
     from models.checkpoint import same_generator, update_generator_meta
 
     summary = {k: v for k, v in _clean(result.get("summary", {})).items() if v is not None}
@@ -590,8 +595,9 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
     counted. ``num``: the first N pairs (by name). ``analyser``, ``workers``: as in
     :func:`evaluate`. Raises ToonFaceError (one line).
     """
+    # lazy: cv2, PIL only when this runs
     from faces import resolve_detector
-    from evaluation.pairs import pair_folders, read_pair
+    # lazy: torch only when this runs
     from utils.device import resolve_device
 
     if not photo_dir:
@@ -607,7 +613,7 @@ def evaluate_outputs(*, outputs: str, photo_dir: str | None, out: str | None = N
     analyser = analyser or dlib_analyser(dlib_detector, dlib_upsample, load=workers <= 1)
     dev = resolve_device(str(device))
     reference = prepare_reference(cartoon_dir, inception, checkpoints_dir, dev, max_real, echo)
-    superpixel, seg_num = superpixel or "fast", int(seg_num or 200)
+    superpixel, seg_num = superpixel or DEFAULT_METHOD, int(seg_num or SEG_NUM)
     notes = []
     for what, files in (("photo(s) without an output", pairing.photos_only),
                         ("output(s) without a photo", pairing.outputs_only)):

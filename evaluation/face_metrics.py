@@ -44,13 +44,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from evaluation.rgb import read_rgb, resize_to
 from faces.dlib_analyser import DlibFaceAnalyser, Face, FaceBox
+from evaluation.rgb import resize_to
 from utils.arrays import check_rgb
 from utils.errors import ToonFaceError
 
@@ -301,35 +300,5 @@ def score_face_pairs(photos: Iterable[np.ndarray], outputs: Iterable[np.ndarray]
     identity.flush()
     if not records:
         raise ToonFaceError("no (photo, output) pairs to score")
-    return {"summary": summarise_face_pairs(records), "per_pair": records,
-            "settings": _settings(analyser)}
-
-
-def score_face_files(photo_paths: Sequence[str | os.PathLike],
-                     output_paths: Sequence[str | os.PathLike],
-                     analyser: DlibFaceAnalyser | None = None) -> dict:
-    """:func:`score_face_pairs` on image files, read one pair at a time.
-
-    A pair whose photo or output cannot be read is skipped with the reason in its record and
-    counted in ``pairs_failed``. Records are named by the photo path. Raises ToonFaceError when
-    the lists are empty or differ in length.
-    """
-    photo_paths, output_paths = list(photo_paths), list(output_paths)
-    if len(photo_paths) != len(output_paths):
-        raise ToonFaceError(f"{len(photo_paths)} photos but {len(output_paths)} outputs")
-    if not photo_paths:
-        raise ToonFaceError("no (photo, output) pairs to score")
-    analyser = analyser or DlibFaceAnalyser()
-    identity, records = IdentityBatch(analyser), []
-    for pp, op in zip(photo_paths, output_paths):
-        try:
-            photo, output = read_rgb(pp), read_rgb(op)
-        except ToonFaceError as exc:
-            records.append(error_record(str(pp), str(exc)))
-            continue
-        rec, chips = measure_pair(photo, output, analyser, name=str(pp))
-        records.append(rec)
-        identity.add(rec, chips)
-    identity.flush()
     return {"summary": summarise_face_pairs(records), "per_pair": records,
             "settings": _settings(analyser)}

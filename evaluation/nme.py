@@ -8,7 +8,8 @@ image where both have a face,
     d_io  = || p_photo[a] - p_photo[b] ||   (outer eye corners of the photo)
 
 with N = 468 and (a, b) = (33, 263) for the mediapipe backends, N = 68 and (a, b) = (36, 45)
-for dlib (the usual 300-W outer-corner normalisation), and output points rescaled to the photo's pixel frame if the sizes differ. Reported:
+for dlib (the usual 300-W outer-corner normalisation), and output points rescaled to the photo's
+pixel frame if the sizes differ (:func:`pair_nme`). evaluation/scoring.py aggregates them:
 
 - ``nme``: mean of NME_i over the images where a face is found in BOTH the photo and the
   output; ``None`` when there is no such image (never NaN).
@@ -30,20 +31,7 @@ import math
 
 import numpy as np
 
-from datasets.images import to_uint8_rgb
-from faces import inter_ocular_distance, resolve_detector
-
-
-def _as_uint8_list(images) -> list[np.ndarray]:
-    """A list of arrays (anything to_uint8_rgb accepts) or a (B, 3, H, W) tensor in [-1, 1]."""
-    if hasattr(images, "detach") and getattr(images, "ndim", 0) == 4:   # torch tensor batch
-        from datasets.images import to_uint8
-
-        if images.shape[1] != 3:
-            raise ValueError(f"expected (B, 3, H, W), got {tuple(images.shape)}")
-        x = to_uint8(images.float())
-        return [np.ascontiguousarray(x[i]) for i in range(x.shape[0])]
-    return [to_uint8_rgb(im) for im in images]
+from faces import inter_ocular_distance
 
 
 def nme_of_points(photo_pts: np.ndarray, output_pts: np.ndarray) -> float:
@@ -71,40 +59,3 @@ def pair_nme(photo: np.ndarray, output: np.ndarray, detector) -> tuple[bool, boo
         [photo.shape[1] / output.shape[1], photo.shape[0] / output.shape[0]])
     v = nme_of_points(p, o)
     return True, True, (v if math.isfinite(v) else None)
-
-
-def landmark_nme(photos, outputs, detector=None) -> dict:
-    """Landmark NME of outputs against photos (see the module docstring for the definitions).
-
-    photos, outputs: equally long sequences of uint8 RGB arrays (or anything ``to_uint8_rgb``
-        accepts), or (B, 3, H, W) tensors in [-1, 1].
-    detector: ``detect(rgb) -> (N, 2) | None``; default: the default landmark detector
-        (``resolve_detector()``), built and closed here (build one yourself to reuse it).
-    """
-    photos = _as_uint8_list(photos)
-    outputs = _as_uint8_list(outputs)
-    if len(photos) != len(outputs):
-        raise ValueError(f"{len(photos)} photos but {len(outputs)} outputs")
-    own = detector is None
-    if own:
-        detector = resolve_detector().build()
-    try:
-        per_image: list[float | None] = []
-        photo_found = both_found = 0
-        for ph, out in zip(photos, outputs):
-            found_p, found_o, v = pair_nme(ph, out, detector)
-            photo_found += found_p
-            both_found += bool(found_o)
-            per_image.append(v)
-    finally:
-        if own:
-            detector.close()
-    values = [v for v in per_image if v is not None]
-    return {
-        "nme": float(np.mean(values)) if values else None,
-        "found_rate": both_found / photo_found if photo_found else None,
-        "photo_found": photo_found,
-        "both_found": both_found,
-        "n": len(photos),
-        "per_image": per_image,
-    }

@@ -13,7 +13,7 @@ pairing would be a guess), two folders with no key in common. What is skipped an
 pair (:func:`read_pair` raises; the caller records the reason and counts it): an unreadable photo
 or output, an output whose aspect ratio is not the photo's.
 
-Images are decoded by ``datasets.images.decode_image``, the one decoder of training and
+Images are decoded by ``media.decode.decode_image``, the one decoder of training and
 inference (EXIF orientation, 16-bit, ICC profiles to sRGB, alpha), so a file gives the same
 pixels here as everywhere else.
 """
@@ -27,6 +27,7 @@ import numpy as np
 
 from evaluation.rgb import resize_to
 from utils.errors import ToonFaceError
+from media.errors import UnreadableImage
 
 
 @dataclass
@@ -78,8 +79,10 @@ class Pairing:
 def load_crops(paths: list[Path], image_size: int, load_size: int | None = None) -> list[np.ndarray]:
     """Centre crops (the training evaluation view), uint8 (S, S, 3) RGB. Raises ToonFaceError
     naming an unreadable file."""
+    # lazy: torch, cv2 only when this runs
     from datasets.folders import resize_crop_flip
-    from datasets.images import UnreadableImage, read_image_rgb
+    # lazy: PIL only when this runs
+    from media.decode import read_image_rgb
 
     out = []
     for p in paths:
@@ -105,7 +108,8 @@ def index_folder(folder: str | os.PathLike, what: str, exclude: Path | None = No
     Raises ToonFaceError (one line) for a missing folder, a folder without images and two
     files with one key (naming them).
     """
-    from datasets.images import IMAGE_EXTENSIONS, list_images
+    # lazy: PIL only when this runs
+    from media.folders import IMAGE_EXTENSIONS, list_images
 
     root = Path(folder)
     if not root.exists():
@@ -160,7 +164,8 @@ def read_pair(pair: FilePair) -> Pair:
     but has the same aspect ratio (within a pixel of rounding; ``evaluation.rgb.resize_to``:
     INTER_AREA when shrinking, INTER_CUBIC when enlarging). Never raises for bad files: a pair
     that cannot be scored comes back with ``error`` (one line) and no images."""
-    from datasets.images import UnreadableImage, read_image_rgb
+    # lazy: PIL only when this runs
+    from media.decode import read_image_rgb
 
     out = Pair(pair.name, pair.photo, pair.output)
     try:

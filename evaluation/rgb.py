@@ -1,7 +1,7 @@
 """uint8 RGB images for the dlib face metrics and the warping error: reading, resizing (the
 check of a uint8 RGB array is utils/arrays.py ``check_rgb``).
 
-Kept apart from ``datasets.images`` on purpose: the evaluation kit depends only on numpy,
+Kept apart from ``media`` on purpose: the evaluation kit depends only on numpy,
 OpenCV, Pillow and ``utils.errors`` so it can score any folder of results (another tool's too).
 Every user-fixable problem raises :class:`~utils.errors.ToonFaceError` with one line.
 """

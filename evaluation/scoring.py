@@ -61,6 +61,11 @@ from evaluation.face_metrics import SUMMARY_KEYS as FACE_KEYS
 from evaluation.pairs import Pair, load_crops
 from evaluation.style import STYLE_KEYS
 from utils.errors import ToonFaceError
+from faces.dlib_analyser import DlibFaceAnalyser
+from evaluation.face_metrics import IdentityBatch, error_record, measure_pair, summarise_face_pairs
+from evaluation.fid import InceptionFeatures, fid_kid, find_inception
+from evaluation.style import image_style, mean_style
+from representations.defaults import DEFAULT_METHOD, SEG_NUM
 
 MEDIAPIPE_KEYS = ("nme_mediapipe_mean", "face_found_rate_mediapipe")
 FID_KEYS = ("fid_cartoon", "kid_cartoon", "fid_photo", "kid_photo")
@@ -91,8 +96,8 @@ def prepare_reference(cartoon_dir: str | None, inception: str | None, checkpoint
     """Find the cartoon set (a fixed random subset of ``max_real`` files when larger, the same
     for every evaluation) and the Inception file; notices go to ``echo`` and ``notes``.
     Raises ToonFaceError for an Inception file that is not one."""
+    # lazy: torch, cv2 only when this runs
     from datasets.folders import collect_images, resolve_cartoon_dir
-    from evaluation.fid import InceptionFeatures, find_inception
 
     ref = Reference(cartoon_dir=str(cartoon_dir) if cartoon_dir else None)
     if cartoon_dir and Path(cartoon_dir).is_dir():
@@ -173,7 +178,6 @@ class _DlibJudge:
         """A future of ``(record, chips)``."""
         if self.pool is not None:
             return self.pool.submit(_measure_in_worker, self.settings, photo, output, name)
-        from evaluation.face_metrics import measure_pair
 
         done: Future = Future()
         done.set_result(measure_pair(photo, output, self.analyser, name=name))
@@ -190,7 +194,6 @@ def _worker_analyser(detector: str, upsample: int, jitters: int):
     (its detector and shape predictor: the descriptors are computed by the parent)."""
     import torch
 
-    from faces.dlib_analyser import DlibFaceAnalyser
 
     torch.set_num_threads(1)  # the chip alignment is a few small ops; the cores run dlib
     analyser = DlibFaceAnalyser(detector, upsample, jitters)
@@ -199,8 +202,6 @@ def _worker_analyser(detector: str, upsample: int, jitters: int):
 
 
 def _measure_in_worker(settings: tuple, photo: np.ndarray, output: np.ndarray, name) -> tuple:
-    from evaluation.face_metrics import measure_pair
-
     return measure_pair(photo, output, _worker_analyser(*settings), name=name)
 
 
@@ -229,7 +230,7 @@ def _mean(values) -> float | None:
 
 
 def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector: str | None = None,
-          superpixel: str = "fast", seg_num: int = 200, reference: Reference | None = None,
+          superpixel: str = DEFAULT_METHOD, seg_num: int = SEG_NUM, reference: Reference | None = None,
           reference_size: int | None = None, kid_subsets: int = 100,
           feature_cache: dict | None = None, workers: int = 0,
           echo: Callable[[str], None] = lambda m: None) -> dict:
@@ -251,9 +252,8 @@ def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector:
     "fid": {...} | None, "fid_reason", "notes": [...]}``. Raises ToonFaceError when there is no
     pair at all.
     """
-    from evaluation.face_metrics import IdentityBatch, error_record, summarise_face_pairs
+    # lazy: cv2, PIL only when this runs
     from evaluation.nme import pair_nme
-    from evaluation.style import image_style, mean_style
 
     reference = reference or Reference()
     notes = list(reference.notes)
@@ -340,8 +340,6 @@ def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector:
     fid = None
     summary.update(dict.fromkeys(FID_KEYS))
     if fake is not None:
-        from evaluation.fid import fid_kid
-
         fake_f = fake.result()
         fid = {"inception": str(reference.extractor.path),
                "photo": fid_kid(fake_f, real_photo.result(), kid_subsets)}

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from representations.defaults import DEFAULT_METHOD, SEG_NUM
 
 CANNY_LOW, CANNY_HIGH = 100, 200
 COLOUR_BITS = 5
@@ -75,14 +76,17 @@ def smooth_share(image: np.ndarray, slope: float = SMOOTH_SLOPE) -> float:
     return float((luminance_slope(image) < slope).mean())
 
 
-def structure_fill(images: np.ndarray, superpixel: str = "fast", seg_num: int = 200) -> np.ndarray:
+def structure_fill(images: np.ndarray, superpixel: str = DEFAULT_METHOD,
+                   seg_num: int = SEG_NUM) -> np.ndarray:
     """(B, H, W, 3) uint8 -> the structure representation, float (B, H, W, 3) in [0, 1]."""
     import torch
 
     x = torch.from_numpy(np.asarray(images, np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2)
     try:
+        # optional dependency
         from representations.structure import structure
     except ImportError:  # only the faithful skimage backend needs nothing else
+        # optional dependency
         from representations.superpixel_slic import slic_fill
 
         return slic_fill(np.asarray(images, np.float64) / 255.0, seg_num)[0]
@@ -91,7 +95,7 @@ def structure_fill(images: np.ndarray, superpixel: str = "fast", seg_num: int = 
     return ((y.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def flatness(images: np.ndarray, superpixel: str = "fast", seg_num: int = 200,
+def flatness(images: np.ndarray, superpixel: str = DEFAULT_METHOD, seg_num: int = SEG_NUM,
              batch_size: int = 16) -> list[float]:
     """Per image of a (B, H, W, 3) uint8 stack: mean |image - structure(image)| in [0, 1] units."""
     images = np.asarray(images)
@@ -104,7 +108,8 @@ def flatness(images: np.ndarray, superpixel: str = "fast", seg_num: int = 200,
     return out
 
 
-def image_style(image: np.ndarray, superpixel: str = "fast", seg_num: int = 200) -> dict:
+def image_style(image: np.ndarray, superpixel: str = DEFAULT_METHOD,
+                seg_num: int = SEG_NUM) -> dict:
     """The four statistics (:data:`STYLE_KEYS`) of one uint8 (H, W, 3) RGB image."""
     image = np.asarray(image, np.uint8)
     return {"distinct_colours": distinct_colours(image), "edge_density": edge_density(image),
@@ -120,7 +125,7 @@ def mean_style(per_image: Sequence[dict]) -> dict:
             "n": len(per_image)}
 
 
-def style_stats(images: Sequence[np.ndarray], superpixel: str = "fast", seg_num: int = 200
+def style_stats(images: Sequence[np.ndarray], superpixel: str = DEFAULT_METHOD, seg_num: int = SEG_NUM
                 ) -> dict:
     """Mean style statistics of uint8 (H, W, 3) RGB images (see the module docstring)."""
     return mean_style([image_style(im, superpixel, seg_num) for im in images])

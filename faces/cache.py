@@ -33,7 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
-from datasets.images import list_images, read_image_rgb
+from media.decode import read_image_rgb
+from media.folders import list_images
 from faces.landmark_detectors import DetectorSpec, resolve_detector
 from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes, temporary_path

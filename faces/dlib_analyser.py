@@ -206,6 +206,7 @@ class DlibFaceAnalyser:
         """The descriptor network: the PyTorch port, or dlib's own for jittered descriptors."""
         if self.jitters > 0:
             return self._dlib.face_recognition_model_v1(str(model_path(FACE_RECOGNITION_RESNET)))
+        # lazy: torch only when this runs
         from faces.dlib_encoder import DlibFaceEncoder
 
         return DlibFaceEncoder.from_package()
@@ -221,6 +222,7 @@ class DlibFaceAnalyser:
         by the PyTorch port of the alignment (identical chips)."""
         import torch
 
+        # lazy: torch only when this runs
         from faces.dlib_encoder import extract_face_chips
 
         rgb = check_rgb(image)

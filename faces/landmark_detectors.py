@@ -25,7 +25,7 @@ Interface (every backend)::
         pts = det.detect(rgb)              # (N, 2) float32 continuous pixel (x, y), or None
         faces = det.detect_faces(rgb)      # every face, most confident first (portrait mode)
 
-``detect`` takes any array ``datasets.images.to_uint8_rgb`` accepts. Coordinates are
+``detect`` takes any array ``media.colour.to_uint8_rgb`` accepts. Coordinates are
 continuous: pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)`` (mediapipe's normalised coordinates
 times width / height; dlib's integer pixel-index parts plus 0.5). ``spec.key`` names the
 detector *and* its model (the Tasks model file's SHA-256), so a landmark cache never mixes the
@@ -54,9 +54,11 @@ from typing import Protocol
 
 import numpy as np
 
-from datasets.images import to_uint8_rgb
+from media.colour import to_uint8_rgb
 from faces.topology import IBUG_68, MEDIAPIPE_468, Topology
 from utils.errors import ToonFaceError
+from faces.reference_face import reference_image, reference_points
+from utils.native_logs import quiet_native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +339,6 @@ class _ProcessBound:
         and on its first face: hold it back (utils/native_logs.py) until a face was found."""
         from contextlib import nullcontext
 
-        from utils.native_logs import quiet_native_stderr
 
         return quiet_native_stderr() if getattr(self, "_quiet_until_face", False) else nullcontext()
 
@@ -504,8 +505,6 @@ def check_reference_face(detector, sha256: str, model) -> None:
     are not FaceMesh's: a bundle mediapipe loads can still be the wrong model (e.g. the raw
     FaceMesh model without the 478-point head gives points a whole eye distance off). Checked
     once per model file and process."""
-    from faces.reference_face import reference_image, reference_points
-
     if sha256 in _PLAUSIBLE_MODELS:
         return
     want = reference_points()

@@ -33,18 +33,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datasets.images import to_tensor, to_uint8
+from media.tensors import to_tensor, to_uint8
 from faces import resolve_detector
-from inference.cli import choose_generator
 from inference.fast_generate import fast_generate
 from inference.portrait import PortraitProcessor
+from inference.styles import choose_generator
 from inference.temporal import DEFAULT_FLOW_MAX_SIDE, TemporalStabilizer
 from models.generator import Generator
 from models.guided_filter import guided_filter
@@ -59,7 +58,7 @@ GUIDED_FILTER_R = 1
 # guided filter 2 px more. Near the image border the convolutions' zero padding stands in for
 # the missing context and the trained generators draw a frame: without context, a 256x256 crop
 # of wb_actress2 differs from the same region of the whole image's cartoon by 26.6 levels on
-# average in its outer 4 px (A_default, /work/explore/runs; bench/bench_borders.py), and a flat
+# average in its outer 4 px (a default-recipe run; bench/bench_borders.py), and a flat
 # white image comes out up to 38 levels off near its border. Padding the photo by repeating its
 # edge pixels (replicate) before the generator moves the zero padding out of the picture. How
 # far it has to go was measured with two trained generators (A_default, B_cs4e4) on flat
@@ -310,7 +309,7 @@ class VideoStylizer:
       ``strength`` blend, so the frames written are the ones stabilised.
 
     Call it with lists of consecutive (H, W, 3) uint8 RGB frames (any length, e.g. the batches
-    of :func:`inference.video.transcode`); it returns as many (H, W, 3) uint8 frames. One
+    of :func:`media.transcode.transcode`); it returns as many (H, W, 3) uint8 frames. One
     instance per clip: it keeps state (two frames for the stabiliser, the face tracks).
     ``strength`` (None: the cartoonizer's) and ``guard`` (a context entered around each call):
     see :meth:`Cartoonizer.video`. :meth:`notices` gives the one-line remarks of the whole clip
@@ -391,107 +390,3 @@ def blend(photo: np.ndarray, cartoon: np.ndarray, strength: float) -> np.ndarray
         return photo.copy()
     mix = photo.astype(np.float32) * (1.0 - strength) + cartoon.astype(np.float32) * strength
     return np.clip(np.rint(mix), 0, 255).astype(np.uint8)
-
-
-# --------------------------------------------------------------------------------- batch
-
-
-def cartoonize_files(toon: Cartoonizer, jobs: list, *, max_pixels: int | None, max_bytes: int | None,
-                     max_animation_pixels: int | None = None,
-                     batch: int = 1, progress: bool = True, temporal: float = 0.0,
-                     flow_max_side: int | None = DEFAULT_FLOW_MAX_SIDE,
-                     report: Callable[[str], Any] = print,
-                     on_video: Callable[[Any, Any], Any] | None = None) -> list[str]:
-    """Process ``inference.io.Job`` s one by one; returns one error line per failed job.
-
-    Videos are transcoded by :func:`inference.video.transcode` (H.264, audio kept) through
-    :meth:`Cartoonizer.video`; animations go through it as well, decoded and written frame by
-    frame. ``max_pixels`` (per image or frame), ``max_bytes`` (image files) and
-    ``max_animation_pixels`` (frames x canvas pixels; None: ``inference.io``'s default) are
-    checked before decoding. ``temporal``/``flow_max_side``:
-    the stabiliser (:class:`inference.temporal.TemporalStabilizer`; 0 = off). ``on_video(job,
-    result)`` is called after each video is written (``result``: its
-    :class:`inference.video.TranscodeResult`). A failure (unreadable file, limit exceeded, ...)
-    is reported through ``report`` and the batch goes on.
-    """
-    from tqdm import tqdm
-
-    errors: list[str] = []
-    for job in tqdm(jobs, desc="files", unit="file", disable=not progress or len(jobs) < 2):
-        toon.notice = lambda msg, src=job.src: report(f"notice: {src}: {msg}")
-        try:
-            if job.kind == "image":
-                _cartoonize_image(toon, job, max_pixels, max_bytes, max_animation_pixels, batch,
-                                  temporal, flow_max_side, report)
-            else:
-                result = _cartoonize_video(toon, job, max_pixels, batch, progress, temporal,
-                                           flow_max_side, report)
-                if on_video is not None:
-                    on_video(job, result)
-        except ToonFaceError as exc:
-            errors.append(str(exc))
-            report(f"error: {exc}")
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            msg = f"{job.src}: failed ({type(exc).__name__}: {exc})"
-            errors.append(msg)
-            report(f"error: {msg}")
-    return errors
-
-
-def _cartoonize_image(toon: Cartoonizer, job, max_pixels: int | None, max_bytes: int | None,
-                      max_animation_pixels: int | None, batch: int, temporal: float,
-                      flow_max_side: int | None, report: Callable[[str], Any]) -> None:
-    """A still image -> PNG; an animation -> animated PNG, every frame, its times and loop kept.
-
-    The decoded RGB is sRGB with invisible pixels filled (``datasets.images``), so the cartoon
-    depends only on what is visible; the file's alpha is re-attached unchanged. An animation's
-    frames are a clip: they go through :meth:`Cartoonizer.video` (face tracking, ``temporal``),
-    ``batch`` at a time, decoded and written as they go (memory holds a batch, not the
-    animation).
-    """
-    from inference.clips import stylize_animation
-    from inference.io import DEFAULT_MAX_ANIMATION_PIXELS, animation_writer, image_frames, write_image
-
-    budget = DEFAULT_MAX_ANIMATION_PIXELS if max_animation_pixels is None else max_animation_pixels
-    with image_frames(job.src, max_pixels=max_pixels, max_bytes=max_bytes,
-                      max_animation_pixels=budget) as reader:
-        if reader.frames == 1:
-            frame = reader.read()
-            for note in frame.notes:
-                report(f"notice: {job.src}: {note}")
-            write_image(job.dst, toon.stylize_batch([frame.rgb])[0], frame.alpha, frame.gray)
-            return
-        clip = toon.video(temporal, flow_max_side)
-        with animation_writer(job.dst, alpha=reader.has_alpha, gray=reader.gray,
-                              loop=reader.loop) as out:
-            stylize_animation(_noted(reader, job.src, report), clip,
-                              lambda f, cartoon: out.add(cartoon, f.alpha, f.duration_ms),
-                              batch=max(1, batch))
-        for note in clip.notices():
-            report(f"notice: {job.src}: {note}")
-        loop = "forever" if reader.loop == 0 else f"{reader.loop} play(s)"
-        report(f"notice: {job.src}: {reader.frames}-frame {reader.format} animation written as an "
-               f"animated PNG (frame times kept, loop {loop})")
-
-
-def _cartoonize_video(toon: Cartoonizer, job, max_pixels: int | None, batch: int, progress: bool,
-                      temporal: float, flow_max_side: int | None, report: Callable[[str], Any]):
-    """One video -> H.264 MP4/MOV at ``job.dst`` (see :mod:`inference.video`); returns its
-    :class:`inference.video.TranscodeResult`. Nothing is left at ``job.dst`` on failure."""
-    from inference.clips import transcode_clip
-
-    def notice(msg: str) -> None:
-        report(f"notice: {job.src}: {msg}")
-
-    return transcode_clip(job.src, job.dst, toon.video(temporal, flow_max_side), batch=batch,
-                          progress=progress, max_pixels=max_pixels, notice=notice)
-
-
-def _noted(frames, src, report: Callable[[str], Any]):
-    """An animation's frames, its file's notes reported as the frames come (the first frame
-    carries them)."""
-    for frame in frames:
-        if frame.frames > 1:
-            for note in frame.notes:
-                report(f"notice: {src}: {note}")
-        yield frame

@@ -1,19 +1,13 @@
 """What the commands that take a generator share (cartoonize.py, export.py, test.py, serve.py):
-the ``--checkpoint PATH`` / ``--style NAME`` / ``--styles-dir`` options and turning them into
-a generator."""
+the ``--checkpoint PATH`` / ``--style NAME`` / ``--styles-dir`` options (turned into a generator by
+:func:`inference.styles.choose_generator`)."""
 from __future__ import annotations
 
-import os
-from typing import Any, Callable
+from typing import Callable
 
 import click
-import torch
 
-from inference.styles import DEFAULT_STYLES_DIR, load_style
-from models.checkpoint import load_generator
-from models.generator import Generator
-from utils.errors import ToonFaceError
-from utils.run_dir import resolve_generator
+from inference.styles import DEFAULT_STYLES_DIR
 
 CHECKPOINT_HELP = "Generator file, full training checkpoint, or run folder (checkpoints/<name>/)."
 STYLE_HELP = ("A style by name (see --list-styles), or a blend of styles fine-tuned from one "
@@ -29,18 +23,3 @@ def generator_options(fn: Callable) -> Callable:
     fn = click.option("--checkpoint", default=None, type=click.Path(path_type=str),
                       help=CHECKPOINT_HELP + " Or use --style.")(fn)
     return fn
-
-
-def choose_generator(checkpoint: str | os.PathLike | None, style: str | None,
-                     styles_dir: str | os.PathLike = DEFAULT_STYLES_DIR,
-                     device: str | torch.device = "cpu", warn: Callable[[str], Any] | None = None
-                     ) -> tuple[Generator, dict[str, Any]]:
-    """(generator, metadata) of ``--checkpoint`` or ``--style`` (exactly one of them)."""
-    if checkpoint and style:
-        raise ToonFaceError("give --checkpoint PATH or --style NAME, not both")
-    if style:
-        return load_style(style, styles_dir, device, warn)
-    if not checkpoint:
-        raise ToonFaceError("which generator? give --checkpoint PATH or --style NAME "
-                            "(--list-styles shows the styles)")
-    return load_generator(resolve_generator(checkpoint), device)

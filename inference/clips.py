@@ -2,14 +2,14 @@
 :class:`inference.cartoonizer.VideoStylizer` (``Cartoonizer.video``: face tracking and smoothing
 in portrait mode, the ``--temporal`` stabiliser, the strength blend).
 
-The command line (cartoonize.py, through ``inference.cartoonizer.cartoonize_files``) and the
+The command line (cartoonize.py, through ``inference.files.cartoonize_files``) and the
 service (serving/jobs.py for video jobs, serving/app.py for animated uploads) both run their
 clips through these two functions, so one file and one set of options give the same frames
 whichever way it came in:
 
 - :func:`stylize_animation`: decoded frames (an animated PNG/GIF/WebP's) -> ``add(frame,
   cartoon)`` in order, ``batch`` frames per call of the clip;
-- :func:`transcode_clip`: a video file -> an H.264 file (:func:`inference.video.transcode`:
+- :func:`transcode_clip`: a video file -> an H.264 file (:func:`media.transcode.transcode`:
   audio copied, time stamps kept), ``batch`` frames per call of the clip.
 
 Decoding and encoding stay the caller's: the command line reads animations in its own process,
@@ -22,8 +22,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from inference.video import TranscodeResult, transcode
-
+from media.transcode import TranscodeResult, transcode
 
 
 class Clip(Protocol):
@@ -73,7 +72,7 @@ def transcode_clip(src: str | os.PathLike, dst: str | os.PathLike, clip: Clip, *
                    notice: Callable[[str], Any] | None = None, max_pixels: int | None = None,
                    max_side: int | None = None) -> TranscodeResult:
     """The video ``src`` through ``clip`` into ``dst`` (H.264 MP4/MOV, see
-    :func:`inference.video.transcode`), ``batch`` frames per call.
+    :func:`media.transcode.transcode`), ``batch`` frames per call.
 
     ``before_batch(frames)`` runs before each batch goes to the clip (a cancel flag, a frame
     limit: it raises to stop; transcode then leaves nothing at ``dst``), ``after_batch(frames)``
@@ -83,7 +82,6 @@ def transcode_clip(src: str | os.PathLike, dst: str | os.PathLike, clip: Clip, *
     face). ``max_pixels``/``max_side``: every frame's limits. Raises ToonFaceError for an
     unusable input or output.
     """
-
 
     def process(frames: list[np.ndarray]) -> Sequence[np.ndarray]:
         if before_batch is not None:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from utils.errors import ToonFaceError
+from utils.io import TMP_SUFFIX, check_writable
 
 # Part of every cache key: bump it when inference/export.py's graph changes, so files written by
 # an older graph are no longer used (they stay on disk; the folder can be emptied at any time).
@@ -69,7 +70,7 @@ def import_onnxruntime():
     missing = []
     for name in ("onnxruntime", "onnx"):
         try:
-            importlib.import_module(name)
+            importlib.import_module(name)  # optional dependency: onnxruntime, onnx
         except ImportError:
             missing.append(name)
     if missing:
@@ -95,6 +96,7 @@ def check_engine(engine: str, precision: str = "fp32") -> None:
 def generator_key(generator: torch.nn.Module, eps: float) -> str:
     """Hex digest naming the ONNX file of ``generator`` with guided filter ``eps`` (see the
     module docstring for what it covers)."""
+    # lazy: cv2, click only when this runs
     from inference.export import ONNX_OPSET
 
     h = hashlib.sha256()
@@ -115,7 +117,6 @@ def prune_cache(cache_dir: str | os.PathLike, keep: Path | None = None,
     removed. Files another process removes meanwhile are skipped."""
     import time
 
-    from utils.io import TMP_SUFFIX
 
     folder = Path(cache_dir)
     entries, removed = [], []
@@ -162,8 +163,8 @@ def cached_onnx(generator: torch.nn.Module, eps: float, cache_dir: str | os.Path
     first when it is missing; the cache is then pruned to ``max_files`` files and ``max_bytes``
     bytes (:func:`prune_cache`). Raises ToonFaceError (one line) where the folder cannot be
     written."""
+    # lazy: cv2, click only when this runs
     from inference.export import ExportableGenerate, export_onnx
-    from utils.io import check_writable
 
     path = Path(cache_dir) / f"{CACHE_PREFIX}{generator_key(generator, eps)}{CACHE_SUFFIX}"
     if path.is_file():
@@ -274,6 +275,7 @@ def load_cartoonizer(engine: str = "torch", checkpoint: str | os.PathLike | None
     the package and provider are checked before the generator is read. Raises ToonFaceError
     (one line) for an unknown engine, missing packages or an unwritable cache.
     """
+    # lazy: cv2, click only when this runs
     from inference.cartoonizer import INFERENCE_EPS, Cartoonizer
 
     check_engine(engine)

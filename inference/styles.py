@@ -2,7 +2,10 @@
 
 A style is a generator file whose metadata names it (``style``, written by train.py: the
 ``--style`` option, or the cartoon folder's name, e.g. ``Hayao`` for ``<root>/Hayao/style``).
-The registry looks in a styles folder (``--styles-dir``, default ``checkpoints/``) at
+:class:`StyleRegistry` scans a styles folder once (every candidate file read once, for its
+metadata) and then loads a style by reading only the files it names; :func:`load_style` is the
+one-shot form (scan, then load) for a command that loads one style. The registry looks in a
+styles folder (``--styles-dir``, default ``checkpoints/``) at
 
 - every run folder directly inside it (``<run>/generator/latest.pt``, utils/run_dir.py), and
 - every generator ``.pt`` file directly inside it (e.g. exported or downloaded styles).
@@ -47,7 +50,7 @@ from models.checkpoint import (_generator_parts, check_generator_output, check_g
                                load_checkpoint_file, load_generator, style_name_problem)
 from models.generator import Generator
 from utils.errors import ToonFaceError
-from utils.run_dir import RunDir
+from utils.run_dir import RunDir, resolve_generator
 
 log = logging.getLogger("toonface")
 
@@ -312,18 +315,65 @@ def blend_weights(parts: list[tuple[Style, float]]) -> dict[str, torch.Tensor]:
     return out
 
 
+class StyleRegistry:
+    """The styles of one styles folder, scanned once.
+
+    ``styles``: {style key: :class:`Style`} as :func:`scan_styles` found them when the registry
+    was made (``warn`` got one line per skipped file then). :meth:`load` reads only the files of
+    the styles a spec names, so a service that loads styles on demand pays one file read per
+    style, not a rescan of the folder. Raises ToonFaceError when the folder is unusable.
+    """
+
+    def __init__(self, styles_dir: str | os.PathLike = DEFAULT_STYLES_DIR,
+                 warn: Callable[[str], Any] | None = None):
+        self.styles_dir = styles_dir
+        self.styles = scan_styles(styles_dir, warn)
+
+    def find(self, name: str) -> Style:
+        """The style called ``name`` (any case or Unicode spelling); ToonFaceError naming the
+        available ones otherwise."""
+        return find_style(name, self.styles, self.styles_dir)
+
+    def load(self, spec: str, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
+        """(generator in eval mode, metadata) of a style name or a blend of styles.
+
+        A single style is its generator file as saved (bit for bit; ``file`` in the metadata
+        says which); a blend's metadata is the first style's, with ``style`` set to the
+        normalised spec and ``blend`` listing the parts (name, weight, file). Raises
+        ToonFaceError (one line) for a malformed spec, an unknown name, styles that cannot be
+        blended or a file that changed into something else since the scan.
+        """
+        return _load_chosen([(self.find(n), w) for n, w in parse_style_spec(spec)], device)
+
+
 def load_style(spec: str, styles_dir: str | os.PathLike = DEFAULT_STYLES_DIR,
                device: str | torch.device = "cpu", warn: Callable[[str], Any] | None = None
                ) -> tuple[Generator, dict[str, Any]]:
-    """(generator in eval mode, metadata) of a style name or a blend of styles.
+    """``StyleRegistry(styles_dir, warn).load(spec, device)``: for a command that loads one
+    style once (a service keeps a :class:`StyleRegistry`)."""
+    parse_style_spec(spec)  # a malformed spec fails before the folder is scanned
+    return StyleRegistry(styles_dir, warn).load(spec, device)
 
-    A single style is its generator file as saved (bit for bit; ``file`` in the metadata says
-    which); a blend's metadata is the first style's, with ``style`` set to the normalised spec
-    and ``blend`` listing the parts (name, weight, file).
-    """
-    parts = parse_style_spec(spec)
-    styles = scan_styles(styles_dir, warn)
-    chosen = [(find_style(n, styles, styles_dir), w) for n, w in parts]
+
+def choose_generator(checkpoint: str | os.PathLike | None, style: str | None,
+                     styles_dir: str | os.PathLike = DEFAULT_STYLES_DIR,
+                     device: str | torch.device = "cpu", warn: Callable[[str], Any] | None = None
+                     ) -> tuple[Generator, dict[str, Any]]:
+    """(generator, metadata) of ``--checkpoint`` or ``--style`` (exactly one of them; a
+    checkpoint is a generator file, full training checkpoint or run folder,
+    :func:`utils.run_dir.resolve_generator`). Raises ToonFaceError (one line) otherwise."""
+    if checkpoint and style:
+        raise ToonFaceError("give --checkpoint PATH or --style NAME, not both")
+    if style:
+        return load_style(style, styles_dir, device, warn)
+    if not checkpoint:
+        raise ToonFaceError("which generator? give --checkpoint PATH or --style NAME "
+                            "(--list-styles shows the styles)")
+    return load_generator(resolve_generator(checkpoint), device)
+
+
+def _load_chosen(chosen: list[tuple[Style, float]], device: str | torch.device
+                 ) -> tuple[Generator, dict[str, Any]]:
     if len(chosen) == 1:
         G, meta = load_generator(chosen[0][0].path, device)
         return G, {**meta, "file": str(chosen[0][0].path)}

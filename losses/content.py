@@ -8,7 +8,6 @@ weight 2e2 only means the same with this double normalisation, so it is kept.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 def feature_l1(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
@@ -32,16 +31,3 @@ def content_loss(feat_photo: torch.Tensor, feat_output: torch.Tensor) -> torch.T
 def term(state) -> torch.Tensor:
     """The trainer's term (see losses/registry.py for ``state``)."""
     return content_loss(state.vgg_target("photo"), state.vgg_output())
-
-
-class ContentLoss(nn.Module):
-    """Computes VGG features itself: ``ContentLoss(vgg)(photo, output)``."""
-
-    def __init__(self, vgg: nn.Module):
-        super().__init__()
-        self.vgg = vgg
-
-    def forward(self, photo: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = self.vgg(photo)
-        return content_loss(target, self.vgg(output))

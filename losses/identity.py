@@ -81,18 +81,6 @@ def identity_loss(output: torch.Tensor, photo: torch.Tensor, points: torch.Tenso
     return per_face.mean() + zero.float(), torch.tensor(float(rows.numel()), device=output.device)
 
 
-class IdentityLoss(nn.Module):
-    """Module form of :func:`identity_loss` holding the encoder."""
-
-    def __init__(self, encoder: nn.Module, faces: int = 0):
-        super().__init__()
-        self.encoder = encoder
-        self.faces = faces
-
-    def forward(self, output, photo, points, valid=None) -> torch.Tensor:
-        return identity_loss(output, photo, points, valid, self.encoder, self.faces)[0]
-
-
 def term(state) -> torch.Tensor:
     """The trainer's term (see losses/registry.py for ``state``); logs the number of faces it
     ran on as ``identity/faces``."""

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 # Defaults: the only numbers in the loss, kept in one place (recorded by the trainer).
 CONTOUR_WEIGHT = 1.0   # weight of the contour channel in the weight map
@@ -139,22 +138,6 @@ def landmark_loss(output: torch.Tensor, photo: torch.Tensor, lmap: torch.Tensor,
     # torch.where, not a product: a skipped image's value never enters the sum (0 * inf = nan)
     total = torch.where(use, per_image, torch.zeros_like(per_image)).sum()
     return total / n.clamp_min(1).to(total.dtype)
-
-
-class LandmarkLoss(nn.Module):
-    """Module form of :func:`landmark_loss` (same arguments, weights fixed at construction)."""
-
-    def __init__(self, contour_weight: float = CONTOUR_WEIGHT, region_weight: float = REGION_WEIGHT):
-        super().__init__()
-        self.contour_weight = contour_weight
-        self.region_weight = region_weight
-
-    def forward(self, output: torch.Tensor, photo: torch.Tensor, lmap: torch.Tensor,
-                valid: torch.Tensor | None = None) -> torch.Tensor:
-        return landmark_loss(output, photo, lmap, valid, self.contour_weight, self.region_weight)
-
-    def extra_repr(self) -> str:
-        return f"contour_weight={self.contour_weight}, region_weight={self.region_weight}"
 
 
 def term(state) -> torch.Tensor:

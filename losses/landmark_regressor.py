@@ -150,21 +150,6 @@ def landmark_regressor_loss(output: torch.Tensor, photo: torch.Tensor, points: t
     return total / n.clamp_min(1).to(total.dtype) + zero.float(), n.float()
 
 
-class LandmarkRegressorLoss(nn.Module):
-    """Module form of :func:`landmark_regressor_loss` holding the network."""
-
-    def __init__(self, net: nn.Module, faces: int = 0,
-                 region_weights: Mapping[str, float] = REGION_WEIGHTS):
-        super().__init__()
-        self.net = net
-        self.faces = faces
-        self.region_weights = dict(region_weights)
-
-    def forward(self, output, photo, points, valid=None) -> torch.Tensor:
-        return landmark_regressor_loss(output, photo, points, valid, self.net, self.faces,
-                                       self.region_weights)[0]
-
-
 def term(state) -> torch.Tensor:
     """The trainer's term (see losses/registry.py for ``state``); logs the number of faces it
     ran on as ``landmark_regressor/faces``."""

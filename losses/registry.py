@@ -38,6 +38,8 @@ import torch
 
 from losses import (content, identity, landmark, landmark_regressor, structure, surface, texture,
                     variation)
+from faces.dlib_encoder import DlibFaceEncoder
+from faces.facemesh import FaceMeshNet
 
 PRESET_NAMES = ("code", "paper")
 
@@ -108,14 +110,10 @@ TERMS_BY_FLAG = (tuple(sorted((t for t in TERMS if t.flag), key=lambda t: t.flag
 
 
 def _facemesh() -> torch.nn.Module:
-    from faces.facemesh import FaceMeshNet
-
     return FaceMeshNet.from_package()
 
 
 def _dlib_encoder() -> torch.nn.Module:
-    from faces.dlib_encoder import DlibFaceEncoder
-
     return DlibFaceEncoder.from_package()
 
 

@@ -31,12 +31,3 @@ def term(state) -> torch.Tensor:
 def disc_term(state, disc: nn.Module):
     """The trainer's discriminator term."""
     return surface_disc_loss(disc, state.cartoon.float(), state.fake)
-
-
-class SurfaceLoss(nn.Module):
-    def __init__(self, r: int = SURFACE_RADIUS, eps: float = SURFACE_EPS):
-        super().__init__()
-        self.r, self.eps = r, eps
-
-    def forward(self, disc: nn.Module, output: torch.Tensor) -> torch.Tensor:
-        return surface_loss(disc, output, self.r, self.eps)

@@ -31,8 +31,3 @@ def term(state) -> torch.Tensor:
 def disc_term(state, disc: nn.Module):
     """The trainer's discriminator term."""
     return texture_disc_loss(disc, state.cartoon.float(), state.fake, state.texture_weights)
-
-
-class TextureLoss(nn.Module):
-    def forward(self, disc: nn.Module, output: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return texture_loss(disc, output, weights)

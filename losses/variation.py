@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 def total_variation_loss(image: torch.Tensor) -> torch.Tensor:
@@ -25,8 +24,3 @@ def total_variation_loss(image: torch.Tensor) -> torch.Tensor:
 def term(state) -> torch.Tensor:
     """The trainer's term (see losses/registry.py for ``state``)."""
     return total_variation_loss(state.output)
-
-
-class TotalVariationLoss(nn.Module):
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return total_variation_loss(image)

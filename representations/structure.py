@@ -35,10 +35,9 @@ import torch
 from torch import nn
 
 from representations import superpixel_fast, superpixel_slic, superpixel_sscolor
+from representations.defaults import DEFAULT_METHOD, SEG_NUM
 
 STRUCTURE_METHODS = ("fast", "slic", "sscolor")
-DEFAULT_METHOD = "fast"
-SEG_NUM = 200
 POWER = superpixel_sscolor.POWER  # used by "sscolor" only, as in white-box
 
 # On accelerators the range check costs a host sync: a ``Structure`` operator runs it on its
@@ -74,30 +73,6 @@ def _far_outside(x: torch.Tensor) -> bool:
 def _warn_range() -> None:
     warnings.warn(f"structure: input far outside [-1, 1] (beyond +-{FAR_OUTSIDE:g}): a batch in "
                   "[0, 255], or a diverging generator?", RuntimeWarning, stacklevel=4)
-
-
-@torch.no_grad()
-def superpixel_labels(images: torch.Tensor, method: str = DEFAULT_METHOD, seg_num: int = SEG_NUM
-                      ) -> torch.Tensor:
-    """Superpixel labels of a batch.
-
-    Args:
-        images: (B, 3, H, W) float in [-1, 1] (clamped, but for "fast": see :func:`_structure`).
-        method: one of STRUCTURE_METHODS.
-        seg_num: approximate number of superpixels per image.
-    Returns:
-        (B, H, W) int64 labels on the images' device; label ids are per image, >= 0, and
-        need not be consecutive (``fast`` may leave some seed ids unused).
-    """
-    _check(images, method, seg_num)
-    if method == "fast":
-        # the fast backend stretches every image to [0, 1] itself: as structure() does, it
-        # takes the values as they are
-        return superpixel_fast.slic_fill(images.detach(), seg_num)[1]
-    arr = ((images.detach().clamp(-1, 1).float() + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
-    fn = superpixel_slic.slic_labels if method == "slic" else superpixel_sscolor.sscolor_labels
-    labels = np.stack([fn(im, seg_num) for im in arr])
-    return torch.from_numpy(labels).to(images.device)
 
 
 @torch.no_grad()

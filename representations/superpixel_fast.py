@@ -41,6 +41,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from representations.defaults import SEG_NUM
 
 # SLIC defaults, the same values the faithful ``slic`` backend passes to skimage.
 COMPACTNESS = 10.0
@@ -285,7 +286,7 @@ def _distances(blocks_t: torch.Tensor, centres: torch.Tensor, cand_g: torch.Tens
 
 def slic_fill(
     images01: torch.Tensor,
-    seg_num: int = 200,
+    seg_num: int = SEG_NUM,
     compactness: float = COMPACTNESS,
     n_iter: int = N_ITER,
     sigma: float = SIGMA,

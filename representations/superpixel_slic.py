@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from skimage.segmentation import slic
+from representations.defaults import SEG_NUM
 
 # white-box cartoonization's SLIC call (train_code/utils.py: simple_superpixel)
 COMPACTNESS = 10.0
@@ -19,7 +20,7 @@ SIGMA = 1.0
 MAX_NUM_ITER = 10
 
 
-def slic_labels(image01: np.ndarray, seg_num: int = 200) -> np.ndarray:
+def slic_labels(image01: np.ndarray, seg_num: int = SEG_NUM) -> np.ndarray:
     """SLIC labels of one image.
 
     Args:
@@ -70,7 +71,7 @@ def mean_fill_np(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return means[flat].reshape(b, h, w, c)
 
 
-def slic_fill(images01: np.ndarray, seg_num: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def slic_fill(images01: np.ndarray, seg_num: int = SEG_NUM) -> tuple[np.ndarray, np.ndarray]:
     """SLIC superpixels of a batch, each filled with its mean colour.
 
     Args:

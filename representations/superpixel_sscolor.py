@@ -38,6 +38,7 @@ from scipy import ndimage
 from skimage.color import rgb2lab
 from skimage.feature import local_binary_pattern
 from skimage.segmentation import felzenszwalb
+from representations.defaults import SEG_NUM
 
 # white-box's felzenszwalb call (color_ss_map: k=10)
 FELZENSZWALB_SCALE = 10.0
@@ -219,7 +220,7 @@ def hierarchical_grouping(
     return merged.reshape(h, w).astype(np.int64)
 
 
-def sscolor_labels(image01: np.ndarray, seg_num: int = 200) -> np.ndarray:
+def sscolor_labels(image01: np.ndarray, seg_num: int = SEG_NUM) -> np.ndarray:
     """Felzenszwalb + hierarchical grouping labels of one image.
 
     Args:
@@ -237,7 +238,7 @@ def sscolor_labels(image01: np.ndarray, seg_num: int = 200) -> np.ndarray:
     return hierarchical_grouping(image_lab, seg, seg_num)
 
 
-def sscolor_fill(image01: np.ndarray, seg_num: int = 200, power: float = POWER) -> tuple[np.ndarray, np.ndarray]:
+def sscolor_fill(image01: np.ndarray, seg_num: int = SEG_NUM, power: float = POWER) -> tuple[np.ndarray, np.ndarray]:
     """White-box's ``color_ss_map`` for one image.
 
     Args:

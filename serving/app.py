@@ -23,7 +23,7 @@ body is read), the body as it streams (size, magic bytes, time), the fields (sty
 portrait, Accept); then a worker hands the file to its decoder process
 (:mod:`serving.decoder`), which checks the header against every limit (sides, an animation's
 frames and frames x canvas pixels, a JPEG's scans) before decoding the pixels
-(``datasets.images``: EXIF orientation, 16-bit, alpha, palette, CMYK, ICC -> sRGB) one frame at
+(``media.decode``: EXIF orientation, 16-bit, alpha, palette, CMYK, ICC -> sRGB) one frame at
 a time; the worker stylizes and encodes them. Nothing of an upload is parsed in the service's
 own process, and ``--timeout`` stops the whole of it: a decoder still working at the deadline
 is killed (and replaced), an animation stops before its next frame.
@@ -47,7 +47,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from inference.styles import Style, parse_style_spec, scan_styles
+from inference.styles import Style, StyleRegistry, parse_style_spec
+from media.encode import encode_jpeg
 from serving.config import ServeConfig
 from serving.decoder import DecodeFailed, Decoders, DecodeTimeout, Limits
 from serving.engine import Engine, StyleCache, make_engine
@@ -60,6 +61,8 @@ from serving.pool import ClientGone, Deadline, InferencePool, QueueFull
 from serving.uploads import read_form, sniff_image, sniff_video
 from serving.workdir import ServiceFolder
 from utils.errors import ToonFaceError
+from inference.clips import stylize_animation
+from media.encode import ApngWriter, encode_png
 
 log = logging.getLogger("toonface.serve")
 
@@ -78,7 +81,6 @@ JSON_ANSWER = {"type": "object", "properties": {
     "duration_ms": {"type": "integer", "description": "queue wait + inference"}}}
 FORM_FIELDS = ("style", "strength", "portrait", "temporal")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
-JPEG_QUALITY = 92
 
 
 # ------------------------------------------------------------------------- the service
@@ -227,7 +229,7 @@ def unread_body(exc: ApiError) -> ApiError:
     return ApiError(exc.code, exc.message, headers={**exc.headers, "Connection": "close"})
 
 
-# The option that sets each limit of datasets.images, as the service names it.
+# The option that sets each limit of media.decode, as the service names it.
 LIMIT_OPTIONS = {"side": "--max-side", "pixels": "--max-side", "frames": "--max-video-frames",
                  "animation-pixels": "--max-animation-pixels", "bytes": "--max-bytes"}
 
@@ -242,21 +244,6 @@ def decode_error(exc: DecodeFailed) -> ApiError:
     return ApiError("too_large" if exc.what == "bytes" else "image_too_large", message)
 
 
-def encode_jpeg(rgb, gray: bool) -> bytes:
-    """JPEG bytes (quality 92, 4:2:0); RGB carries the sRGB profile, gray is written as L."""
-    from PIL import Image
-
-    from inference.io import srgb_profile
-
-    im = Image.fromarray(rgb, "RGB")
-    buf = io.BytesIO()
-    if gray:
-        im.convert("L").save(buf, format="JPEG", quality=JPEG_QUALITY)
-    else:
-        im.save(buf, format="JPEG", quality=JPEG_QUALITY, icc_profile=srgb_profile())
-    return buf.getvalue()
-
-
 # ----------------------------------------------------------------------------- factory
 def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     """The service for ``config``; ``engine`` defaults to the one ``config.engine`` names
@@ -267,11 +254,15 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     """
     config = config.validate()
     escape_logger(log)  # every message one line, whatever a client put in it
-    styles = scan_styles(config.styles_dir, warn=lambda m: log.warning("%s", m))
+    # one scan of the styles folder, shared with the engine (whose loads then read one file each)
+    registry = getattr(engine, "styles", None)
+    if not isinstance(registry, StyleRegistry):
+        registry = StyleRegistry(config.styles_dir, warn=lambda m: log.warning("%s", m))
+    styles = registry.styles
     if not styles:
         raise ToonFaceError(f"no styles in {config.styles_dir} (train.py --style NAME writes one; "
                             "run folders and generator .pt files are searched)")
-    engine = engine or make_engine(config)
+    engine = engine or make_engine(config, styles=registry)
     svc = Service(config, engine, styles, "", StyleCache(engine, config.max_loaded_styles))
     first = sorted(styles.values(), key=lambda s: s.key)[0].name
     try:
@@ -420,9 +411,6 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                 of ``cartoonize.py`` (inference/clips.py: faces tracked in portrait mode,
                 ``temporal``; frame times and loop count kept), decoded, stylized and encoded
                 frame by frame; it stops at the deadline (between frames)."""
-                from inference.clips import stylize_animation
-                from inference.io import ApngWriter
-
                 buf = io.BytesIO()
                 writer = ApngWriter(buf, alpha=frames.has_alpha, gray=frames.gray, loop=frames.loop)
                 try:
@@ -454,8 +442,6 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
                 return buf.getvalue(), first[0]
 
             def work() -> tuple[bytes, list[str], str, tuple[int, int]]:
-                from inference.io import encode_png
-
                 t0 = time.perf_counter()
                 try:
                     with s.decoders.open(path, limits, stop_at) as frames:

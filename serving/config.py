@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference.io import DEFAULT_MAX_ANIMATION_PIXELS
+from media.limits import DEFAULT_MAX_ANIMATION_PIXELS
 from inference.onnx_engine import CACHE_MAX_BYTES, CACHE_MAX_FILES, check_engine
 from inference.styles import DEFAULT_STYLES_DIR
 from utils.errors import ToonFaceError

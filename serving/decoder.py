@@ -6,7 +6,7 @@ loops) keeps its worker busy whatever ``--timeout`` says, and every request behi
 parsed in the event loop, it stops the whole service. So the service never reads an upload's
 header or pixels in its own process. :class:`Decoders` keeps one decoder process per inference
 worker; a request hands one the upload's path and limits
-(:func:`datasets.images.open_frames`: every size, frame, scan and budget limit is checked
+(:func:`media.decode.open_frames`: every size, frame, scan and budget limit is checked
 there, before decoding) and reads back the header, then the frames one at a time
 (:class:`RemoteFrames`). A request whose deadline passes while its decoder works kills that
 process (SIGKILL) and starts a fresh one in its place; a decoder that dies (a crash in a codec,
@@ -16,7 +16,7 @@ The wire is a socket pair with length-prefixed messages (``multiprocessing.conne
 requests and replies are JSON, a frame's pixels follow as raw bytes whose size the parent
 checks against the request's own limits. Nothing is unpickled: a decoder compromised through
 a codec bug gets no code into the service. The process runs ``python -m serving.decoder FD``
-and imports only ``datasets.images`` (numpy, Pillow; never torch or the generators).
+and imports only ``media`` (numpy, Pillow; never torch or the generators).
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from media.errors import ImageTooLarge, UnreadableImage
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ class DecodeTimeout(Exception):
 
 class DecodeFailed(Exception):
     """The file was refused or could not be decoded. ``kind``: "too_large" (a limit, ``what``
-    names it as :class:`datasets.images.ImageTooLarge` does) or "unreadable"."""
+    names it as :class:`media.errors.ImageTooLarge` does) or "unreadable"."""
 
     def __init__(self, kind: str, message: str, what: str | None = None):
         super().__init__(message)
@@ -58,7 +59,7 @@ class DecodeFailed(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """What :func:`datasets.images.open_frames` checks before decoding, and what the parent
+    """What :func:`media.decode.open_frames` checks before decoding, and what the parent
     accepts back: no frame may hold more than ``max_pixels`` pixels."""
 
     max_pixels: int
@@ -156,7 +157,7 @@ class _Decoder:
 
 
 class RemoteFrames:
-    """An upload opened in a decoder process: what :class:`datasets.images.FrameReader` says
+    """An upload opened in a decoder process: what :class:`media.decode.FrameReader` says
     about it (``format``, ``count``, ``frames``, ``canvas``, ``loop``, ``has_alpha``, ``gray``)
     and its frames, decoded one per :meth:`read` (or iteration), each within the deadline."""
 
@@ -170,8 +171,9 @@ class RemoteFrames:
         self.read_frames = 0
 
     def read(self):
-        """The next :class:`datasets.images.DecodedImage`, None after the last."""
-        from datasets.images import DecodedImage
+        """The next :class:`media.decode.DecodedImage`, None after the last."""
+        # lazy: PIL only when this runs
+        from media.decode import DecodedImage
 
         if self.read_frames >= self.frames:
             return None
@@ -299,7 +301,8 @@ def _serve(conn: Connection) -> None:
     """The decoder process: answer requests until the service closes its end."""
     import traceback
 
-    from datasets.images import ImageTooLarge, UnreadableImage, open_frames
+    # lazy: PIL only when this runs
+    from media.decode import open_frames
 
     import signal
 

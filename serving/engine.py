@@ -7,7 +7,8 @@ pipeline of one video or animation (``clip``: the command line's ``Cartoonizer.v
 :mod:`inference.clips`). The service only talks to these
 two interfaces; ``serve.py --engine`` picks one (:func:`make_engine`).
 
-:class:`TorchEngine` loads styles with :func:`inference.styles.load_style` (names, blends) and
+:class:`TorchEngine` loads styles from a :class:`inference.styles.StyleRegistry` (names, blends;
+the folder scanned once, when the engine is made, each load reading only its style's files) and
 runs them through :class:`inference.cartoonizer.Cartoonizer`. :class:`OnnxRuntimeEngine` loads
 them the same way, exports each one's generator + guided filter to ONNX once (cached on disk by
 the weights' hash, :mod:`inference.onnx_engine`) and runs that in onnxruntime inside the same
@@ -25,9 +26,14 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from inference.cartoonizer import Cartoonizer, blend
-from inference.styles import load_style
+from inference.styles import StyleRegistry
 from utils.device import resolve_device
 from utils.errors import ToonFaceError
+from faces import resolve_detector
+from inference.cartoonizer import INFERENCE_EPS
+from inference.onnx_engine import (OnnxGenerate, cached_onnx, check_engine, default_cache_dir,
+                                   providers_for)
+from utils.io import check_writable
 
 
 class Stylizer(Protocol):
@@ -136,20 +142,21 @@ class TorchEngine:
     name = "torch"
 
     def __init__(self, styles_dir, device: str = "auto", precision: str = "fp32",
-                 landmark_detector: str | None = None, landmark_model: str | None = None):
-        """Raises ToonFaceError (one line) for a device, precision or face detector that
-        cannot be used: at start-up, not at the first request that needs it."""
-        from faces import resolve_detector
-
+                 landmark_detector: str | None = None, landmark_model: str | None = None,
+                 styles: StyleRegistry | None = None):
+        """``styles``: the registry of ``styles_dir`` when the caller scanned it already.
+        Raises ToonFaceError (one line) for a device, precision, face detector or styles folder
+        that cannot be used: at start-up, not at the first request that needs it."""
         self.styles_dir = styles_dir
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ToonFaceError("--precision fp16 needs a CUDA device (CPUs: fp32 or bf16)")
         self.precision = precision
         self.landmark_detector = resolve_detector(landmark_detector, landmark_model)
+        self.styles = styles or StyleRegistry(styles_dir)
 
     def load(self, spec: str) -> CartoonizerStylizer:
-        G, meta = load_style(spec, self.styles_dir, self.device, warn=lambda m: None)
+        G, meta = self.styles.load(spec, self.device)
         return CartoonizerStylizer(G, meta, self.device, self.precision, self.landmark_detector)
 
 
@@ -167,11 +174,7 @@ class OnnxRuntimeEngine:
     def __init__(self, styles_dir, device: str = "auto", precision: str = "fp32",
                  landmark_detector: str | None = None, landmark_model: str | None = None,
                  cache_dir=None, threads: int = 0, cache_max_files: int | None = None,
-                 cache_max_bytes: int | None = None):
-        from faces import resolve_detector
-        from inference.onnx_engine import check_engine, default_cache_dir, providers_for
-        from utils.io import check_writable
-
+                 cache_max_bytes: int | None = None, styles: StyleRegistry | None = None):
         check_engine(self.name, precision)
         self.providers = providers_for(device)
         self.styles_dir, self.device_spec, self.precision = styles_dir, device, precision
@@ -183,26 +186,25 @@ class OnnxRuntimeEngine:
         # the cache's bounds (None: inference.onnx_engine's defaults)
         self.cache_limits = {k: v for k, v in (("max_files", cache_max_files),
                                                ("max_bytes", cache_max_bytes)) if v is not None}
+        self.styles = styles or StyleRegistry(styles_dir)
 
     def load(self, spec: str) -> CartoonizerStylizer:
-        from inference.cartoonizer import INFERENCE_EPS
-        from inference.onnx_engine import OnnxGenerate, cached_onnx
-
-        G, meta = load_style(spec, self.styles_dir, self.device, warn=lambda m: None)
+        G, meta = self.styles.load(spec, self.device)
         path = cached_onnx(G, INFERENCE_EPS, self.cache_dir, **self.cache_limits)
         runtime = OnnxGenerate.open(path, G, INFERENCE_EPS, self.providers, self.threads)
         return CartoonizerStylizer(G, meta, self.device, "fp32", self.landmark_detector, runtime)
 
 
 def make_engine(config, landmark_detector: str | None = None, landmark_model: str | None = None,
-                threads: int = 0) -> Engine:
-    """The engine ``config.engine`` names (a :class:`serving.config.ServeConfig`)."""
+                threads: int = 0, styles: StyleRegistry | None = None) -> Engine:
+    """The engine ``config.engine`` names (a :class:`serving.config.ServeConfig`); ``styles``:
+    the registry of ``config.styles_dir`` when the caller scanned it already."""
     if config.engine == "onnxruntime":
         return OnnxRuntimeEngine(config.styles_dir, config.device, config.precision,
                                  landmark_detector, landmark_model, config.cache_dir, threads,
-                                 config.cache_max_files, config.cache_max_bytes)
+                                 config.cache_max_files, config.cache_max_bytes, styles)
     return TorchEngine(config.styles_dir, config.device, config.precision, landmark_detector,
-                       landmark_model)
+                       landmark_model, styles)
 
 
 class StyleCache:

@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 from serving.errors import ApiError
 from utils.errors import ToonFaceError
+from inference.clips import transcode_clip
+from media.video_reader import VideoReader
 
 log = logging.getLogger("toonface.serve")
 
@@ -229,8 +231,6 @@ class JobStore:
         return text.replace("--max-pixels", "--max-side").replace(str(self.root), "")
 
     def _transcode(self, job: Job) -> None:
-        from inference.clips import transcode_clip
-        from inference.video import VideoReader
 
         lim = self.limits
         # Every frame's sides are checked (a stream may change size at any frame), the first

@@ -13,7 +13,7 @@
   refusal comes before decoding (and to keep today's code from allocating gigabytes).
 
 Independent of the code under test: the structures are written from the format specifications
-(PNG/APNG, GIF89a, RIFF/WebP container, JPEG markers), not with ``datasets.images``.
+(PNG/APNG, GIF89a, RIFF/WebP container, JPEG markers), not with ``media``.
 """
 from __future__ import annotations
 

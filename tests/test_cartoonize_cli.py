@@ -138,7 +138,7 @@ def test_colour_profile_is_converted_and_outputs_are_srgb_tagged(tmp_path, ckpt)
                                               ("PNG", ".png", {"loop": 3}, 3)])
 def test_animation_keeps_every_frame_its_time_and_loop(tmp_path, ckpt, fmt, ext, kw, plays):
     from inference.cartoonizer import Cartoonizer
-    from inference.io import read_frames
+    from inference.files import read_frames
 
     frames = [Image.fromarray(make_picture(24, 28, seed=i)) for i in range(4)]
     src = tmp_path / f"anim{ext}"
@@ -318,7 +318,7 @@ def test_metrics_of_a_static_clip_are_zero(tmp_path, ckpt):
 
 
 def _bad_video_makers():
-    from tests.inference import test_video as tv
+    from tests.media import test_video as tv
 
     return {"zero_frames.avi": tv._zero_frame_avi, "truncated.mp4": tv._truncated,
             "unknown_codec.avi": tv._unknown_codec,
@@ -513,8 +513,8 @@ def test_an_animation_is_decoded_and_written_frame_by_frame(tmp_path):
     decoded all frames, then wrote all cartoons). Every frame of the result is exact."""
     import tracemalloc
 
-    from inference.cartoonizer import cartoonize_files
-    from inference.io import Job
+    from inference.files import cartoonize_files
+    from inference.files import Job
 
     n, h, w = 60, 200, 300
     rng = np.random.default_rng(0)

@@ -19,7 +19,7 @@ import click
 import pytest
 
 from tests.conftest import ROOT
-from utils.readme_help import CLI_DOC, SCRIPTS, cli_doc, render
+from tools.readme_help import CLI_DOC, SCRIPTS, cli_doc, render
 
 PYTHON = ".venv/bin/python"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -196,13 +196,13 @@ def test_help_blocks_are_current():
     """A help block (``<!-- help:SCRIPT -->``) on any page equals the script's --help."""
     for page in PAGES:
         text = page.read_text()
-        assert render(text) == text, f"{_page_id(page)}: help blocks drifted: run {PYTHON} -m utils.readme_help"
+        assert render(text) == text, f"{_page_id(page)}: help blocks drifted: run {PYTHON} tools/readme_help.py"
 
 
 def test_docs_cli_is_current():
     """docs/cli.md holds every script's --help, as generated; its usage lines name the
     project's interpreter, as the commands the tools print do."""
-    assert CLI_DOC.read_text() == cli_doc(), f"docs/cli.md drifted: run {PYTHON} -m utils.readme_help"
+    assert CLI_DOC.read_text() == cli_doc(), f"docs/cli.md drifted: run {PYTHON} tools/readme_help.py"
     for script in SCRIPTS:
         assert f"Usage: {PYTHON} {script} [OPTIONS]" in CLI_DOC.read_text()
 

@@ -88,7 +88,7 @@ def test_checkpoint_path_photo_dir_num_and_no_inception(run, tmp_path):
     assert m["fid_photo"] is None and m["gf_eps"] == 5e-3
     assert sum("FID/KID skipped" in line for line in res.stderr.splitlines()) == 1
     # The outputs are what the inference path (cartoonize.py's Cartoonizer) makes of the crops.
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
     from inference.cartoonizer import Cartoonizer
 
     toon = Cartoonizer.from_checkpoint(gen, eps=5e-3)
@@ -228,7 +228,7 @@ def folders(tmp_path_factory):
     a: identical pixels (a.jpg / a.png), b: identical (b.png / b.webp, lossless), c: the output
     at twice the size, d: another aspect ratio, e: an unreadable output, f: no output,
     g: no photo."""
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
 
     tmp = tmp_path_factory.mktemp("scoring")
     ph, out = tmp / "photos", tmp / "outs"
@@ -355,7 +355,7 @@ def test_duplicate_names_are_refused_naming_them(folders, tmp_path):
 
 
 def test_fixture_photos_scored_against_themselves_are_zero(face_analyser, tmp_path):
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
     from evaluation.evaluate import evaluate_outputs
 
     photos = fixtures_dir("ffhq-mini", "photos")

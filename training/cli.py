@@ -8,6 +8,7 @@ import click
 
 from training.config import Config, describe, resolve
 from utils.errors import ToonFaceError, call_or_exit
+from models.content_network import resolve_content_network
 
 
 def explicit_params(ctx: click.Context) -> set[str]:
@@ -42,7 +43,6 @@ def content_network_note(cfg: Config) -> str | None:
     active = cfg.loss.active() if cfg.kind == "train" else {}
     if cfg.loss.content_network != "auto" or not {"content", "structure"} & set(active):
         return None
-    from models.content_network import resolve_content_network
 
     try:
         network, path = resolve_content_network("auto", cfg.loss.vgg_weights, cfg.run.checkpoints_dir,

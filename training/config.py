@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from losses.registry import PRESET_NAMES, TERM_BY_KEY, TERMS, TERMS_BY_FLAG
+from losses.registry import PRESET_NAMES, TERM_BY_KEY, TERM_BY_NAME, TERMS, TERMS_BY_FLAG
 from models.content_network import CONTENT_NETWORK_CHOICES, PRESET_SCALE, normalise_content_network
 from models.generator import OUTPUT_ACTS, UPSAMPLE_MODES
 from representations.structure import SEG_NUM, STRUCTURE_METHODS
@@ -268,7 +268,7 @@ class Config:
         if self.kind == "train" and bool(d.scenery_photo_dir) != bool(d.scenery_cartoon_dir):
             raise ToonFaceError("--scenery_photo_dir and --scenery_cartoon_dir go together")
         if self.kind == "train":
-            bad = [TERMS_BY_FLAG_NAME[n] for n, w in self.loss.weights.items()
+            bad = [TERM_BY_NAME[n].key for n, w in self.loss.weights.items()
                    if w is None or not 0 <= w < float("inf")]
             if bad:
                 raise ToonFaceError(f"loss weight --{bad[0].replace('_', '-')} must be a finite "
@@ -282,8 +282,6 @@ class Config:
             raise ToonFaceError("a run needs a name")
         return self
 
-
-TERMS_BY_FLAG_NAME = {t.name: t.key for t in TERMS}
 
 
 def _option_fields() -> Iterator[tuple[str, Any]]:

@@ -23,12 +23,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from datasets.folders import ImageFolderDataset, InfiniteSampler, collect_images, resolve_cartoon_dir, split_holdout
+from datasets.folders import (ImageFolderDataset, InfiniteSampler, collect_images,
+                              resolve_cartoon_dir, split_holdout)
 from training.config import Config
 from training.distributed import DistInfo, barrier, broadcast_object
 from utils.errors import ToonFaceError
 from utils.lifetime import die_with_parent
 from utils.run_dir import RunDir
+from faces import (DetectorUnavailable, LandmarkCache, MISSING, resolve_detector,
+                                topology_of)
+from losses.registry import TERM_BY_NAME
 
 log = logging.getLogger("toonface")
 
@@ -169,8 +173,6 @@ def load_landmarks(photo_dir: Path, paths: list[Path], cache_file: str | None, d
                    info: DistInfo, progress: bool) -> tuple[dict[Path, np.ndarray | None], dict]:
     """Fill (rank 0) and read the landmark cache of ``detector`` (a DetectorSpec) for
     ``paths``; detection runs here, before any loader worker exists."""
-    from faces import MISSING, LandmarkCache
-
     cache = LandmarkCache(photo_dir, cache_file, detector)
     summary = None
     if info.is_main:
@@ -192,7 +194,6 @@ def face_size(points: dict[Path, np.ndarray | None], load_size: int, limit: int 
     layout: Topology.face_size) at the training scale, px."""
     from PIL import Image
 
-    from faces import topology_of
 
     sizes = []
     for path, pts in list(points.items())[:limit]:
@@ -212,8 +213,6 @@ class Landmarks:
 
 def landmark_terms(cfg: Config) -> list:
     """The active terms (losses/registry.py ``Term``) that read the photos' landmarks."""
-    from losses.registry import TERM_BY_NAME
-
     return [TERM_BY_NAME[n] for n in cfg.loss.active() if TERM_BY_NAME[n].landmarks]
 
 
@@ -228,8 +227,6 @@ def landmark_detector(cfg: Config, needed: bool | list = False):
     ``needed``: the active landmark terms (or a bool); each must be able to use the detector's
     points (``Term.topologies``), else one line names the term and the detector.
     """
-    from faces import DetectorUnavailable, resolve_detector
-
     try:
         spec = resolve_detector(cfg.data.landmark_detector, cfg.data.landmark_model)
     except DetectorUnavailable:

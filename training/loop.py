@@ -38,6 +38,9 @@ from training.visuals import COLUMNS, PRETRAIN_COLUMNS, make_grid, representatio
 from utils.errors import ToonFaceError
 from utils.io import WriteError
 from utils.memory import retain_freed_memory
+from losses.registry import NETWORKS, TERM_BY_NAME
+from models.checkpoint import style_name_problem, weights_hash
+from training.curves import plot_loss_curves
 
 log = logging.getLogger("toonface")
 
@@ -172,8 +175,6 @@ class Session:
                                c.loss.superpixel, c.loss.seg_num, columns, self.autocast)
         save_png(self.run.sample(self.step), make_grid(cols))
         if self.run.stats_file.exists():
-            from training.curves import plot_loss_curves
-
             plot_loss_curves(self.run.stats_file, self.run.loss_curves)
 
     def tick(self, bar, since: int, t0: float) -> None:
@@ -371,8 +372,6 @@ def resolve_init(cfg: Config) -> tuple[str | None, str | None]:
     The root is the file itself when it is a pretrained generator, and the root recorded in
     it when it is a trained style (a style fine-tuned from another shares its parent's root).
     """
-    from models.checkpoint import weights_hash
-
     init = cfg.model.init
     if init == "none":
         return None, None
@@ -396,7 +395,6 @@ def checked_style_name(style: str | None, cartoon_dir: str) -> str:
     import re
     import unicodedata
 
-    from models.checkpoint import style_name_problem
 
     if style:
         problem = style_name_problem(style)
@@ -413,8 +411,6 @@ def checked_style_name(style: str | None, cartoon_dir: str) -> str:
 def build_networks(cfg: Config, device: torch.device) -> dict[str, torch.nn.Module]:
     """{name: frozen network} of the active terms' ``Term.network`` (losses/registry.py), on
     ``device``, in float32 (a term that runs under autocast casts per layer)."""
-    from losses.registry import NETWORKS, TERM_BY_NAME
-
     names = sorted({TERM_BY_NAME[n].network for n in cfg.loss.active() if TERM_BY_NAME[n].network})
     return {name: NETWORKS[name]().to(device) for name in names}
 

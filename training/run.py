@@ -29,6 +29,9 @@ from training.distributed import DistInfo, barrier
 from utils.errors import ToonFaceError
 from utils.io import TMP_SUFFIX, atomic_write_text, check_writable
 from utils.run_dir import RunDir
+from models.checkpoint import load_checkpoint_file
+from models.content_network import resolve_content_network
+from training.state import required_keys
 
 log = logging.getLogger("toonface")
 
@@ -112,7 +115,6 @@ def check_training_state(path: Path, state: dict[str, Any], kind: str) -> None:
         other = "pretrain.py" if saved_kind == "pretrain" else "train.py"
         raise ToonFaceError(f"run {path.parent.parent} is a {saved_kind} run: resume it with "
                             f"{other}, or choose another --name for a new {kind} run")
-    from training.state import required_keys
 
     missing = [k for k in required_keys(kind) if k not in state]
     if missing or not isinstance(state.get("config"), dict):
@@ -144,8 +146,6 @@ def open_run(cfg: Config, info: DistInfo) -> tuple[Config, dict | None, RunDir, 
 
 
 def _resume_policy(cfg: Config, run: RunDir) -> tuple[Config, dict | None]:
-    from models.checkpoint import load_checkpoint_file
-
     latest = run.latest_checkpoint
     if cfg.run.resume and latest.is_file():
         state = load_checkpoint_file(latest)
@@ -177,7 +177,6 @@ def _resolve_typed_network(cfg: Config, saved: Config) -> Config:
     (a copy): a resumed run compares networks, and its config holds the one it trained with."""
     if cfg.kind != "train" or "content_network" not in cfg.typed or cfg.loss.content_network != "auto":
         return cfg
-    from models.content_network import resolve_content_network
 
     cfg = copy.deepcopy(cfg)
     if saved.loss.content_network is None:  # the run's terms use no network: auto picks none

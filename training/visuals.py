@@ -11,10 +11,12 @@ import cv2
 import numpy as np
 import torch
 
-from datasets.images import to_uint8
+from media.tensors import to_uint8
 from representations.surface import surface
 from representations.texture import TEXTURE_WEIGHT_RANGES, texture
 from models.guided_filter import guided_filter
+from utils.io import atomic_write_bytes
+from representations.defaults import DEFAULT_METHOD, SEG_NUM
 
 COLUMNS = ("photo", "raw G", "output", "surface", "texture", "structure", "landmark map")
 PRETRAIN_COLUMNS = ("photo", "raw G", "output")
@@ -24,7 +26,7 @@ GRID_TEXTURE_WEIGHTS = torch.tensor([(lo + hi) / 2 for lo, hi in TEXTURE_WEIGHT_
 
 @torch.no_grad()
 def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tensor | None = None,
-                    gf_eps: float = 1e-2, superpixel: str = "fast", seg_num: int = 200,
+                    gf_eps: float = 1e-2, superpixel: str = DEFAULT_METHOD, seg_num: int = SEG_NUM,
                     columns=COLUMNS, precision_ctx=None,
                     output: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every column for a photo batch: {name: (B, 3, H, W) in [-1, 1]} (CPU, float32).
@@ -47,6 +49,7 @@ def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tenso
     if "texture" in columns:
         cols["texture"] = texture(out, weights=GRID_TEXTURE_WEIGHTS)[0].expand(-1, 3, -1, -1)
     if "structure" in columns:
+        # lazy: scipy, skimage only when this runs
         from representations.structure import structure
 
         cols["structure"] = structure(out, method=superpixel, seg_num=seg_num)
@@ -54,6 +57,7 @@ def representations(G: torch.nn.Module, photos: torch.Tensor, lmaps: torch.Tenso
         if lmaps is None:
             cols["landmark map"] = torch.full_like(out, -1.0)
         else:
+            # lazy: PIL only when this runs
             from faces import landmark_map_to_rgb
 
             # The map drawn over the dimmed photo, so one sees where it lies on the face.
@@ -92,8 +96,6 @@ def make_grid(columns: dict[str, torch.Tensor], row_labels: list[str] | None = N
 
 def save_png(path: str | Path, image: np.ndarray) -> None:
     """Write a uint8 RGB image atomically."""
-    from utils.io import atomic_write_bytes
-
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"could not encode {path}")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from utils.errors import ToonFaceError
+from utils.io import atomic_write_text
 
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -187,8 +188,6 @@ class RunDir:
 
 
 def _write_paths(file: Path, paths: list[Path]) -> None:
-    from utils.io import atomic_write_text
-
     def line(p: Path) -> str:
         s = str(Path(p).resolve())
         plain = s == s.strip() and not s.startswith('"') and not any(c in s for c in "\r\n")

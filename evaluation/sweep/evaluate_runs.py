@@ -23,6 +23,14 @@ from typing import Callable
 from utils.errors import ToonFaceError
 
 from evaluation.sweep.plan import SweepPlan, run_dir
+from datasets.folders import collect_images
+from evaluation.evaluate import (check_out_dir, dlib_analyser, evaluate, evaluate_outputs,
+                                 heldout_photos, load_crops)
+from inference.cartoonizer import Cartoonizer
+from media.decode import read_image_rgb
+from media.folders import list_images
+from models.checkpoint import load_checkpoint_file
+from training.visuals import save_png
 
 REFERENCE_DIR = "reference"   # <sweep>/reference/{photos,outputs}/ and its metrics.json
 PORTRAIT_DIR = "portrait"     # <run>/test/step_XXXXXX/portrait/{outputs/, metrics.json}
@@ -52,9 +60,6 @@ def _read_metrics(path: Path) -> dict | None:
 def evaluation_photos(runs: list[dict], eval_photo_dir: str | None, num: int | None) -> list[Path]:
     """The photos every run is scored on: ``eval_photo_dir``, else the held-out photos the
     runs share (their ``heldout.txt``). Raises ToonFaceError when the runs disagree."""
-    from datasets.folders import collect_images
-    from evaluation.evaluate import heldout_photos
-
     folders = [run_dir(r["cfg"]) for r in runs]
     if eval_photo_dir:
         photos = collect_images(eval_photo_dir, "evaluation photo")
@@ -74,9 +79,6 @@ def evaluate_all(runs: list[dict], failed: list[str], photos: list[Path], incept
                  device: str, echo, analyser=None) -> list[dict | None]:
     """Each run with a generator evaluated on ``photos``; None for runs without one. A run that
     has not reached its total_iter is evaluated at its latest step (the summary says so)."""
-    from evaluation.evaluate import evaluate
-    from models.checkpoint import load_checkpoint_file
-
     cache: dict = {}
     results: list[dict | None] = []
     for r in runs:
@@ -105,9 +107,6 @@ def evaluate_reference(sp: SweepPlan, photos: list[Path], device: str, echo, ana
     spec = sp.file.evaluate.get("reference")
     if not spec:
         return None
-    from datasets.images import list_images
-    from evaluation.evaluate import evaluate_outputs, load_crops
-    from training.visuals import save_png
 
     ref_dir = Path(spec["dir"])
     by_stem = {p.stem: p for p in list_images(ref_dir)}
@@ -149,7 +148,6 @@ def portrait_scenes(sp: SweepPlan) -> list[Path]:
     spec = sp.file.evaluate.get("portrait")
     if not spec:
         return []
-    from datasets.images import list_images
 
     folder = Path(spec["photo_dir"])
     files = list_images(folder) if folder.is_dir() else []
@@ -170,10 +168,6 @@ def evaluate_portraits(sp: SweepPlan, results: list[dict | None], device: str, e
     scenes = portrait_scenes(sp)
     if not scenes:
         return [None] * len(sp.runs)
-    from datasets.images import read_image_rgb
-    from evaluation.evaluate import evaluate_outputs
-    from inference.cartoonizer import Cartoonizer
-    from training.visuals import save_png
 
     spec = sp.file.evaluate["portrait"]
     out: list[dict | None] = []
@@ -208,8 +202,6 @@ def evaluate_portraits(sp: SweepPlan, results: list[dict | None], device: str, e
 def check_evaluate_section(sp: SweepPlan) -> None:
     """The sweep file's ``evaluate`` section, checked before anything runs: ``reference``
     ({dir, label}) names a folder, ``portrait`` ({photo_dir, photos}) names scenes that exist."""
-    from evaluation.evaluate import check_out_dir
-
     ev = sp.file.evaluate
     where = f"{sp.file.path}: evaluate"
     unknown = sorted(set(ev) - {"reference", "portrait", "pretrained"})
@@ -242,8 +234,6 @@ def evaluate_sweep(sp: SweepPlan, failed: list[str], eval_photo_dir: str | None,
     """Everything the sweep file asks to score: ``{"photos", "runs" (per run, or None),
     "reference" (or None), "portrait" (per run, or None), "pretrained" (per pretraining, or
     None; with ``evaluate.pretrained: true``: the starting generators, a no-stylisation row)}``."""
-    from evaluation.evaluate import dlib_analyser
-
     echo = Notices(echo)
     photos = evaluation_photos(sp.runs, eval_photo_dir, num)
     analyser = dlib_analyser()  # its models load once for the whole sweep

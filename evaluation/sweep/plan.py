@@ -22,6 +22,11 @@ from evaluation.sweep.schema import (FILE_KEYS, RESERVED, StudyFileError, SweepF
 from training.config import OPTIONS, click_options, options_for, resolve
 from utils.errors import ToonFaceError
 from utils.run_dir import RunDir
+from datasets.folders import resolve_cartoon_dir
+from media.folders import list_images
+from models.checkpoint import load_checkpoint_file
+from training.cli import explicit_params
+from training.data import heldout_people
 
 PRETRAIN_PREFIX = "pretrain-"
 
@@ -86,8 +91,6 @@ def _command(kind: str) -> click.Command:
 
 def parse_args(kind: str, args: list[str], where: str):
     """(Config, {explicit option: value}) of ``args`` parsed by ``kind``.py's own option table."""
-    from training.cli import explicit_params
-
     try:
         ctx = _command(kind).make_context(f"{kind}.py", list(args))
         params = dict(ctx.params)
@@ -209,8 +212,6 @@ def run_state(cfg) -> str:
     """"done", "resume" or "new"."""
     run = run_dir(cfg)
     if run.latest_generator.is_file():
-        from models.checkpoint import load_checkpoint_file
-
         try:
             if int(load_checkpoint_file(run.latest_generator).get("step", -1)) >= cfg.optim.total_iter:
                 return "done"
@@ -232,10 +233,6 @@ def check_heldout_people(cfg, where: str, checked: dict | None = None) -> None:
     and no held-out person is in its training data under any other name of the same stem (a
     scenery photo or cartoon). The cartoon folder's same-stem cartoons are left out by
     train.py itself. Raises ToonFaceError (one line) before anything runs."""
-    from datasets.folders import resolve_cartoon_dir
-    from datasets.images import list_images
-    from training.data import heldout_people
-
     stems = heldout_people(cfg.data.heldout_people)
     if not stems:
         return

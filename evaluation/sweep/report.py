@@ -23,6 +23,8 @@ from utils.io import atomic_write_bytes, atomic_write_text
 
 from evaluation.sweep.plan import SweepPlan, fmt_value, run_dir, run_state
 from evaluation.sweep.schema import DEFAULT_PAIRED, LOWER_IS_BETTER  # noqa: F401 (part of this API)
+from evaluation.report import write_sweep_index
+from media.decode import read_image_rgb
 
 METRIC_COLUMNS = ["nme68_mean", "identity_distance_mean", "identity_same_rate", "face_found_rate_dlib",
                   "nme_mediapipe_mean", "face_found_rate_mediapipe", "fid_cartoon", "kid_cartoon",
@@ -161,8 +163,6 @@ def summarise(sp: SweepPlan, results: list[dict | None], failed: list[str],
     """``summary.csv``, ``comparison.png``, ``metrics.png``, ``index.html`` of a sweep, and
     for a study ``study.csv`` and ``paired.csv``. ``extra``: ``evaluate_runs.evaluate_sweep``'s
     reference and portrait results."""
-    from evaluation.report import write_sweep_index
-
     name, sweep_dir, runs = sp.name, sp.sweep_dir, sp.runs
     extra = extra or {}
     portrait = list(extra.get("portrait") or [None] * len(runs))
@@ -274,7 +274,6 @@ def comparison_figure(path: Path, columns: list[tuple[str, dict | None]],
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from datasets.images import read_image_rgb
 
     done = [(lab, res) for lab, res in columns if res]
     if not done:

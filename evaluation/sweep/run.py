@@ -42,9 +42,12 @@ def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None
     only those runs (and their pretrainings) are trained, so a study can run in parts, also
     side by side (a run's lock keeps two sweeps off the same run); every run is still
     evaluated and summarised."""
+    # cycle: evaluation.sweep.report imports this module
     from evaluation.sweep.report import summarise
 
+    # cycle: evaluation.sweep.evaluate_runs imports this module
     from evaluation.sweep.evaluate_runs import check_evaluate_section
+    # cycle: evaluation.sweep.report imports this module
     from evaluation.sweep.report import compare_spec
 
     sp = plan_sweep(name, list(grid), configs, list(base_args))
@@ -99,6 +102,7 @@ def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None
     results: list[dict | None] = []
     extra: dict = {}
     if evaluate_runs:
+        # cycle: evaluation.sweep.evaluate_runs imports this module
         from evaluation.sweep.evaluate_runs import evaluate_sweep
 
         extra = evaluate_sweep(sp, failed, eval_photo_dir, num, inception, device, echo)

@@ -132,7 +132,7 @@ def test_scanners_report_broken_links_loops_and_linked_folders(tmp_path, caplog)
 def test_items_carry_the_landmarks_transformed_like_their_image(demo_data):
     """``points``: the cached landmarks after the item's own resize / crop / flip (the same
     seed), NaN rows of the same count for a photo without a face, so that a batch stacks."""
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
     from faces import transform_landmarks
 
     photos, _ = demo_data

@@ -1,4 +1,4 @@
-"""Landmark NME (evaluation/nme.py)."""
+"""Landmark NME (evaluation/nme.py): the per-pair NME that evaluation/scoring.py aggregates."""
 from __future__ import annotations
 
 import math
@@ -7,12 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from skimage import data
 
-from datasets.images import read_image_rgb
 from faces import resolve_detector
-from evaluation.nme import landmark_nme, nme_of_points
+from evaluation.nme import nme_of_points, pair_nme
+from media.decode import read_image_rgb
 
 FIXTURES = (Path(__file__).resolve().parents[2] / "../shared/fixtures").resolve()
 FFHQ = FIXTURES / "ffhq-mini"
@@ -46,47 +45,32 @@ def test_nme_of_points_hand_value(n, corners):
 
 
 def test_identical_is_zero_and_warps_grow_monotonically(detector, face):
-    amounts = (0.0, 0.05, 0.1, 0.2)
-    r = landmark_nme([face] * len(amounts), [sheared(face, a) for a in amounts], detector)
-    per = r["per_image"]
+    pairs = [pair_nme(face, sheared(face, a), detector) for a in (0.0, 0.05, 0.1, 0.2)]
+    assert all(p[:2] == (True, True) for p in pairs)
+    per = [p[2] for p in pairs]
     assert per[0] == pytest.approx(0.0, abs=1e-6)
     assert all(v is not None for v in per) and per[0] < per[1] < per[2] < per[3], per
-    assert r["found_rate"] == 1.0 and r["photo_found"] == 4 and r["both_found"] == 4
-    assert r["nme"] == pytest.approx(float(np.mean(per)))
 
 
-def test_no_face_counts_and_no_nan(detector, face):
+def test_no_face_is_none_never_nan(detector, face):
     flat = np.full_like(face, 128)
-    r = landmark_nme([face, face, flat], [face, flat, face], detector)
-    assert r["per_image"][0] == pytest.approx(0.0, abs=1e-6)
-    assert r["per_image"][1] is None and r["per_image"][2] is None
-    assert r["photo_found"] == 2 and r["both_found"] == 1 and r["found_rate"] == 0.5
-    assert r["nme"] is not None and math.isfinite(r["nme"])
-    none = landmark_nme([flat], [flat], detector)
-    assert none["nme"] is None and none["found_rate"] is None and none["photo_found"] == 0
-
-
-def test_tensor_batches_match_arrays(detector, face):
-    def t(img):
-        return torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1
-
-    out = sheared(face, 0.1)
-    r_t = landmark_nme(torch.stack([t(face)]), torch.stack([t(out)]), detector)
-    r_a = landmark_nme([face], [out], detector)
-    assert r_t["nme"] == pytest.approx(r_a["nme"], rel=1e-5)
+    assert pair_nme(face, flat, detector) == (True, False, None)   # the face did not survive
+    assert pair_nme(flat, face, detector) == (False, None, None)   # no face to keep: not counted
+    assert pair_nme(flat, flat, detector) == (False, None, None)
+    found, kept, v = pair_nme(face, face, detector)
+    assert found and kept and math.isfinite(v)
 
 
 def test_output_of_another_size_is_rescaled(detector, face):
     up = cv2.resize(face, (384, 384), interpolation=cv2.INTER_CUBIC)
-    r = landmark_nme([face], [up], detector)
-    assert r["nme"] < 0.05
+    assert pair_nme(face, up, detector)[2] < 0.05
 
 
 @pytest.mark.skipif(not (FFHQ / "cartoons").is_dir(), reason=f"fixtures absent at {FFHQ}")
 def test_reference_cartoons_keep_the_face(detector):
     names = sorted(p.name for p in (FFHQ / "photos").glob("*.jpg"))[:8]
-    photos = [read_image_rgb(FFHQ / "photos" / n) for n in names]
-    cartoons = [read_image_rgb(FFHQ / "cartoons" / n) for n in names]
-    r = landmark_nme(photos, cartoons, detector)
-    assert r["photo_found"] == len(names) and r["found_rate"] >= 0.75
-    assert r["nme"] < 0.1                          # the white-box authors' model keeps geometry
+    pairs = [pair_nme(read_image_rgb(FFHQ / "photos" / n), read_image_rgb(FFHQ / "cartoons" / n), detector)
+             for n in names]
+    assert all(p[0] for p in pairs) and sum(bool(p[1]) for p in pairs) >= 0.75 * len(names)
+    values = [p[2] for p in pairs if p[2] is not None]
+    assert np.mean(values) < 0.1                     # the white-box authors' model keeps geometry

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.images import read_image_rgb
+from media.decode import read_image_rgb
 from faces import landmark_detectors as D
 from faces import (IBUG_68, MEDIAPIPE_468, DetectorSpec, DetectorUnavailable,
                    FaceMeshDetector, check_tasks_model, dlib_model_file,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.images import to_tensor, to_uint8
+from media.tensors import to_tensor, to_uint8
 from inference.cartoonizer import CONTEXT, MIN_OVERLAP, Cartoonizer, feather_1d, tile_layout
 from models import guided_filter
 from tests.inference import make_checkpoint, make_generator, make_picture, make_trained_like_generator

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datasets.images import to_tensor, to_uint8
+from media.tensors import to_tensor, to_uint8
 from inference.cartoonizer import CONTEXT, GUIDED_FILTER_R, INFERENCE_EPS, Cartoonizer, pad_context
 from inference.fast_generate import (_pointwise_op, fast_generate, generator_forward,
                                      space_to_depth_conv, upsample2x_tf_fast)

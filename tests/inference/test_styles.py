@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from inference.cartoonizer import Cartoonizer
-from inference.styles import format_styles, load_style, parse_style_spec, scan_styles
+from inference.styles import StyleRegistry, format_styles, load_style, parse_style_spec, scan_styles
 from models.checkpoint import load_checkpoint_file, save_generator, weights_hash
 from tests.conftest import ROOT
 from tests.inference import make_generator, make_picture
@@ -402,3 +402,49 @@ def test_scoring_the_last_step_file_records_into_latest_too(tmp_path):
     assert load_checkpoint_file(gen / "step_000002.pt")["metrics"]["nme68_mean"] == 0.1
     assert said == [f"metrics recorded in {gen / 'step_000001.pt'}", f"metrics recorded in {gen / 'step_000002.pt'}",
                     f"metrics recorded in {gen / 'latest.pt'}"]
+
+
+def _count_loads(monkeypatch) -> list[str]:
+    """The files torch.load reads from now on (every generator read goes through it)."""
+    calls: list[str] = []
+    real = torch.load
+
+    def counting(f, *args, **kwargs):
+        calls.append(str(f))
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting)
+    return calls
+
+
+def test_the_registry_scans_once_and_a_load_reads_only_the_chosen_files(styles_dir, monkeypatch):
+    """With N styles, loading one after the scan is one file read, not N + 1 (the service's
+    cache miss used to rescan the whole folder)."""
+    d, _ = styles_dir
+    calls = _count_loads(monkeypatch)
+    registry = StyleRegistry(d)
+    n = len(calls)
+    assert n == 5 and len(registry.styles) == 5  # the scan: each candidate file once
+    calls.clear()
+    G, meta = registry.load("soft")
+    assert calls == [str(d / "soft.pt")] and meta["style"] == "Soft"
+    calls.clear()
+    registry.load("hard", "cpu")
+    assert calls == [str(d / "hard.pt")]
+    calls.clear()
+    registry.load("soft=0.5,hard=0.5")
+    assert set(calls) == {str(d / "soft.pt"), str(d / "hard.pt")}
+    with pytest.raises(ToonFaceError, match="unknown style"):
+        registry.load("nobody")
+
+
+def test_a_service_engine_loads_a_style_from_one_file(styles_dir, monkeypatch):
+    from serving.engine import StyleCache, TorchEngine
+
+    d, _ = styles_dir
+    calls = _count_loads(monkeypatch)
+    engine = TorchEngine(d, "cpu")
+    assert len(calls) == 5  # the engine's one scan
+    calls.clear()
+    StyleCache(engine, max_loaded=1).get("Soft")
+    assert calls == [str(d / "soft.pt")]

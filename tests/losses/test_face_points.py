@@ -83,7 +83,7 @@ def test_boxes_of_flipped_points_stay_upright():
 
 # ----------------------------------------------------------- against dlib on fixture faces
 def _fixture_photos(n=None):
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
 
     folder = fixtures_dir("ffhq-mini", "photos")
     paths = sorted(folder.glob("*.jpg"))

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from losses.identity import IdentityLoss, identity_distance, identity_loss
+from losses.identity import identity_distance, identity_loss
 from tests.conftest import requires_dlib, requires_mediapipe
 from tests.losses.face_data import blur, fixture_faces, to_tensor, warp_eyes
 from utils.errors import ToonFaceError
@@ -68,7 +68,6 @@ def test_both_chips_share_the_photos_landmarks_and_faces_count_as_found():
     assert float(n) == 2 and len(enc.seen) == 2 and torch.equal(enc.seen[0], enc.seen[1])
     single = [identity_loss(out[i:i + 1], photo[i:i + 1], pts[i:i + 1], None, enc)[0] for i in (0, 2)]
     torch.testing.assert_close(loss, (single[0] + single[1]) / 2)
-    torch.testing.assert_close(IdentityLoss(enc)(out, photo, pts, valid), loss)
     first, n1 = identity_loss(out, photo, pts, valid, enc, faces=1)
     assert float(n1) == 1
     torch.testing.assert_close(first, single[0])

@@ -12,10 +12,21 @@ import numpy as np
 import pytest
 import torch
 
-from representations.structure import STRUCTURE_METHODS, Structure, structure, superpixel_labels
-from representations import superpixel_fast
+from representations import superpixel_fast, superpixel_slic, superpixel_sscolor
+from representations.structure import STRUCTURE_METHODS, Structure, structure
 from representations.superpixel_fast import absorb_fragments, gaussian_blur, rgb_to_lab, slic_fill
 from representations.superpixel_sscolor import adaptive_colour
+
+
+def superpixel_labels(images: torch.Tensor, method: str, seg_num: int) -> torch.Tensor:
+    """(B, H, W) labels of each backend, as structure() gets them (fast: its own [0, 1] stretch;
+    slic/sscolor: the clamped [0, 1] image)."""
+    if method == "fast":
+        return superpixel_fast.slic_fill(images, seg_num)[1]
+    arr = ((images.clamp(-1, 1).float() + 1) / 2).permute(0, 2, 3, 1).numpy()
+    fn = superpixel_slic.slic_labels if method == "slic" else superpixel_sscolor.sscolor_labels
+    return torch.from_numpy(np.stack([fn(im, seg_num) for im in arr]))
+
 
 FIXTURE_PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "ffhq-mini" / "photos"
 SIZE = 128

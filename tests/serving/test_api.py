@@ -2,7 +2,7 @@
 shape, the decoding path shared with cartoonize.py, metrics, the log, and no leftover files.
 
 The cartoon oracle is the inference package itself, outside the service:
-``Cartoonizer(load_style(name))`` applied to ``datasets.images.decode_image(file).rgb``.
+``Cartoonizer(load_style(name))`` applied to ``media.decode.decode_image(file).rgb``.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def oracle(styles_dir):
     import tempfile
     from pathlib import Path
 
-    from datasets.images import decode_image
+    from media.decode import decode_image
     from inference.cartoonizer import Cartoonizer, blend
     from inference.styles import load_style
 

@@ -134,7 +134,7 @@ def test_a_file_the_browser_cannot_show_leaves_no_broken_image(page, tmp_path):
 
 
 def test_a_video_shows_progress_and_its_result(page, tmp_path):
-    from tests.inference.test_video import scene, write_clip
+    from tests.media.test_video import scene, write_clip
 
     driver, svc = page
     path = write_clip(tmp_path / "clip.mp4", [scene(32, 48, i) for i in range(4)])

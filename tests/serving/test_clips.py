@@ -4,7 +4,7 @@ video served as a job, and an animated PNG served directly, give the frames that
 ``temporal`` stabiliser), compared exactly after decoding.
 
 Why exact: both sides hand the same cartoon frames to the same encoder (the H.264 writer of
-inference/video.py with the same settings, in one process; libx264 is deterministic for the
+media/transcode.py with the same settings, in one process; libx264 is deterministic for the
 same input and options; PNG is lossless), so any difference is a different pipeline."""
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def cartoonize_cli(src, out, styles_dir):
 
 
 def test_a_served_portrait_video_is_the_command_lines(make_app, tmp_path, styles_dir, face_frames):
-    from inference.video import VideoReader
+    from media.video_reader import VideoReader
     from tests.inference.test_video import write_clip
 
     src = write_clip(tmp_path / "face.mp4", face_frames)

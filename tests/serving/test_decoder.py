@@ -29,7 +29,7 @@ def limits(**kw):
 
 
 def test_frames_come_back_as_the_in_process_decoder_gives_them(decoders, tmp_path):
-    from datasets.images import decode_frames
+    from media.decode import decode_frames
 
     rgba = [np.dstack([make_picture(20, 30, seed=i), np.full((20, 30), 60 * i, np.uint8)])
             for i in range(3)]

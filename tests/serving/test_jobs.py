@@ -16,7 +16,7 @@ av = pytest.importorskip("av")
 
 
 def clip(tmp_path, frames: int = 6, size=(48, 32), name="clip.mp4") -> bytes:
-    from tests.inference.test_video import scene, write_clip
+    from tests.media.test_video import scene, write_clip
 
     w, h = size
     return write_clip(tmp_path / name, [scene(h, w, i) for i in range(frames)]).read_bytes()
@@ -40,7 +40,7 @@ def wait_job(c, job_id: str, states=("done", "failed"), timeout: float = 60) -> 
 def test_a_video_job_runs_to_an_mp4_of_every_frame(make_app, tmp_path, styles_dir):
     from inference.cartoonizer import Cartoonizer
     from inference.styles import load_style
-    from inference.video import VideoReader
+    from media.video_reader import VideoReader
 
     app, svc = make_app()
     data = clip(tmp_path, frames=6)
@@ -95,7 +95,7 @@ def test_progress_goes_from_0_to_1(make_app, tmp_path, styles_dir):
     ("garbage", "damaged"),
 ])
 def test_unreadable_videos_fail_with_a_message_and_no_partial_file(make_app, tmp_path, maker, expected):
-    from tests.inference import test_video as tv
+    from tests.media import test_video as tv
 
     name = {"no_frames": "v.avi", "unknown_codec": "v.avi", "garbage": "v.mp4"}[maker]
     path = tmp_path / name

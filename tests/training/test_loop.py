@@ -247,7 +247,7 @@ def test_corrupt_files_skipped_and_listed_once(tmp_path, caplog):
     assert len(warnings) == 1 and "skipped 4 unreadable file(s) of 9" in warnings[0]
     for name in ("zero.jpg", "text.png", "truncated.jpg", "corrupt.png"):
         assert name in warnings[0]
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
     deep = read_image_rgb(d / "deep16.png")
     assert deep.dtype == np.uint8 and abs(int(deep[..., 0].astype(int).mean()) - int(rgb[..., 0].mean())) <= 1
 

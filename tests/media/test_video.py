@@ -1,4 +1,4 @@
-"""inference.video: H.264/MP4 output with the input's audio, timing, size and orientation.
+"""media.video_reader, media.video_writer, media.transcode: H.264/MP4 output with the input's audio, timing, size and orientation.
 
 Clips are generated with PyAV in tmp_path (tiny, a second or so each). The output is checked
 with independent decoders: PyAV probing of streams and packets, OpenCV's own FFmpeg build (5.1,
@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.video import DecodedFrame, VideoReader, VideoWriter, transcode
+from media.transcode import transcode
+from media.video_reader import DecodedFrame, VideoReader
+from media.video_writer import VideoWriter
 from tests.inference.clips import decode_all, scene, write_clip
 from utils.errors import ToonFaceError
 
@@ -255,7 +257,7 @@ def test_a_huge_later_frame_is_refused_without_allocating_it(tmp_path):
     code = f"""
 import json, re
 from pathlib import Path
-from inference.video import transcode
+from media.transcode import transcode
 from utils.errors import ToonFaceError
 
 def peak():

@@ -1,4 +1,4 @@
-"""The one decoding path (datasets.images): every mode gives the same RGB through training,
+"""The one decoding path (media.decode): every mode gives the same RGB through training,
 evaluation and inference; EXIF orientation, 16-bit scaling, invisible pixels, colour profiles,
 frames and pixel limits, each against an independent oracle."""
 from __future__ import annotations
@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from datasets.images import list_images, read_image_rgb, to_uint8_rgb
+from media.colour import to_uint8_rgb
+from media.decode import read_image_rgb
+from media.folders import list_images
 
 from tests import hostile, icc
 from tests.imagefiles import CUTOUT_KINDS, big_png, cutout_alpha, cutout_files, write_png16
@@ -155,9 +157,10 @@ KINDS = ["1", "L", "LA", "P", "P+transparency", "RGB", "RGB+transparency", "RGBA
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_gives_one_rgb_through_training_evaluation_and_inference(tmp_path, kind):
     from datasets.folders import ImageFolderDataset
-    from datasets.images import read_image_rgb, to_uint8
+    from media.decode import read_image_rgb
+    from media.tensors import to_uint8
     from evaluation.evaluate import load_crops
-    from inference.io import read_image
+    from inference.files import read_image
 
     path, want = _case(kind, tmp_path)
     training = to_uint8(ImageFolderDataset([path], image_size=S, augment=False)[(0, 0)]["image"])
@@ -171,7 +174,7 @@ def test_every_kind_gives_one_rgb_through_training_evaluation_and_inference(tmp_
 
 
 def test_gray_and_alpha_are_reported_as_stored(tmp_path):
-    from datasets.images import decode_image
+    from media.decode import decode_image
 
     alpha = left_column_transparent()
     Image.fromarray(np.dstack([picture()[..., 0], alpha]), "LA").save(tmp_path / "la.png")
@@ -185,8 +188,8 @@ def test_gray_and_alpha_are_reported_as_stored(tmp_path):
 # ---------------------------------------------------------------------------- orientation
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_matches_pillow_exif_transpose(tmp_path, orientation):
-    from datasets.images import read_image_rgb
-    from inference.io import read_image
+    from media.decode import read_image_rgb
+    from inference.files import read_image
 
     im = Image.fromarray(picture(7, 12, 20))
     exif = Image.Exif()
@@ -199,7 +202,7 @@ def test_exif_orientation_matches_pillow_exif_transpose(tmp_path, orientation):
 
 # ----------------------------------------------------------------------- invisible pixels
 def test_fill_invisible_takes_the_nearest_visible_colour():
-    from datasets.images import TRANSPARENT_FILL, fill_invisible
+    from media.colour import TRANSPARENT_FILL, fill_invisible
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (24, 31, 3), dtype=np.uint8)
@@ -224,8 +227,8 @@ def test_fill_invisible_takes_the_nearest_visible_colour():
 def test_colour_under_alpha_zero_does_not_reach_the_rgb(tmp_path, kind):
     """The same visible pixels stored over white, black and noise decode to one RGB array,
     for training and for inference alike; alpha comes back as stored."""
-    from datasets.images import read_image_rgb
-    from inference.io import read_image
+    from media.decode import read_image_rgb
+    from inference.files import read_image
 
     rgb, alpha = picture(3, 32, 32), cutout_alpha(32, 32)
     outs = []
@@ -240,8 +243,8 @@ def test_colour_under_alpha_zero_does_not_reach_the_rgb(tmp_path, kind):
 
 # ------------------------------------------------------------------------ colour profiles
 def test_adobe_rgb_profile_is_converted_to_srgb_everywhere(tmp_path):
-    from datasets.images import read_image_rgb
-    from inference.io import read_image
+    from media.decode import read_image_rgb
+    from inference.files import read_image
 
     rgb = picture(11, 24, 24)
     rgb[0, :4] = [(0, 0, 0), (255, 255, 255), (255, 0, 0), (0, 255, 0)]
@@ -258,7 +261,7 @@ def test_adobe_rgb_profile_is_converted_to_srgb_everywhere(tmp_path):
 
 
 def test_gray_profile_is_converted_and_stays_gray(tmp_path):
-    from datasets.images import decode_image
+    from media.decode import decode_image
 
     g = np.arange(256, dtype=np.uint8).reshape(16, 16)
     Image.fromarray(g, "L").save(tmp_path / "g.png", icc_profile=icc.gray_profile(1.8))
@@ -269,7 +272,7 @@ def test_gray_profile_is_converted_and_stays_gray(tmp_path):
 
 
 def test_cmyk_profile_is_converted(tmp_path):
-    from datasets.images import read_image_rgb
+    from media.decode import read_image_rgb
 
     # coverage up to 60%: inside the sRGB gamut, where the oracle needs no clipping
     cmyk = np.random.default_rng(12).integers(0, 154, (20, 20, 4), dtype=np.uint8)
@@ -286,7 +289,7 @@ def test_cmyk_profile_is_converted(tmp_path):
                                           (icc.cmyk_profile(), "for CMYK data")])
 def test_unusable_profile_is_a_note_and_pixels_read_as_srgb(tmp_path, profile, why, caplog):
     from datasets.folders import collect_images
-    from datasets.images import decode_image
+    from media.decode import decode_image
 
     rgb = picture(13)
     Image.fromarray(rgb).save(tmp_path / "x.png", icc_profile=profile)
@@ -312,7 +315,7 @@ def _animation(path: Path, fmt: str, n: int = 4, durations=(40, 80, 120, 160), *
                                               ("GIF", ".gif", {}, 1),
                                               ("GIF", ".gif", {"loop": 2}, 3)])
 def test_decode_frames_keeps_every_frame_its_time_and_the_loop(tmp_path, fmt, ext, kw, plays):
-    from datasets.images import decode_frames, decode_image
+    from media.decode import decode_frames, decode_image
 
     path = tmp_path / f"a{ext}"
     frames = _animation(path, fmt, **kw)
@@ -328,7 +331,8 @@ def test_decode_frames_keeps_every_frame_its_time_and_the_loop(tmp_path, fmt, ex
 
 
 def test_pages_that_are_not_an_animation_are_refused_and_thumbnails_not_counted(tmp_path):
-    from datasets.images import MultiFrameImage, decode_frames, decode_image
+    from media.decode import decode_frames, decode_image
+    from media.errors import MultiFrameImage
 
     pages = [Image.fromarray(picture(i)) for i in range(3)]
     pages[0].save(tmp_path / "doc.tif", save_all=True, append_images=pages[1:])
@@ -361,7 +365,8 @@ def test_folder_scan_says_which_files_have_several_pictures(tmp_path, caplog):
 
 # --------------------------------------------------------------------------------- limits
 def test_oversize_image_is_named_as_such_not_corrupt(tmp_path):
-    from datasets.images import ImageTooLarge, decode_image
+    from media.decode import decode_image
+    from media.errors import ImageTooLarge
 
     path = big_png(tmp_path / "huge.png", 20000, 20000)
     with pytest.raises(ImageTooLarge) as info:
@@ -374,7 +379,8 @@ def test_oversize_image_is_named_as_such_not_corrupt(tmp_path):
 
 
 def test_our_limit_governs_pillows_within_the_call_only(tmp_path, monkeypatch):
-    from datasets.images import ImageTooLarge, decode_image
+    from media.decode import decode_image
+    from media.errors import ImageTooLarge
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow errors above 2000 pixels
     Image.fromarray(picture(0, 60, 50)).save(tmp_path / "p.png")  # 3000 pixels
@@ -396,7 +402,7 @@ def test_a_lifted_limit_does_not_leak_into_other_threads(tmp_path, monkeypatch):
     thread still gets Pillow's own check."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from datasets.images import decode_image
+    from media.decode import decode_image
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     Image.fromarray(picture(0, 60, 50)).save(tmp_path / "p.png")
@@ -425,7 +431,8 @@ def test_a_lifted_limit_does_not_leak_into_other_threads(tmp_path, monkeypatch):
 
 
 def test_byte_limit_and_bad_files(tmp_path):
-    from datasets.images import ImageTooLarge, UnreadableImage, decode_image
+    from media.decode import decode_image
+    from media.errors import ImageTooLarge, UnreadableImage
 
     Image.fromarray(picture()).save(tmp_path / "p.png")
     with pytest.raises(ImageTooLarge, match="MB, over the limit"):
@@ -449,7 +456,8 @@ HOSTILE_ANIMATIONS = {"APNG": ("a.png", hostile.delta_apng), "GIF": ("a.gif", ho
 def test_an_animation_over_its_budget_is_refused_before_a_frame_is_decoded(tmp_path, kind):
     """Issue 26: 300 one-pixel frames on a 1500x1500 canvas (26 KB as APNG) ask for 675 M
     composed pixels; decoding them all before counting took the server to 2.9 GB."""
-    from datasets.images import ImageTooLarge, decode_frames, open_frames
+    from media.decode import decode_frames, open_frames
+    from media.errors import ImageTooLarge
 
     name, make = HOSTILE_ANIMATIONS[kind]
     path = make(tmp_path / name)
@@ -469,7 +477,8 @@ def test_an_animation_over_its_budget_is_refused_before_a_frame_is_decoded(tmp_p
 def test_a_gif_frame_beyond_the_screen_is_budgeted_at_the_canvas_it_grows_to(tmp_path):
     """Pillow grows a GIF's canvas to every frame's extent: a 1x1 screen with frames at
     (2999, 2999) is decoded on a 3000x3000 canvas."""
-    from datasets.images import ImageTooLarge, decode_frames
+    from media.decode import decode_frames
+    from media.errors import ImageTooLarge
 
     path = hostile.delta_gif(tmp_path / "g.gif", canvas=(1, 1), frames=3, offset=(2999, 2999))
     with hostile.decode_guard():
@@ -486,7 +495,7 @@ def test_open_frames_holds_one_frame_at_a_time(tmp_path):
     them; each frame is Pillow's composition (the oracle), with its time."""
     import tracemalloc
 
-    from datasets.images import open_frames
+    from media.decode import open_frames
 
     n, h, w = 48, 200, 300
     rng = np.random.default_rng(0)
@@ -511,7 +520,9 @@ def test_open_frames_holds_one_frame_at_a_time(tmp_path):
 def test_a_jpeg_of_too_many_scans_is_refused_before_decoding(tmp_path):
     """Issue 26: a 513 KB progressive JPEG (2990x2990, its last scan repeated to 20,000 scans)
     kept the decoder busy for over 100 s; it is refused from its marker segments."""
-    from datasets.images import MAX_JPEG_SCANS, ImageTooLarge, decode_image
+    from media.decode import decode_image
+    from media.errors import ImageTooLarge
+    from media.limits import MAX_JPEG_SCANS
 
     bomb = hostile.scan_bomb_jpeg(tmp_path / "bomb.jpg")
     assert bomb.stat().st_size < 600_000
@@ -524,7 +535,9 @@ def test_a_jpeg_of_too_many_scans_is_refused_before_decoding(tmp_path):
 def test_the_scan_limit_counts_scans_as_a_decoder_reads_them(tmp_path):
     """Exactly MAX_JPEG_SCANS scans decode (as Pillow decodes them); one more is refused; SOS
     bytes inside another segment (an APP15 payload, as in an EXIF thumbnail) are not scans."""
-    from datasets.images import MAX_JPEG_SCANS, ImageTooLarge, decode_image
+    from media.decode import decode_image
+    from media.errors import ImageTooLarge
+    from media.limits import MAX_JPEG_SCANS
 
     ok = tmp_path / "ok.jpg"
     ok.write_bytes(hostile.progressive_jpeg(64, MAX_JPEG_SCANS))
@@ -565,7 +578,8 @@ def test_counting_tiff_pages_stops_at_a_bound(tmp_path, monkeypatch):
     count stops at 1000 pages, and decoding the first page reads no more."""
     from PIL import TiffImagePlugin
 
-    from datasets.images import MultiFrameImage, decode_frames, decode_image
+    from media.decode import decode_frames, decode_image
+    from media.errors import MultiFrameImage
 
     path = _tiff_of_pages(tmp_path / "pages.tif", 20_000)
     seeks = []
@@ -592,7 +606,7 @@ def test_to_uint8_rgb_conversions():
     rgba = np.dstack([rgb, np.zeros((5, 7), np.uint8)])
     assert np.array_equal(to_uint8_rgb(rgba), rgb)
     v16 = np.array([[0x0000, 0x00FF, 0x1234, 0xFFFF]], dtype=np.uint16)
-    # rint(v * 255 / 65535), the rule of every 16-bit reader (datasets.images.sixteen_to_eight)
+    # rint(v * 255 / 65535), the rule of every 16-bit reader (media.colour.sixteen_to_eight)
     assert to_uint8_rgb(v16)[0, :, 0].tolist() == [0, 1, 18, 255]
     f = np.array([[0.0, 0.5, 1.0, 2.0, -1.0]], dtype=np.float64)
     assert to_uint8_rgb(f)[0, :, 1].tolist() == [0, 128, 255, 255, 0]

@@ -1,14 +1,14 @@
-"""Reading/writing images, limits, and input collection (videos: test_video.py)."""
+"""inference.files, the batch file driver: reading with the options' limits, output names, input
+collection (encoders: tests/media/test_encode.py; videos: tests/media/test_video.py)."""
 from __future__ import annotations
 
-import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from inference.io import collect_jobs, read_image, write_image
+from inference.files import collect_jobs, read_image
+from media.encode import write_image
 from tests.inference import make_picture
 from utils.errors import ToonFaceError
 
@@ -106,70 +106,3 @@ def test_collect_jobs_layout_and_never_overwrite(tmp_path):
     assert all("toon" not in j.src.parts for j in jobs)
     jobs, errors = collect_jobs([tmp_path / "missing", root / "notes.txt"], out)
     assert not jobs and len(errors) == 2
-
-
-def test_outputs_are_srgb_tagged_and_animations_round_trip(tmp_path):
-    from PIL import ImageCms
-
-    from inference.io import encode_apng, encode_png
-
-    rgb = make_picture(12, 10)
-    alpha = np.tile(np.arange(10, dtype=np.uint8) * 25, (12, 1))
-    im = Image.open(io.BytesIO(encode_png(rgb, alpha)))
-    desc = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"])))
-    assert im.mode == "RGBA" and "sRGB" in desc
-    assert np.array_equal(np.asarray(im)[..., :3], rgb) and np.array_equal(np.asarray(im)[..., 3], alpha)
-    g = Image.open(io.BytesIO(encode_png(rgb, alpha, gray=True)))
-    assert g.mode == "LA" and "srgb" in g.info and "icc_profile" not in g.info
-
-    frames = [make_picture(12, 10, seed=i) for i in range(3)]
-    alphas = [alpha, None, alpha]  # a frame without alpha is opaque, not the previous frame
-    anim = Image.open(io.BytesIO(encode_apng(frames, alphas, [30, 60, 90.0], loop=5)))
-    assert anim.n_frames == 3 and anim.info["loop"] == 5 and anim.mode == "RGBA"
-    for i in range(3):
-        anim.seek(i)
-        a = np.asarray(anim.convert("RGBA"))
-        assert anim.info["duration"] == 30 * (i + 1)
-        np.testing.assert_array_equal(a[..., 3], 255 if alphas[i] is None else alpha)
-        visible = a[..., 3] > 0
-        np.testing.assert_array_equal(a[..., :3][visible], frames[i][visible])
-    with pytest.raises(ValueError):
-        encode_apng(frames, alphas[:2], [30, 60, 90], loop=0)
-
-
-def test_apng_writer_stores_changed_rectangles_and_merges_repeats(tmp_path):
-    """The streaming writer (memory: two frames) against Pillow's reading: frames that change
-    in a corner, a repeated frame (merged, times added), gray with alpha, a 70 s frame."""
-    from inference.io import ApngWriter
-
-    rng = np.random.default_rng(1)
-    base = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
-    corner = base.copy()
-    corner[20:25, 30:33] = 7
-    frames, durations = [base, corner, corner, base], [40, 50, 60, 70_000]
-    buf = io.BytesIO()
-    w = ApngWriter(buf, alpha=False, gray=False, loop=2)
-    for f, d in zip(frames, durations):
-        w.add(f, None, d)
-    assert w.close() == 3
-    anim = Image.open(io.BytesIO(buf.getvalue()))
-    assert anim.n_frames == 3 and anim.info["loop"] == 2
-    for i, (want, d) in enumerate([(base, 40), (corner, 110), (base, 70_000)]):
-        anim.seek(i)
-        assert anim.info["duration"] == d and anim.info["bbox"] == ((0, 0, 40, 30) if i == 0 else (30, 20, 33, 25))
-        np.testing.assert_array_equal(np.asarray(anim.convert("RGB")), want)
-
-    g = base[..., :1].repeat(3, axis=2)
-    alpha = np.full((30, 40), 255, np.uint8)
-    alpha[:, :5] = 0
-    buf = io.BytesIO()
-    w = ApngWriter(buf, alpha=True, gray=True, loop=0)
-    w.add(g, alpha, 30)
-    w.add(255 - g, None, 30)  # no alpha given: opaque
-    w.close()
-    anim = Image.open(io.BytesIO(buf.getvalue()))
-    assert anim.mode == "LA" and "srgb" in anim.info
-    anim.seek(1)
-    la = np.asarray(anim)
-    np.testing.assert_array_equal(la[..., 0], 255 - g[..., 0])
-    assert (la[..., 1] == 255).all()

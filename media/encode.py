@@ -1,19 +1,9 @@
-"""Reading and writing the user's images and videos for ``cartoonize.py``.
+"""Encoding pictures: sRGB-tagged PNG, animated PNG (frame by frame) and JPEG, written atomically.
 
-Images are decoded by the project's one decoding path, :mod:`datasets.images` (the same RGB
-that training and evaluation see): EXIF orientation applied, embedded colour profiles converted
-to sRGB, 16-bit scaled to 8 bits, invisible pixels (alpha = 0) filled from their visible
-neighbours, alpha and the gray flag kept so the output is written in the same kind (gray stays
-gray, alpha is re-attached unchanged). Every output image is an sRGB-tagged PNG (lossless;
-holds gray and alpha); animations (GIF, APNG, WebP) become animated PNGs with every frame, the
-frame times and the loop count kept.
-
-Videos are read and written by :mod:`inference.video` (FFmpeg through PyAV); here only their
-output names are decided: H.264 needs an MP4 or QuickTime container, so ``.mov`` stays ``.mov``
-and every other video becomes ``.mp4``.
-
-Every problem with one file raises :class:`~utils.errors.ToonFaceError` with a one-line
-message, so the batch can report it and go on.
+Every RGB output carries LittleCMS's built-in sRGB profile (iCCP / ICC); gray outputs, where PNG
+allows only a gray profile, carry the sRGB chunk (JPEG gray: none). Gray is written as L/LA,
+alpha ((H, W) uint8, straight) is kept. Animations become APNG with every frame, the frame times
+and the loop count kept (:class:`ApngWriter`: memory holds two frames, whatever the count).
 """
 from __future__ import annotations
 
@@ -22,104 +12,16 @@ import io
 import os
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from datasets.images import (DecodedFrames, DecodedImage, FrameReader, ImageTooLarge,
-                             UnreadableImage, decode_frames, decode_image, open_frames)
-from utils.errors import ToonFaceError
 from utils.io import atomic_write_bytes, temporary_path, write_error
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv")
-# The seed's limits; --max-pixels / --max-bytes raise them.
-DEFAULT_MAX_PIXELS = 3000 * 3000
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-# Frames x canvas pixels of an animation (--max-animation-pixels): decoding composes every frame
-# on the whole canvas, so a 29 KB APNG of 300 one-pixel frames on 1500x1500 asks for 675 M.
-# 100 M is about 11 frames of 3000x3000, 400 of 500x500, 48 of 1920x1080.
-DEFAULT_MAX_ANIMATION_PIXELS = 100_000_000
-# Each limit of datasets.images and the option that raises it.
-_LIMIT_OPTIONS = {"pixels": "--max-pixels", "bytes": "--max-bytes",
-                  "animation-pixels": "--max-animation-pixels"}
-
-
-def kind_of(path: str | os.PathLike) -> str | None:
-    """"image", "video" or None, from the file extension."""
-    ext = Path(path).suffix.lower()
-    if ext in IMAGE_EXTS:
-        return "image"
-    if ext in VIDEO_EXTS:
-        return "video"
-    return None
-
-
-def video_output(rel: Path) -> Path:
-    """The output name of a video: H.264 in MP4 (``.mp4``), or QuickTime for ``.mov`` inputs."""
-    return rel if rel.suffix.lower() == ".mov" else rel.with_suffix(".mp4")
-
-
-def _image_error(path: str | os.PathLike, exc: UnreadableImage) -> ToonFaceError:
-    msg = f"{path}: {exc}"
-    if isinstance(exc, ImageTooLarge) and exc.what in _LIMIT_OPTIONS:
-        msg += f"; raise it with {_LIMIT_OPTIONS[exc.what]}"
-    return ToonFaceError(msg)
-
-
-def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-               max_bytes: int | None = DEFAULT_MAX_BYTES) -> DecodedImage:
-    """The first picture of an image file, by :func:`datasets.images.decode_image` (the one
-    decoding path: sRGB, invisible pixels filled, alpha and the gray flag kept).
-
-    ``max_pixels`` (None: Pillow's ``MAX_IMAGE_PIXELS``) and ``max_bytes`` (None: no limit) are
-    checked before any pixel is decoded. Raises ToonFaceError with one line naming the file and,
-    for a limit, the option that raises it.
-    """
-    try:
-        return decode_image(path, max_pixels=max_pixels, max_bytes=max_bytes)
-    except UnreadableImage as exc:
-        raise _image_error(path, exc) from None
-
-
-def read_frames(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                max_bytes: int | None = DEFAULT_MAX_BYTES,
-                max_animation_pixels: int | None = DEFAULT_MAX_ANIMATION_PIXELS) -> DecodedFrames:
-    """Every frame of an image file (one for a still), by :func:`datasets.images.decode_frames`,
-    all in memory (for large animations use :func:`image_frames`).
-
-    Limits and errors as :func:`image_frames`.
-    """
-    try:
-        return decode_frames(path, max_pixels=max_pixels, max_bytes=max_bytes,
-                             max_total_pixels=max_animation_pixels)
-    except UnreadableImage as exc:
-        raise _image_error(path, exc) from None
-
-
-@contextlib.contextmanager
-def image_frames(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 max_bytes: int | None = DEFAULT_MAX_BYTES,
-                 max_animation_pixels: int | None = DEFAULT_MAX_ANIMATION_PIXELS
-                 ) -> Iterator[FrameReader]:
-    """An image file opened for decoding frame by frame (:func:`datasets.images.open_frames`):
-    iterate the reader for the frames of an animation, or the one picture of a still file.
-
-    ``max_pixels`` (per frame; None: Pillow's ``MAX_IMAGE_PIXELS``), ``max_bytes`` and
-    ``max_animation_pixels`` (frames x canvas pixels) are checked before any pixel is decoded,
-    and JPEGs with more than ``datasets.images.MAX_JPEG_SCANS`` scans are refused. Every
-    problem, when opening or at any frame, raises ToonFaceError with one line naming the file
-    and, for a limit, the option that raises it; several pictures that are not an animation (a
-    multi-page TIFF) are one line naming the count.
-    """
-    try:
-        with open_frames(path, max_pixels=max_pixels, max_bytes=max_bytes,
-                         max_total_pixels=max_animation_pixels) as reader:
-            yield reader
-    except UnreadableImage as exc:
-        raise _image_error(path, exc) from None
+# JPEG answers of the service: quality 92 with 4:2:0 keeps flat cartoon areas free of blocks at
+# about a third of the PNG's size.
+JPEG_QUALITY = 92
 
 
 def srgb_profile() -> bytes:
@@ -157,6 +59,20 @@ def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, gray: bool = Fa
     ``alpha`` ((H, W) uint8) kept."""
     buf = io.BytesIO()
     _output_image(rgb, alpha, gray).save(buf, format="PNG", **_srgb_tag(gray))
+    return buf.getvalue()
+
+
+def encode_jpeg(rgb: np.ndarray, gray: bool = False, quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG bytes of an (H, W, 3) uint8 image (4:2:0); RGB carries the sRGB profile, gray is
+    written as L (no profile: JPEG has no gray sRGB tag)."""
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    buf = io.BytesIO()
+    if gray:
+        im.convert("L").save(buf, format="JPEG", quality=quality)
+    else:
+        im.save(buf, format="JPEG", quality=quality, icc_profile=srgb_profile())
     return buf.getvalue()
 
 
@@ -341,93 +257,3 @@ def animation_writer(path: str | os.PathLike, *, alpha: bool, gray: bool, loop: 
     finally:
         if not done:
             tmp.unlink(missing_ok=True)
-
-
-# ----------------------------------------------------------------------------------- batch
-
-
-@dataclass
-class Job:
-    """One input file and where its result goes."""
-
-    src: Path
-    kind: str   # "image" | "video"
-    dst: Path
-
-
-def collect_jobs(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, overwrite: bool = False
-                 ) -> tuple[list[Job], list[str]]:
-    """Files to process and one-line errors for inputs that cannot be used.
-
-    Files keep their name; files found in a folder (recursively) keep their path relative to
-    that folder. Images become ``<out>/<rel>/<stem>.png``; videos ``<out>/<rel>/<stem>.mp4``
-    (``.mov`` stays ``.mov``). Files already inside ``out_dir`` are skipped when walking
-    folders (the results of an earlier run), so a folder that is ``out_dir`` or inside it is an
-    error, not "no images". Broken and looping symbolic links with a media name are an error
-    each (symbolic links to folders are not followed). A result that would land on any input
-    file is an error for that file, never an overwrite; so is one that would replace an
-    existing file, unless ``overwrite``.
-    """
-    from datasets.images import os_reason
-
-    out_dir = Path(out_dir)
-    out_res = out_dir.resolve()
-    found: list[tuple[Path, str, Path]] = []
-    errors: list[str] = []
-    for raw in inputs:
-        p = Path(raw)
-        if p.is_dir():
-            if p.resolve() == out_res or out_res in p.resolve().parents:
-                errors.append(f"{p}: this folder is --out {out_dir} or inside it, whose files are "
-                              "skipped as results of an earlier run: choose an --out outside it")
-                continue
-            files = []
-            for f in sorted(p.rglob("*")):
-                if not kind_of(f):
-                    continue
-                if f.is_symlink() and not f.exists():
-                    try:
-                        os.stat(f)
-                    except OSError as exc:
-                        errors.append(f"{f}: {os_reason(f, exc)}")
-                    continue
-                if f.is_file() and out_res not in f.resolve().parents:
-                    files.append(f)
-            if not files and not any(e.startswith(f"{p}{os.sep}") for e in errors):
-                errors.append(f"{p}: no images ({', '.join(IMAGE_EXTS)}) or videos "
-                              f"({', '.join(VIDEO_EXTS)}) in this folder")
-            found += [(f, kind_of(f), f.relative_to(p)) for f in files]
-        elif p.is_file():
-            k = kind_of(p)
-            if k is None:
-                errors.append(f"{p}: unsupported file type {p.suffix or '(no extension)'!r}; "
-                              f"images: {' '.join(IMAGE_EXTS)}; videos: {' '.join(VIDEO_EXTS)}")
-            else:
-                found.append((p, k, Path(p.name)))
-        elif p.is_symlink():
-            try:
-                os.stat(p)
-            except OSError as exc:
-                errors.append(f"{p}: {os_reason(p, exc)}")
-        else:
-            errors.append(f"{p}: no such file or folder")
-    sources = {src.resolve() for src, _, _ in found}
-    planned: set[Path] = set()
-    jobs: list[Job] = []
-    for src, k, rel in found:
-        dst = out_dir / (rel.with_suffix(".png") if k == "image" else video_output(rel))
-        if dst.resolve() in planned:  # a.jpg and a.png (a.avi and a.mp4) in one folder
-            dst = out_dir / rel.with_name(rel.name + (".png" if k == "image" else ".mp4"))
-        if dst.resolve() in planned:
-            errors.append(f"{src}: its output {dst} is also another input's output; skipped")
-            continue
-        if dst.resolve() in sources:
-            errors.append(f"{src}: its output {dst} would overwrite an input file; choose another --out")
-            continue
-        if not overwrite and os.path.lexists(dst):
-            errors.append(f"{src}: its output {dst} already exists (not written by this run); skipped: "
-                          "pass --overwrite to replace it")
-            continue
-        planned.add(dst.resolve())
-        jobs.append(Job(src, k, dst))
-    return jobs, errors
