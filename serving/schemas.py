@@ -86,31 +86,31 @@ class CartoonAnswer(BaseModel):
     duration_ms: int = Field(description="queue wait + inference")
 
 
-class ImageForm(BaseModel):
-    """The multipart body of ``POST /api/cartoonize``."""
+class StyleFields(BaseModel):
+    """The fields both upload forms share (serving/forms.py reads them)."""
 
-    image: bytes = Field(json_schema_extra={"format": "binary"},
-                         description="PNG or JPEG, at most --max-bytes bytes and --max-side px "
-                                     "per side")
-    style: str | None = Field(None, description="a style name or a blend a=0.7,b=0.3 (default: "
-                                                "--default-style)")
-    strength: float = Field(1.0, ge=0, le=1, description="the blend with the photo")
-    portrait: bool = False
-    temporal: float = Field(0.0, ge=0, lt=1, description="an animation's stabiliser strength, as "
-                                                         "cartoonize.py --temporal (0 = off)")
-
-
-class VideoForm(BaseModel):
-    """The multipart body of ``POST /api/videos``."""
-
-    video: bytes = Field(json_schema_extra={"format": "binary"},
-                         description="MP4/MOV, WebM/MKV or AVI, at most --max-video-bytes")
     style: str | None = Field(None, description="a style name or a blend a=0.7,b=0.3 (default: "
                                                 "--default-style)")
     strength: float = Field(1.0, ge=0, le=1, description="the blend with the photo")
     portrait: bool = False
     temporal: float = Field(0.0, ge=0, lt=1, description="the stabiliser strength, as "
-                                                         "cartoonize.py --temporal (0 = off)")
+                                                         "cartoonize.py --temporal (0 = off; "
+                                                         "for an image: an animated PNG's)")
+
+
+class ImageForm(StyleFields):
+    """The multipart body of ``POST /api/cartoonize``."""
+
+    image: bytes = Field(json_schema_extra={"format": "binary"},
+                         description="PNG or JPEG, at most --max-bytes bytes and --max-side px "
+                                     "per side")
+
+
+class VideoForm(StyleFields):
+    """The multipart body of ``POST /api/videos``."""
+
+    video: bytes = Field(json_schema_extra={"format": "binary"},
+                         description="MP4/MOV, WebM/MKV or AVI, at most --max-video-bytes")
 
 
 def form_body(form: type[BaseModel]) -> dict[str, Any]:
