@@ -87,6 +87,7 @@ def _refuse(message: str):
               help="compute metrics (off: grids and images only)")
 def main(**opts):
     """Run a generator on held-out photos and measure it, or score a folder of outputs."""
+    from evaluation.config import EvalConfig
     from evaluation.evaluate import evaluate, evaluate_outputs
     from utils.errors import call_or_exit
 
@@ -104,7 +105,7 @@ def main(**opts):
         res = call_or_exit(evaluate_outputs, **opts, echo=echo)
     else:
         opts.pop("outputs")
-        res = call_or_exit(evaluate, **opts, echo=echo)
+        res = call_or_exit(lambda: evaluate(EvalConfig.of(**opts), echo=echo))
     s = res["metrics"].get("summary", {})
     if s:
         click.echo("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()))

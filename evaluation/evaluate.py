@@ -45,6 +45,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from evaluation.config import (DEFAULT_DLIB_DETECTOR, DEFAULT_DLIB_UPSAMPLE,  # noqa: F401
+                               INFERENCE_GF_EPS, EvalConfig)  # (test.py's defaults, from here)
 from evaluation.pairs import Pair, load_crops  # noqa: F401 (load_crops: part of this API)
 from evaluation.scoring import DEFAULT_MAX_REAL, PER_IMAGE_COLUMNS, prepare_reference, score
 from utils.errors import ToonFaceError
@@ -59,7 +61,6 @@ from training.curves import plot_loss_curves
 from utils.io import atomic_write_bytes, atomic_write_text, check_writable
 from representations.defaults import DEFAULT_METHOD, SEG_NUM
 
-INFERENCE_GF_EPS = 5e-3
 # Loss terms whose network is also a judge: {config.json key of the term's weight: (the
 # network, the metrics it judges)}. A run trained with such a term > 0 was optimised against
 # that judge, so those numbers are not independent evidence for it; dlib's nme68 (its own
@@ -71,8 +72,6 @@ TRAINED_JUDGES = {
                    ("identity_distance_mean", "identity_same_rate", "identity_cosine_mean")),
 }
 GRID_ROWS = 8
-DEFAULT_DLIB_DETECTOR = "hog"
-DEFAULT_DLIB_UPSAMPLE = 1
 
 
 def _echo(msg: str) -> None:
@@ -412,37 +411,24 @@ def _scored(pairs: Iterable[Pair], shown: list[dict]) -> Iterator[Pair]:
 
 
 # ------------------------------------------------------------------------- the two modes
-def evaluate(*, checkpoint: str | None = None, name: str | None = None,
-             model_version: int | None = None, step: int | None = None,
-             checkpoints_dir: str = "checkpoints", photo_dir: str | None = None,
-             photos: list[Path] | None = None, cartoon_dir: str | None = None,
-             num: int | None = None, out: str | None = None, inception: str | None = None,
-             device: str = "auto", batch_size: int = 8, image_size: int | None = None,
-             superpixel: str | None = None, seg_num: int | None = None,
-             gf_eps: float = INFERENCE_GF_EPS, metrics: bool = True,
-             max_real: int = DEFAULT_MAX_REAL, kid_subsets: int = 100,
-             feature_cache: dict | None = None, landmark_detector=None,
-             landmark_model: str | None = None, dlib_detector: str = DEFAULT_DLIB_DETECTOR,
-             dlib_upsample: int = DEFAULT_DLIB_UPSAMPLE, analyser=None, workers: int = 0,
-             style: str | None = None, styles_dir: str = "checkpoints", record: bool = True,
+def evaluate(config: EvalConfig, *, analyser=None, feature_cache: dict | None = None,
              echo: Callable[[str], None] = _echo) -> dict:
-    """Evaluate one generator; returns ``{"out_dir", "index", "metrics_path", "per_image_path",
-    "metrics", "grids"}``.
+    """Evaluate one generator as ``config`` says (:mod:`evaluation.config`); returns
+    ``{"out_dir", "index", "metrics_path", "per_image_path", "metrics", "grids"}``.
 
-    The generator: ``checkpoint`` / ``name`` / ``model_version`` (+ ``step``), or a style by
-    name or a blend of styles (``style``, found in ``styles_dir``; inference/styles.py). With
-    ``record``, the summary is written into the metadata of the generator file that was
-    scored (``metrics``), where ``--list-styles`` shows it; blends and full training
-    checkpoints are not files of that kind and are left as they are.
+    The generator: ``config.generator``, a run's step, a file, or a style by name or a blend of
+    styles (found in ``styles_dir``; inference/styles.py). With ``config.record``, the summary
+    is written into the metadata of the generator file that was scored (``metrics``), where
+    ``--list-styles`` shows it; blends and full training checkpoints are not files of that kind
+    and are left as they are.
 
-    Photos: ``photos`` (a list), else ``photo_dir``, else the run's ``heldout.txt``; the first
-    ``num``, centre-cropped to ``image_size`` (default: the training size). Outputs: the
-    inference path with guided-filter eps ``gf_eps``. landmark_detector / landmark_model: the
-    detector of the landmark map column and the mediapipe NME (a name or DetectorSpec;
-    default: the run's, else the default detector). dlib_detector / dlib_upsample: the judge of
-    nme68 and identity; analyser: a loaded ``DlibFaceAnalyser`` to use instead (its models load
-    once, e.g. across a sweep or a test session); workers: processes for the dlib judge (0: this
-    process; see ``evaluation.scoring``). Raises ToonFaceError for anything the user can fix.
+    Photos: ``config.photos``, centre-cropped to ``image_size`` (default: the training size).
+    Outputs: the inference path with guided-filter eps ``config.gf_eps``. Scores:
+    ``config.scoring`` (landmark detector default: the run's, else the default detector).
+    ``analyser``: a loaded ``DlibFaceAnalyser`` to use instead of the one ``scoring`` names (its
+    models load once, e.g. across a sweep or a test session); ``feature_cache``: Inception
+    features of the reference sets, shared across calls; ``echo``: progress and notes. Raises
+    ToonFaceError for anything the user can fix.
     """
     # lazy: cv2, PIL only when this runs
     from faces import resolve_detector
@@ -453,25 +439,32 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     # lazy: torch only when this runs
     from utils.device import resolve_device
 
+    gen, ph, sc = config.generator, config.photos, config.scoring
+    style, out, image_size, metrics = gen.style, config.out, ph.image_size, sc.metrics
+    # the run's settings fill these in below when they are not given
+    landmark_detector, landmark_model = sc.landmark_detector, sc.landmark_model
+    superpixel, seg_num = sc.superpixel, sc.seg_num
+
     if image_size is not None and image_size % 4:
         raise ToonFaceError(f"--image_size {image_size}: must be a multiple of 4 (the generator "
                             "halves the size twice)")
-    if style and (checkpoint or name or model_version is not None):
+    if style and (gen.checkpoint or gen.name or gen.model_version is not None):
         raise ToonFaceError("give --style or a checkpoint (--checkpoint, --name, --model_version), not both")
     if style:
         # lazy: torch only when this runs
         from inference.styles import load_style
 
-        G, meta = load_style(style, styles_dir, warn=lambda m: echo(f"warning: {m}"))
+        G, meta = load_style(style, gen.styles_dir, warn=lambda m: echo(f"warning: {m}"))
         gen_path = Path(meta["blend"][0][2] if meta.get("blend") else meta["file"])
         run = None if meta.get("blend") else RunDir.containing(gen_path)
     else:
-        gen_path, run = locate_generator(checkpoints_dir, name, model_version, step, checkpoint)
+        gen_path, run = locate_generator(gen.checkpoints_dir, gen.name, gen.model_version, gen.step,
+                                        gen.checkpoint)
     # a given --out is checked before any work; the default one once the step is known
     cfg = read_run_config(run)
-    inputs = _input_folders(photo_dir, photos, run, cfg, cartoon_dir)
+    inputs = _input_folders(ph.photo_dir, ph.photos, run, cfg, sc.cartoon_dir)
     out_dir = check_out_dir(out, IMAGE_SUBFOLDERS, **inputs) if out is not None else None
-    dev = resolve_device(str(device))
+    dev = resolve_device(str(config.device))
     if style:
         G = G.to(dev)
     else:  # a bad file is the one line reported, before notes and before the photos are read
@@ -481,7 +474,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     spec = resolve_detector(landmark_detector, landmark_model)
     if spec.note:
         echo(f"note: {spec.note}")
-    paths, source = select_photos(photos, photo_dir, run, gen_path, num)
+    paths, source = select_photos(ph.photos, ph.photo_dir, run, gen_path, ph.num)
     gstep = meta.get("step")
     label = _safe_label(meta["style"]) if meta.get("blend") else gen_path.stem
     if out_dir is None:
@@ -493,11 +486,11 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     size = int(image_size or meta.get("image_size") or cfg.get("image_size") or 128)
     superpixel = superpixel or cfg.get("superpixel", "fast")
     seg_num = int(seg_num or cfg.get("seg_num", SEG_NUM))
-    toon = Cartoonizer(G, dev, eps=gf_eps)
+    toon = Cartoonizer(G, dev, eps=config.gf_eps)
     if metrics and analyser is None:
-        analyser = dlib_analyser(dlib_detector, dlib_upsample, load=workers <= 1)
-    reference = (prepare_reference(cartoon_dir or cfg.get("cartoon_dir"), inception,
-                                   checkpoints_dir, dev, max_real, echo) if metrics else None)
+        analyser = dlib_analyser(sc.dlib_detector, sc.dlib_upsample, load=sc.workers <= 1)
+    reference = (prepare_reference(sc.cartoon_dir or cfg.get("cartoon_dir"), sc.inception,
+                                   gen.checkpoints_dir, dev, sc.max_real, echo) if metrics else None)
     echo(f"evaluating {gen_path} (step {gstep}) on {len(paths)} photos from {source} -> {out_dir}")
 
     detector = CachedDetector(spec)
@@ -505,19 +498,19 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
         crops = load_crops(paths, size, cfg.get("load_size") if size == cfg.get("image_size") else None)
         claim_files(out_dir, own)
         pairs, grids = generate_outputs(toon, G, crops, names, paths, out_dir, detector,
-                                        batch_size, superpixel, seg_num)
+                                        config.batch_size, superpixel, seg_num)
         result: dict[str, Any] = {
             "mode": "checkpoint", "run": str(run) if run else None,
             "checkpoint": None if meta.get("blend") else str(gen_path), "style_name": meta.get("style"),
-            "step": gstep, "image_size": size, "gf_eps": gf_eps, "superpixel": superpixel,
+            "step": gstep, "image_size": size, "gf_eps": config.gf_eps, "superpixel": superpixel,
             "seg_num": seg_num, "n": len(paths), "photo_source": source,
             "photos": [str(p) for p in paths], "notes": [],
         }
         if metrics:
             scores = score(pairs, analyser=analyser, landmarks=detector,
                            landmark_detector=spec.key, superpixel=superpixel, seg_num=seg_num,
-                           reference=reference, reference_size=size, kid_subsets=kid_subsets,
-                           feature_cache=feature_cache, workers=workers, echo=echo)
+                           reference=reference, reference_size=size, kid_subsets=sc.kid_subsets,
+                           feature_cache=feature_cache, workers=sc.workers, echo=echo)
             result.update(_scores_fields(scores, reference))
             marks, notes = not_independent(cfg)
             result["not_independent"] = marks
@@ -533,7 +526,7 @@ def evaluate(*, checkpoint: str | None = None, name: str | None = None,
     if run is not None and run.stats_file.is_file():
         curves = plot_loss_curves(run.stats_file, run.loss_curves)
     files = write_report(out_dir, result, shown, grids, curves)
-    if record and metrics and not meta.get("blend") and meta.get("format") == "toonface-generator":
+    if config.record and metrics and not meta.get("blend") and meta.get("format") == "toonface-generator":
         _record_metrics(gen_path, result, source, echo)
     return {"out_dir": out_dir, **files, "metrics": _clean(result), "grids": grids}
 

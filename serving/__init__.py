@@ -1,7 +1,13 @@
 """The web service (``serve.py``): an HTTP API and a web page over the inference package.
 
-- :mod:`serving.app`: ``create_app(ServeConfig)``, the FastAPI application (routes, error
-  handlers, lifespan: temporary folder, worker threads, job sweeper).
+- :mod:`serving.app`: ``create_app(ServeConfig)``, the FastAPI application (error handlers,
+  middlewares, lifespan: temporary folder, worker threads, job sweeper).
+- :mod:`serving.routes`: one ``APIRouter`` per resource (pages, styles, images, videos and
+  jobs, health and metrics).
+- :mod:`serving.deps`: the routes' dependencies (settings, engine, service);
+  :mod:`serving.service`: ``Service``, what the routes share.
+- :mod:`serving.schemas`: the answers and forms as pydantic models (``/openapi.json``);
+  :mod:`serving.forms`: form values, the Accept header, upload and decoder errors.
 - :mod:`serving.config`: ``ServeConfig``, every limit and default in one place.
 - :mod:`serving.errors`: ``ApiError`` and the one JSON error shape.
 - :mod:`serving.uploads`: streaming multipart reading with byte limits and an idle timeout,

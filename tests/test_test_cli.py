@@ -128,23 +128,23 @@ def test_out_above_the_photo_folder_is_refused(run, tmp_path):
 def test_out_subfolders_must_not_be_any_input_folder(run, tmp_path):
     """Every folder an evaluation reads: the photos (given, or the run's held-out ones), the
     cartoon set, a folder of outputs."""
-    from evaluation.evaluate import evaluate, evaluate_outputs
+    from evaluation.evaluate import EvalConfig, evaluate, evaluate_outputs
     from utils.errors import ToonFaceError
 
     cfg = json.loads((run / "v3" / "config.json").read_text())
     cartoons = tmp_path / "o" / "outputs"
     shutil.copytree(cfg["cartoon_dir"], cartoons)
     with pytest.raises(ToonFaceError, match=r"outputs/ images .*--cartoon_dir folder"):
-        evaluate(model_version=3, checkpoints_dir=str(run), out=str(tmp_path / "o"),
-                 cartoon_dir=str(cartoons), metrics=False)
+        evaluate(EvalConfig.of(model_version=3, checkpoints_dir=str(run), out=str(tmp_path / "o"),
+                               cartoon_dir=str(cartoons), metrics=False))
     held = Path((run / "v3" / "heldout.txt").read_text().split()[0]).parent
     with pytest.raises(ToonFaceError, match=r"photos/ images .*--photo_dir folder"):
-        evaluate(model_version=3, checkpoints_dir=str(run), out=str(held.parent), metrics=False)
+        evaluate(EvalConfig.of(model_version=3, checkpoints_dir=str(run), out=str(held.parent), metrics=False))
     link = tmp_path / "linked"
     link.mkdir()
     (link / "grids").symlink_to(held, target_is_directory=True)  # a link is where it leads
     with pytest.raises(ToonFaceError, match=r"grids/ images"):
-        evaluate(model_version=3, checkpoints_dir=str(run), out=str(link), metrics=False)
+        evaluate(EvalConfig.of(model_version=3, checkpoints_dir=str(run), out=str(link), metrics=False))
     outs = shutil.copytree(held, tmp_path / "outs")
     with pytest.raises(ToonFaceError, match=r"--out .* is inside the --cartoon_dir folder"):
         evaluate_outputs(outputs=str(outs), photo_dir=str(held), out=str(tmp_path / "x"),
@@ -155,13 +155,13 @@ def test_out_subfolders_must_not_be_any_input_folder(run, tmp_path):
 def test_never_replaces_a_file_it_did_not_write(run, tmp_path):
     """A file of test.py's layout that test.py did not write stops the run before any work;
     test.py's own files (an earlier run into the same folder) are replaced."""
-    from evaluation.evaluate import evaluate
+    from evaluation.evaluate import EvalConfig, evaluate
     from utils.errors import ToonFaceError
 
     out = tmp_path / "o"
-    evaluate(model_version=3, checkpoints_dir=str(run), out=str(out), metrics=False, num=1)
+    evaluate(EvalConfig.of(model_version=3, checkpoints_dir=str(run), out=str(out), metrics=False, num=1))
     first = json.loads((out / "metrics.json").read_text())
-    evaluate(model_version=3, checkpoints_dir=str(run), out=str(out), metrics=False)  # rerun: fine
+    evaluate(EvalConfig.of(model_version=3, checkpoints_dir=str(run), out=str(out), metrics=False))  # rerun
     assert len(list((out / "outputs").iterdir())) == 2
 
     other = tmp_path / "other"
@@ -170,7 +170,8 @@ def test_never_replaces_a_file_it_did_not_write(run, tmp_path):
     (other / "outputs" / name).write_bytes(b"mine")
     (other / "index.html").write_text("my page")
     with pytest.raises(ToonFaceError, match=r"was not written by test\.py"):
-        evaluate(model_version=3, checkpoints_dir=str(run), out=str(other), metrics=False, num=1)
+        evaluate(EvalConfig.of(model_version=3, checkpoints_dir=str(run), out=str(other), metrics=False,
+                               num=1))
     assert (other / "outputs" / name).read_bytes() == b"mine"
     assert (other / "index.html").read_text() == "my page"
     assert {p.name for p in other.rglob("*")} == {"index.html", "outputs", name}
@@ -203,7 +204,7 @@ def test_step_of_a_run_folder_checkpoint_is_that_step(run, tmp_path):
 
 
 def test_empty_heldout_asks_for_photo_dir(run):
-    from evaluation.evaluate import evaluate
+    from evaluation.evaluate import EvalConfig, evaluate
     from utils.errors import ToonFaceError
 
     held = run / "v3" / "heldout.txt"
@@ -211,7 +212,7 @@ def test_empty_heldout_asks_for_photo_dir(run):
     held.write_text("")
     try:
         with pytest.raises(ToonFaceError, match="--photo_dir"):
-            evaluate(model_version=3, checkpoints_dir=str(run), metrics=False)
+            evaluate(EvalConfig.of(model_version=3, checkpoints_dir=str(run), metrics=False))
     finally:
         held.write_text(saved)
 
@@ -426,7 +427,7 @@ def test_unwritable_out_is_one_line_before_any_work(run, tmp_path):
 def test_disk_full_and_unreadable_cartoons_are_one_line(run, tmp_path, monkeypatch):
     """In process, with the system calls refusing (tests/oserrors.py): a full disk stops with
     the file and the cause; an unreadable cartoon folder is a note naming the cause."""
-    from evaluation.evaluate import evaluate
+    from evaluation.evaluate import EvalConfig, evaluate
     from tests.oserrors import deny_reading, disk_full
     from utils.errors import ToonFaceError
 
@@ -434,9 +435,10 @@ def test_disk_full_and_unreadable_cartoons_are_one_line(run, tmp_path, monkeypat
     cartoons.mkdir()
     with monkeypatch.context() as m:
         deny_reading(m, cartoons)
-        res = evaluate(model_version=3, checkpoints_dir=str(run), out=str(tmp_path / "o1"),
-                       cartoon_dir=str(cartoons), inception=str(tmp_path / "none.pt"), num=1)
+        res = evaluate(EvalConfig.of(model_version=3, checkpoints_dir=str(run), out=str(tmp_path / "o1"),
+                                     cartoon_dir=str(cartoons), inception=str(tmp_path / "none.pt"),
+                                     num=1))
     assert any("cannot read" in n and "Permission denied" in n for n in res["metrics"]["notes"])
     disk_full(monkeypatch, when=lambda tmp: "metrics.json" in tmp)
     with pytest.raises(ToonFaceError, match=r"cannot write .*metrics\.json: No space left on device"):
-        evaluate(model_version=3, checkpoints_dir=str(run), out=str(tmp_path / "o2"), metrics=False)
+        evaluate(EvalConfig.of(model_version=3, checkpoints_dir=str(run), out=str(tmp_path / "o2"), metrics=False))

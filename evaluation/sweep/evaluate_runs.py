@@ -23,6 +23,7 @@ from typing import Callable
 from utils.errors import ToonFaceError
 
 from evaluation.sweep.plan import SweepPlan, run_dir
+from evaluation.config import EvalConfig, GeneratorChoice, PhotoChoice, Scoring
 from datasets.folders import collect_images
 from evaluation.evaluate import (check_out_dir, dlib_analyser, evaluate, evaluate_outputs,
                                  heldout_photos, load_crops)
@@ -93,10 +94,11 @@ def evaluate_all(runs: list[dict], failed: list[str], photos: list[Path], incept
             echo(f"{r['id']}: evaluation of step {step} already there")
             results.append({"metrics": m, "out_dir": out, "index": out / "index.html"})
             continue
-        results.append(evaluate(checkpoint=str(f.latest_generator), photos=photos, out=str(out),
-                                inception=inception, device=device, feature_cache=cache,
-                                checkpoints_dir=r["cfg"].run.checkpoints_dir, analyser=analyser,
-                                echo=echo))
+        config = EvalConfig(GeneratorChoice(checkpoint=str(f.latest_generator),
+                                            checkpoints_dir=r["cfg"].run.checkpoints_dir),
+                            PhotoChoice(photos=photos), Scoring(inception=inception),
+                            out=str(out), device=device)
+        results.append(evaluate(config, feature_cache=cache, analyser=analyser, echo=echo))
     return results
 
 

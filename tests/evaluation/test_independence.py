@@ -47,7 +47,7 @@ def test_evaluate_reads_the_marks_from_the_run(tmp_path, face_analyser):
     """test.py on a run whose config.json says it trained with the regressor term (edited
     in: the mark depends on the config only)."""
     from datasets.demo import build_demo_data
-    from evaluation.evaluate import evaluate
+    from evaluation.evaluate import EvalConfig, evaluate
     from training.config import resolve
     from training.loop import train
 
@@ -60,9 +60,9 @@ def test_evaluate_reads_the_marks_from_the_run(tmp_path, face_analyser):
     cfg_file = ck / "r" / "config.json"
     cfg = json.loads(cfg_file.read_text())
     cfg_file.write_text(json.dumps(dict(cfg, w_landmark_regressor=1.0)))
-    res = evaluate(name="r", checkpoints_dir=str(ck), out=str(tmp_path / "marked"),
-                   inception=str(tmp_path / "none.pt"), analyser=face_analyser, record=False,
-                   echo=lambda m: None)
+    res = evaluate(EvalConfig.of(name="r", checkpoints_dir=str(ck), out=str(tmp_path / "marked"),
+                                 inception=str(tmp_path / "none.pt"), record=False),
+                   analyser=face_analyser, echo=lambda m: None)
     m = json.loads(res["metrics_path"].read_text())
     assert set(m["not_independent"]) == {"nme_mediapipe_mean", "face_found_rate_mediapipe"}
     assert any("nme_mediapipe_mean, face_found_rate_mediapipe: not an independent judge" in n

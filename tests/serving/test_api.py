@@ -542,21 +542,74 @@ def test_nothing_is_left_in_the_temporary_folder(make_app, tmp_path):
     assert not root.exists() and list((tmp_path / "svc").iterdir()) == []
 
 
-def test_openapi_schema_documents_the_endpoints(client):
+# The answer model of each route in /openapi.json (generated from serving/schemas.py).
+ANSWER_MODELS = {("/api/styles", "get"): "StylesAnswer", ("/api/cartoonize", "post"): "CartoonAnswer",
+                 ("/api/videos", "post"): "JobAnswer", ("/api/jobs/{job_id}", "get"): "JobAnswer",
+                 ("/api/jobs/{job_id}", "delete"): "DeletedAnswer", ("/healthz", "get"): "HealthAnswer",
+                 ("/api/jobs/{job_id}/result", "get"): None, ("/metrics", "get"): None}
+
+
+def resolve(spec, schema):
+    """``schema`` with a ``$ref`` to ``#/components/schemas/X`` replaced by X."""
+    ref = schema.get("$ref")
+    return spec["components"]["schemas"][ref.rsplit("/", 1)[1]] if ref else schema
+
+
+def test_openapi_schema_documents_every_route_with_its_answer_model(client):
     spec = client.get("/openapi.json").json()
-    for path in ("/api/styles", "/api/cartoonize", "/api/videos", "/api/jobs/{job_id}",
-                 "/api/jobs/{job_id}/result", "/healthz", "/metrics"):
-        assert path in spec["paths"], path
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    assert documented == set(ANSWER_MODELS)
+    for (path, method), model in ANSWER_MODELS.items():
+        ok = spec["paths"][path][method]["responses"]["202" if path == "/api/videos" else "200"]
+        if model is None:
+            continue
+        assert ok["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{model}"}
+    assert spec["paths"]["/api/jobs/{job_id}/result"]["get"]["responses"]["200"]["content"] == {"video/mp4": {}}
+    assert {"image/png", "image/jpeg"} <= set(spec["paths"]["/api/cartoonize"]["post"]["responses"]["200"]["content"])
     form = spec["paths"]["/api/cartoonize"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert set(form["schema"]["properties"]) == {"image", "style", "strength", "portrait", "temporal"}
+    assert form["schema"]["properties"]["image"]["format"] == "binary" and form["schema"]["required"] == ["image"]
     form = spec["paths"]["/api/videos"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert set(form["schema"]["properties"]) == {"video", "style", "strength", "portrait", "temporal"}
+    assert form["schema"]["properties"]["temporal"]["exclusiveMaximum"] == 1
+
+
+def test_openapi_documents_the_error_model_for_every_error_answer(client):
+    """Every 4xx/5xx answer of every route is the one error shape, and FastAPI's own validation
+    model (which the service never answers with) is nowhere."""
+    spec = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    error = resolve(spec, spec["components"]["schemas"]["ErrorAnswer"]["properties"]["error"])
+    assert set(error["properties"]) == {"code", "message"}
+    statuses = set()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for status, answer in op["responses"].items():
+                if status[0] in "45":
+                    statuses.add((path, method, status))
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorAnswer"}, (path, method, status)
+    assert {("/api/cartoonize", "post", s) for s in ("400", "406", "413", "415", "422", "503", "504")} <= statuses
+    assert {("/api/jobs/{job_id}/result", "get", s) for s in ("404", "409")} <= statuses
+    # an answer the service gives matches the documented model
+    r = client.get("/api/jobs/nope")
+    assert r.status_code == 404 and set(r.json()) == {"error"} and set(r.json()["error"]) == {"code", "message"}
+
+
+def test_the_answers_are_their_documented_models_key_for_key(client):
+    spec = client.get("/openapi.json").json()
+    models = spec["components"]["schemas"]
+    assert set(models["StylesAnswer"]["properties"]) == set(client.get("/api/styles").json())
+    style = client.get("/api/styles").json()["styles"][0]
+    assert set(models["StyleInfo"]["properties"]) == set(style)
+    assert set(models["HealthAnswer"]["properties"]) == set(client.get("/healthz").json())
 
 
 def test_the_json_answer_is_documented_key_for_key(client):
     """Every key of the JSON answer (media_type included) is in the OpenAPI schema, and no other."""
     spec = client.get("/openapi.json").json()
     schema = spec["paths"]["/api/cartoonize"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    schema = resolve(spec, schema)
     body = post(client, png(), headers={"Accept": "application/json"}).json()
     assert set(schema["properties"]) == set(body)
     assert body["media_type"] in schema["properties"]["media_type"]["enum"]

@@ -60,7 +60,7 @@ def cartoonize_cli(src, out, styles_dir):
 
 def test_a_served_portrait_video_is_the_command_lines(make_app, tmp_path, styles_dir, face_frames):
     from media.video_reader import VideoReader
-    from tests.inference.test_video import write_clip
+    from tests.inference.clips import write_clip
 
     src = write_clip(tmp_path / "face.mp4", face_frames)
     cli_file, log = cartoonize_cli(src, tmp_path / "cli", styles_dir)
