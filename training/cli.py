@@ -26,9 +26,9 @@ def run_command(kind: str, ctx: click.Context, params: dict[str, Any],
         raise click.UsageError(str(exc)) from None
     if dry_run:
         click.echo(describe(cfg))
-        note = content_network_note(cfg)
-        if note:
-            click.echo(note)
+        for note in (content_network_note(cfg), *missing_paths_notes(cfg)):
+            if note:
+                click.echo(note)
         return
     result = call_or_exit(fn, cfg, interrupted="interrupted before training started; nothing was saved")
     for key in ("run_dir", "generator", "grid", "loss_curves"):
@@ -51,3 +51,18 @@ def content_network_note(cfg: Config) -> str | None:
         return f"# content_network auto: nothing usable here ({exc})"
     where = f" ({path})" if path else " (no VGG19 weights found)"
     return f"# content_network auto: {network} here{where}"
+
+
+def missing_paths_notes(cfg: Config) -> list[str]:
+    """For --dry-run: one ``#`` line per folder or file the run would read that is not there
+    (the run itself refuses them in one line; a dry run only says so)."""
+    from pathlib import Path
+
+    wanted = [("photo_dir", cfg.data.photo_dir, "folder")]
+    if cfg.kind == "train":
+        wanted.append(("cartoon_dir", cfg.data.cartoon_dir, "folder"))
+        if cfg.model.init not in (None, "none", "auto"):
+            wanted.append(("init", cfg.model.init, "file"))
+    return [f"# {name}: {value} does not exist here (the run would stop there)"
+            for name, value, _ in wanted if value and not Path(value).expanduser().exists()]
+

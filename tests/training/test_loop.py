@@ -326,3 +326,23 @@ def test_relative_photo_folder_finds_the_faces_the_absolute_one_finds(tmp_path, 
     out = train(tiny_cfg("train", tmp_path, demo_data, photo_dir=relative, total_iter=1, w5=1.0))
     _, meta = ckpt.load_generator(Path(out["run_dir"]) / "generator" / "latest.pt")
     assert meta["face_size"] and 2 < meta["face_size"] < 32     # faces were found and measured
+
+
+def test_dry_run_says_which_inputs_are_missing(tmp_path):
+    """--dry-run prints the configuration and one '#' line per input that is not there (the run
+    itself refuses it); nothing is created."""
+    import pretrain
+    import train
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    res = CliRunner().invoke(train.main, ["--dry-run", "--photo_dir", str(photos), "--cartoon_dir",
+                                          str(tmp_path / "nope"), "--init", str(tmp_path / "g.pt"),
+                                          "--checkpoints_dir", str(tmp_path / "ck")])
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.output.splitlines() if "does not exist here" in line]
+    assert notes == [f"# cartoon_dir: {tmp_path / 'nope'} does not exist here (the run would stop there)",
+                     f"# init: {tmp_path / 'g.pt'} does not exist here (the run would stop there)"]
+    res = CliRunner().invoke(pretrain.main, ["--dry-run", "--photo_dir", str(tmp_path / "p2")])
+    assert res.exit_code == 0 and f"# photo_dir: {tmp_path / 'p2'} does not exist here" in res.output
+    assert not (tmp_path / "ck").exists()
