@@ -323,6 +323,12 @@ def score(pairs: Iterable[Pair], *, analyser, landmarks=None, landmark_detector:
             f"{r['name']} ({r['error']})" for r in failed[:5]) + (" ..." if len(failed) > 5 else ""))
         echo("notice: " + notes[-1])
 
+    no_face = [r["name"] for r in rows if r["status"] == "no_photo_face"]
+    if no_face:
+        notes.append(f"{len(no_face)} pair(s) not in the face metrics: dlib finds no face in the "
+                     "photo (small, turned or covered faces; --dlib-upsample 2 or --dlib-detector "
+                     "cnn find more): " + ", ".join(no_face[:5]) + (" ..." if len(no_face) > 5 else ""))
+        echo("notice: " + notes[-1])
     face = summarise_face_pairs(records)
     summary: dict[str, Any] = {k: face[k] for k in FACE_KEYS}
     nmes = [r["nme_mediapipe"] for r in rows]

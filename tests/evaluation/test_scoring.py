@@ -57,6 +57,8 @@ def test_contract_counts_and_per_pair_rows(face_analyser, face, faceless):
     assert s["nme_mediapipe_mean"] is None and s["face_found_rate_mediapipe"] is None
     assert any("nme_mediapipe_mean" in n for n in r["notes"])
     assert any("1 pair(s) skipped: broken" in n for n in r["notes"])
+    assert any(n.startswith("1 pair(s) not in the face metrics: dlib finds no face in the photo")
+               and n.endswith(": nophoto") for n in r["notes"])
     assert all(s[k] is None for k in ("fid_cartoon", "kid_cartoon", "fid_photo", "kid_photo"))
 
 
