@@ -78,3 +78,40 @@ def warp_eyes(images: list[np.ndarray], points: np.ndarray, amount: float) -> li
         # remap samples at pixel-index coordinates: continuous x - 0.5
         out.append(cv2.remap(im, sx - 0.5, sy - 0.5, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
     return out
+
+
+# The checks both face-network terms (landmark regressor, identity) must pass; ``loss_of(output,
+# photo, points)`` is the term's scalar value.
+EYE_WARPS = (0.0, 0.1, 0.2, 0.4)
+BLUR_SIGMAS = (0.0, 1.0, 2.0, 4.0)
+
+
+def values_under(loss_of, images: list[np.ndarray], points: torch.Tensor, distort, amounts) -> list[float]:
+    """The term's value (no grad) for the images distorted by ``distort(images, amount)``
+    at each amount, against the undistorted photos."""
+    photo = to_tensor(images)
+    values = []
+    for amount in amounts:
+        out = to_tensor(distort(images, amount))
+        with torch.no_grad():
+            values.append(float(loss_of(out, photo, points)))
+    return values
+
+
+def assert_gradients_reach_a_generator(loss_of, images: list[np.ndarray], points: torch.Tensor) -> None:
+    """The term on a random generator's guided-filtered output of the first two photos: > 0,
+    and finite, non-zero gradients on the output and on every generator parameter."""
+    from models.generator import Generator
+    from models.guided_filter import guided_filter
+
+    photo = to_tensor(images[:2])
+    torch.manual_seed(0)
+    G = Generator()
+    out = guided_filter(photo, G(photo), 1, 1e-2)
+    out.retain_grad()
+    loss = loss_of(out, photo, points[:2])
+    loss.backward()
+    assert float(loss.detach()) > 0 and torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
+    grads = [p.grad for p in G.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0

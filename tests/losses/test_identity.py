@@ -12,7 +12,8 @@ from torch import nn
 
 from losses.identity import identity_distance, identity_loss
 from tests.conftest import requires_dlib, requires_mediapipe
-from tests.losses.face_data import blur, fixture_faces, to_tensor, warp_eyes
+from tests.losses.face_data import (BLUR_SIGMAS, EYE_WARPS, assert_gradients_reach_a_generator,
+                                   blur, fixture_faces, to_tensor, values_under, warp_eyes)
 from utils.errors import ToonFaceError
 
 
@@ -93,42 +94,21 @@ def test_zero_for_output_equal_to_photo(encoder, faces):
 
 def test_grows_monotonically_with_an_eye_warp(encoder, faces):
     images, pts = faces
-    photo = to_tensor(images)
-    values = []
-    for amount in (0.0, 0.1, 0.2, 0.4):
-        with torch.no_grad():
-            out = to_tensor(warp_eyes(images, pts.numpy(), amount))
-            values.append(float(identity_loss(out, photo, pts, None, encoder)[0]))
+    values = values_under(lambda o, p, q: identity_loss(o, p, q, None, encoder)[0], images, pts,
+                          lambda ims, a: warp_eyes(ims, pts.numpy(), a), EYE_WARPS)
     assert values[0] < 1e-3 and values[0] < values[1] < values[2] < values[3], values
 
 
 def test_grows_monotonically_with_blur(encoder, faces):
     images, pts = faces
-    photo = to_tensor(images)
-    values = []
-    for sigma in (0.0, 1.0, 2.0, 4.0):
-        with torch.no_grad():
-            values.append(float(identity_loss(to_tensor(blur(images, sigma)), photo, pts, None,
-                                              encoder)[0]))
+    values = values_under(lambda o, p, q: identity_loss(o, p, q, None, encoder)[0], images, pts, blur,
+                          BLUR_SIGMAS)
     assert values[0] == 0.0 and values[0] < values[1] < values[2] < values[3], values
 
 
 def test_gradients_reach_the_generator(encoder, faces):
-    from models.generator import Generator
-    from models.guided_filter import guided_filter
-
     images, pts = faces
-    photo = to_tensor(images[:2])
-    torch.manual_seed(0)
-    G = Generator()
-    out = guided_filter(photo, G(photo), 1, 1e-2)
-    out.retain_grad()
-    loss, _ = identity_loss(out, photo, pts[:2], None, encoder)
-    loss.backward()
-    assert float(loss.detach()) > 0 and torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
-    grads = [p.grad for p in G.parameters()]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    assert sum(float(g.abs().sum()) for g in grads) > 0
+    assert_gradients_reach_a_generator(lambda o, p, q: identity_loss(o, p, q, None, encoder)[0], images, pts)
 
 
 @requires_dlib

@@ -15,7 +15,9 @@ from faces.topology import MEDIAPIPE_468
 from losses.face_points import face_rows
 from losses.landmark_regressor import (REGION_WEIGHTS, landmark_error,
                                        landmark_regressor_loss, region_indices)
-from tests.losses.face_data import LEFT_EYE, RIGHT_EYE, blur, fixture_faces, to_tensor, warp_eyes
+from tests.losses.face_data import (BLUR_SIGMAS, EYE_WARPS, LEFT_EYE, RIGHT_EYE,
+                                   assert_gradients_reach_a_generator, blur, fixture_faces,
+                                   to_tensor, values_under, warp_eyes)
 from utils.errors import ToonFaceError
 
 # The region point sets, counted independently: mediapipe's FACEMESH_* contour sets have
@@ -152,42 +154,21 @@ def test_zero_for_output_equal_to_photo(facemesh, faces):
 
 def test_grows_monotonically_with_an_eye_warp(facemesh, faces):
     images, pts = faces
-    photo = to_tensor(images)
-    values = []
-    for amount in (0.0, 0.1, 0.2, 0.4):
-        out = to_tensor(warp_eyes(images, pts.numpy(), amount))
-        with torch.no_grad():
-            values.append(float(landmark_regressor_loss(out, photo, pts, None, facemesh)[0]))
+    values = values_under(lambda o, p, q: landmark_regressor_loss(o, p, q, None, facemesh)[0], images, pts,
+                          lambda ims, a: warp_eyes(ims, pts.numpy(), a), EYE_WARPS)
     assert values[0] < 1e-3 and values[0] < values[1] < values[2] < values[3], values
 
 
 def test_grows_monotonically_with_blur(facemesh, faces):
     images, pts = faces
-    photo = to_tensor(images)
-    values = []
-    for sigma in (0.0, 1.0, 2.0, 4.0):
-        with torch.no_grad():
-            out = to_tensor(blur(images, sigma))
-            values.append(float(landmark_regressor_loss(out, photo, pts, None, facemesh)[0]))
+    values = values_under(lambda o, p, q: landmark_regressor_loss(o, p, q, None, facemesh)[0], images, pts, blur,
+                          BLUR_SIGMAS)
     assert values[0] == 0.0 and values[0] < values[1] < values[2] < values[3], values
 
 
 def test_gradients_reach_the_generator(facemesh, faces):
-    from models.generator import Generator
-    from models.guided_filter import guided_filter
-
     images, pts = faces
-    photo = to_tensor(images[:2])
-    torch.manual_seed(0)
-    G = Generator()
-    out = guided_filter(photo, G(photo), 1, 1e-2)
-    out.retain_grad()
-    loss, _ = landmark_regressor_loss(out, photo, pts[:2], None, facemesh)
-    loss.backward()
-    assert float(loss.detach()) > 0 and torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
-    grads = [p.grad for p in G.parameters()]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    assert sum(float(g.abs().sum()) for g in grads) > 0
+    assert_gradients_reach_a_generator(lambda o, p, q: landmark_regressor_loss(o, p, q, None, facemesh)[0], images, pts)
 
 
 def test_flipped_photos_are_cropped_upright(facemesh):
