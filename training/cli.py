@@ -58,11 +58,11 @@ def missing_paths_notes(cfg: Config) -> list[str]:
     (the run itself refuses them in one line; a dry run only says so)."""
     from pathlib import Path
 
-    wanted = [("photo_dir", cfg.data.photo_dir, "folder")]
+    wanted = [("photo_dir", cfg.data.photo_dir)]
     if cfg.kind == "train":
-        wanted.append(("cartoon_dir", cfg.data.cartoon_dir, "folder"))
+        wanted.append(("cartoon_dir", cfg.data.cartoon_dir))
         if cfg.model.init not in (None, "none", "auto"):
-            wanted.append(("init", cfg.model.init, "file"))
+            wanted.append(("init", cfg.model.init))
     return [f"# {name}: {value} does not exist here (the run would stop there)"
-            for name, value, _ in wanted if value and not Path(value).expanduser().exists()]
+            for name, value in wanted if value and not Path(value).expanduser().exists()]
 
