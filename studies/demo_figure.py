@@ -56,14 +56,33 @@ def write_figure(checkpoints, out: str, width: int, labels=(), device: str = "cp
         captions.append(labels[i] if i < len(labels) and labels[i] else "cartoon")
     n, gap = len(images), 4
     full = n * width + (n - 1) * gap
-    strip = np.full((22, full, 3), 255, np.uint8)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.36
+    lines = [wrap_caption(text, width - 8, lambda t: cv2.getTextSize(t, font, scale, 1)[0][0])
+             for text in captions]
+    line_height = 14
+    strip = np.full((line_height * max(map(len, lines)) + 8, full, 3), 255, np.uint8)
     row = np.full((width, full, 3), 255, np.uint8)
-    for i, (im, text) in enumerate(zip(images, captions)):
+    for i, (im, caption_lines) in enumerate(zip(images, lines)):
         x = i * (width + gap)
         row[:, x:x + width] = cv2.resize(im, (width, width), interpolation=cv2.INTER_AREA)
-        cv2.putText(strip, text[:int(width / 6.5)], (x + 4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.36,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        for j, line in enumerate(caption_lines):
+            cv2.putText(strip, line, (x + 4, 15 + j * line_height), font, scale, (0, 0, 0), 1,
+                        cv2.LINE_AA)
     save_png(out, np.concatenate([strip, row], axis=0))
+
+
+def wrap_caption(text: str, max_width: int, text_width) -> list[str]:
+    """``text`` broken at spaces into lines whose ``text_width`` (pixels) fits ``max_width``; a
+    single word wider than that is cut to fit rather than spilling into the next column."""
+    lines: list[str] = []
+    for word in text.split():
+        while text_width(word) > max_width and len(word) > 1:
+            word = word[:-1]
+        if lines and text_width(f"{lines[-1]} {word}") <= max_width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
 
 
 if __name__ == "__main__":
