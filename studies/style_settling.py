@@ -3,8 +3,14 @@
 For each run folder, every saved generator (``generator/step_XXXXXX.pt``) is scored by test.py
 on the run's held-out photos (its ``heldout.txt``), and the style statistics of its outputs
 (evaluation/style.py: distinct colours, edge density, flatness, smooth share) are printed step
-by step beside the relative change from the previous saved step. A statistic has settled when
-its change stays under ``--tolerance`` (default 5%) for the last two intervals.
+by step beside the relative change from the previous saved step, and the trend of the trailing
+``--window`` saved generators (default 4): its *drift* (the least-squares slope times the
+window's span, relative to the window's mean: how far the level moved) and its *swing* (the
+residuals' standard deviation relative to the mean: how far single generators scatter around
+it). A GAN's generators oscillate, so a statistic can swing by 20% from one saved generator to
+the next while its level has stopped moving: it has settled at the first step from which the
+drift of every trailing window stays under ``--tolerance`` (default 5%). The step-to-step
+changes alone would call such a run unsettled forever.
 
     .venv/bin/python -m studies.style_settling RUN [RUN ...] [--csv out.csv]
 
@@ -52,24 +58,46 @@ def style_of(metrics: dict) -> dict[str, float]:
     raise click.ClickException(f"no style statistics in metrics.json (keys: {sorted(metrics)})")
 
 
-def settled_at(rows: list[dict], key: str, tolerance: float) -> int | None:
-    """First step from which every later relative change of ``key`` is under ``tolerance``
-    (at least two changes), or None."""
-    changes = [(r["step"], r[f"{key}_change"]) for r in rows if r.get(f"{key}_change") is not None]
-    for i in range(len(changes) - 1):
-        if all(abs(c) < tolerance for _, c in changes[i:]):
-            return changes[i][0]
+def drift_and_swing(steps: list[int], values: list[float]) -> tuple[float, float]:
+    """Least-squares line through (step, value): (slope * (last step - first step) / mean,
+    residual standard deviation / mean). Needs two or more points and a nonzero mean."""
+    n = len(steps)
+    if n < 2 or len(values) != n:
+        raise ValueError(f"drift needs two or more (step, value) points, got {n}")
+    mean_x, mean_y = sum(steps) / n, sum(values) / n
+    if mean_y == 0:
+        raise ValueError("drift is relative to the mean, which is 0")
+    sxx = sum((x - mean_x) ** 2 for x in steps)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(steps, values)) / sxx
+    residuals = [y - (mean_y + slope * (x - mean_x)) for x, y in zip(steps, values)]
+    swing = (sum(r * r for r in residuals) / n) ** 0.5
+    return slope * (steps[-1] - steps[0]) / abs(mean_y), swing / abs(mean_y)
+
+
+def level_settled_at(rows: list[dict], key: str, tolerance: float, window: int) -> int | None:
+    """First step whose trailing ``window`` rows, and every later trailing window, drift by
+    less than ``tolerance`` (``drift_and_swing``), or None."""
+    ends = range(window - 1, len(rows))
+    drifts = [(rows[i]["step"], drift_and_swing([r["step"] for r in rows[i - window + 1:i + 1]],
+                                                [r[key] for r in rows[i - window + 1:i + 1]])[0])
+              for i in ends]
+    for i in range(len(drifts)):
+        if all(abs(d) < tolerance for _, d in drifts[i:]):
+            return drifts[i][0]
     return None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=0.05,
-              show_default=True, help="relative change per saved interval counted as settled")
+              show_default=True, help="relative drift of a window's level counted as settled")
+@click.option("--window", type=click.IntRange(min=2), default=4, show_default=True,
+              help="saved generators per trailing window of the drift")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="write every run's rows here")
 @click.option("--rescore", is_flag=True, help="score steps already scored again")
-def main(runs: tuple[str, ...], tolerance: float, csv_path: str | None, rescore: bool) -> None:
+def main(runs: tuple[str, ...], tolerance: float, window: int, csv_path: str | None,
+         rescore: bool) -> None:
     """Style statistics of every saved generator of each RUN, and where they settle."""
     table = []
     for run in map(Path, runs):
@@ -92,9 +120,18 @@ def main(runs: tuple[str, ...], tolerance: float, csv_path: str | None, rescore:
                 c = r[f"{k}_change"]
                 cells.append(f"{r[k]:>9.4g} ({'' if c is None else f'{100 * c:+.0f}%':>5})")
             click.echo(f"  {r['step']:>6} " + " ".join(f"{c:>17}" for c in cells))
-        where = {k: settled_at(rows, k, tolerance) for k in STYLE_KEYS}
-        click.echo("  settled (change < {:.0%} from):".format(tolerance) + "".join(
-            f" {k} {'not yet' if s is None else s}," for k, s in where.items()).rstrip(","))
+        if len(rows) >= window:
+            last = rows[-window:]
+            trend = {k: drift_and_swing([r["step"] for r in last], [r[k] for r in last])
+                     for k in STYLE_KEYS}
+            click.echo(f"  last {window} saved ({last[0]['step']}-{last[-1]['step']}): " + ", ".join(
+                f"{k} drift {100 * d:+.0f}% swing {100 * w:.0f}%" for k, (d, w) in trend.items()))
+            where = {k: level_settled_at(rows, k, tolerance, window) for k in STYLE_KEYS}
+            click.echo(f"  level settled (drift < {tolerance:.0%} over {window} saved, from then on):"
+                       + "".join(f" {k} {'not yet' if s is None else s},"
+                                 for k, s in where.items()).rstrip(","))
+        else:
+            click.echo(f"  fewer than --window {window} saved generators: no trend yet")
         table += rows
     if csv_path:
         with open(csv_path, "w", newline="") as f:
