@@ -274,6 +274,40 @@ def test_gradients_reach_the_images(encoder, real_faces):
     assert g[~inside].sum() == 0 and (~inside).any()
 
 
+def test_input_gradient_repeats_bit_for_bit_on_two_threads(encoder):
+    """The identity term's gradient is the same on every call (bitwise --resume needs it): on 2
+    threads, oneDNN's backward of the last down-block's convolutions (1x1 out) summed in a
+    varying order, and a single face's input gradient changed in 36 of 50 calls; a batch of 8
+    and bf16 are checked too. The matrix products that replace them must give the
+    convolutions' outputs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        for batch, bf16 in ((1, False), (1, True), (8, False)):
+            chips = torch.rand(batch, 3, CHIP_SIZE, CHIP_SIZE, generator=gen) * 255
+            weights = torch.linspace(-1, 1, 128)
+            grads = []
+            for _ in range(12):
+                x = chips.clone().requires_grad_(True)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    out = encoder(x)
+                (out * weights).sum().backward()
+                grads.append(x.grad)
+            assert all(torch.equal(grads[0], g) for g in grads[1:]), (batch, bf16)
+    finally:
+        torch.set_num_threads(threads)
+    last = encoder.blocks[-1]
+    x = torch.randn(3, 256, 4, 4, generator=gen).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(dlib_encoder._conv(last.conv1, x), last.conv1(x), rtol=1e-5,
+                               atol=1e-5)
+    x = torch.randn(3, 256, 1, 1, generator=gen)  # padded 3x3 of one pixel
+    torch.testing.assert_close(dlib_encoder._conv(last.conv2, x), last.conv2(x), rtol=1e-5,
+                               atol=1e-5)
+    x = torch.randn(3, 256, 5, 5, generator=gen)  # 2x2 out: the convolution itself
+    assert torch.equal(dlib_encoder._conv(last.conv1, x), last.conv1(x))
+
+
 def test_chip_gradcheck():
     """float64 gradcheck of the chip sampling (no rounding) in the images and the landmarks,
     on a 9x9 chip of a 24x24 image (the template scales with the chip size)."""
