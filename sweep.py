@@ -12,6 +12,7 @@ both). Rerunning the same command resumes: finished runs are skipped, interrupte
 continue; ``--no-train`` re-scores the runs that exist without training.
 """
 import sys
+from pathlib import Path
 
 import click
 
@@ -47,9 +48,12 @@ def main(**opts):
                        interrupted="interrupted: rerun the same command to resume the sweep")
     if res.get("dry_run"):
         return
-    for key in ("summary", "comparison", "metrics", "index"):
+    for key in ("summary", "study", "paired", "comparison", "metrics", "index"):
         if res.get(key):
             click.echo(f"{key}: {res[key]}")
+    for key, path in (res.get("window") or {}).items():  # evaluate.last_saves's tables
+        if key in ("summary", "study", "paired"):
+            click.echo(f"{Path(path).stem}: {path}")
     if res.get("failed"):
         click.echo(f"error: {len(res['failed'])} run(s) failed: {', '.join(res['failed'])}", err=True)
         sys.exit(1)

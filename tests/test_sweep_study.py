@@ -234,10 +234,91 @@ def test_study_scores_reference_portrait_and_writes_tables(tmp_path, demo_data):
     assert again.stderr.count("already there") == 6 and "train.py" not in again.stderr
 
 
+def test_window_metrics_average_each_photo_over_saves_by_hand():
+    from evaluation.sweep.evaluate_runs import window_metrics
+
+    def ev(step, nme_a, nme_b, same_a, colours):
+        per = [{"name": "a", "nme68": nme_a, "same_person": same_a, "status": f"s{step}"},
+               {"name": "b", "nme68": nme_b, "same_person": True, "status": f"s{step}"}]
+        summ = {"nme68_mean": (nme_a + nme_b) / 2 if nme_b is not None else nme_a,
+                "distinct_colours": colours, "fid_cartoon": None}
+        return {"metrics": {"step": step, "checkpoint": f"g{step}", "summary": summ,
+                            "nme68_mean": summ["nme68_mean"], "per_image": per,
+                            "not_independent": {"x": step}}}
+
+    w = window_metrics([ev(250, 0.02, 0.04, True, 1000), ev(500, 0.04, None, False, 1300),
+                        ev(750, 0.06, 0.10, True, 1600)])
+    assert w["steps"] == [250, 500, 750] and w["step"] == 750 and w["checkpoint"] == "g750"
+    assert w["not_independent"] == {"x": 750}
+    assert w["summary"]["nme68_mean"] == pytest.approx((0.03 + 0.04 + 0.08) / 3)
+    assert w["nme68_mean"] == w["summary"]["nme68_mean"]
+    assert w["summary"]["distinct_colours"] == pytest.approx(1300)
+    assert w["summary"]["fid_cartoon"] is None
+    a, b = sorted(w["per_image"], key=lambda r: r["name"])
+    assert a["nme68"] == pytest.approx(0.04) and a["same_person"] == pytest.approx(2 / 3)
+    assert a["saves"] == 3 and a["status"] == "s750"
+    assert b["nme68"] == pytest.approx(0.07)  # the save where dlib lost it is left out
+    one = ev(1000, 0.01, 0.03, True, 900)
+    assert window_metrics([one])["summary"]["nme68_mean"] == pytest.approx(0.02)
+    with pytest.raises(ValueError):
+        window_metrics([])
+
+
+def test_last_saves_scores_each_runs_last_generators(tmp_path, demo_data):
+    """evaluate.last_saves 2: every run is also scored at its save before the last, into its
+    own test/step_XXXXXX (portrait mode too), and summary/study/paired_last2.csv hold the
+    means of the two saves' own metrics.json, photo by photo; a rerun reuses them all."""
+    import csv
+
+    photos, _ = demo_data
+    ck = tmp_path / "ck"
+    study = tiny_study(tmp_path, demo_data, runs=[{"w5": 0}, {"w5": 1}],
+                       evaluate={"last_saves": 2,
+                                 "portrait": {"photo_dir": str(photos), "photos": ["0001"]}},
+                       compare={"replicate": "seed", "baseline": {"w5": 0}})
+    data = json.loads(study.read_text())
+    data["base"].update(total_iter=3, save_every=1)
+    study.write_text(json.dumps(data))
+    args = ["--name", "st", "--configs", study, "--", "--checkpoints_dir", ck]
+    res = sweep_cli(*args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    sweep_dir = ck / "st"
+    assert "summary_last2: " in res.stdout and "paired_last2: " in res.stdout
+    with open(sweep_dir / "summary_last2.csv") as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    with open(sweep_dir / "summary.csv") as f:
+        final = {r["run"]: r for r in csv.DictReader(f)}
+    for rid in ("w5=0", "w5=1"):
+        test = sweep_dir / rid / "test"
+        m2, m3 = (json.loads((test / f"step_{s:06d}" / "metrics.json").read_text()) for s in (2, 3))
+        assert m2["step"] == 2 and m3["step"] == 3
+        assert rows[rid]["step"] == "2 3" and final[rid]["step"] == "3"
+        for k in ("distinct_colours", "edge_density", "nme68_mean"):
+            vals = [m["summary"][k] for m in (m2, m3) if m["summary"][k] is not None]
+            want = sum(vals) / len(vals) if vals else None
+            got = rows[rid][k]
+            assert (got == "" if want is None else float(got) == pytest.approx(want, rel=1e-5)), k
+            assert final[rid][k] == ("" if m3["summary"][k] is None else final[rid][k])
+        p2, p3 = (json.loads((test / f"step_{s:06d}" / "portrait" / "metrics.json").read_text())
+                  for s in (2, 3))
+        assert p2["portrait_scenes"] == p3["portrait_scenes"]
+        assert rows[rid]["portrait_pairs"] == "1"
+    with open(sweep_dir / "paired_last2.csv") as f:
+        paired = list(csv.DictReader(f))
+    assert [(p["configuration"], p["metric"]) for p in paired] == [
+        ("w5=1", "nme68"), ("w5=1", "identity_distance")]
+    assert not (sweep_dir / "comparison_last2.png").exists()
+    again = sweep_cli(*args[:4], "--no-train", *args[4:])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("already there") == 8 and "train.py" not in again.stderr
+
+
 @pytest.mark.parametrize("section, value, want", [
     ("evaluate", {"reference": {"dir": "/no/such/dir"}}, "reference folder not found: /no/such/dir"),
     ("evaluate", {"portrait": {"photo_dir": "PHOTOS", "photos": ["0001", "zz"]}}, "no image(s) named zz.*"),
     ("evaluate", {"refrence": {}}, "unknown key(s) refrence"),
+    ("evaluate", {"last_saves": 0}, "last_saves: expected a whole number of at least 1, got the number 0"),
+    ("evaluate", {"last_saves": "4"}, "last_saves: expected a whole number of at least 1"),
     ("compare", {"baseline": {"w5": 3}}, "no run has the baseline options"),
     ("compare", {"baseline": {"w5": 0}, "paired": ["flatness"]}, "flatness is not a per-image metric"),
     ("compare", {"replicate": "seeds"}, "unknown train option 'seeds'"),

@@ -12,17 +12,26 @@ on the same held-out photos (test.py's ``evaluate``), and, when the sweep file a
   --portrait delivers) and scored by ``evaluate_outputs``: nme68 / identity of the largest
   face of each scene, found rates over all of them.
 
+- ``evaluate.last_saves: N`` (default 1): each run is also scored at its last N saved
+  generators (``generator/step_XXXXXX.pt``, the final one included), on the held-out photos
+  and the portrait scenes, and the report adds tables of their means (``window_metrics``): a
+  GAN's faces and style swing from one saved generator to the next (the landmark study's
+  nme68 of one run moved 0.021 -> 0.035 between two saves 250 steps apart), so one save
+  decides a paired count by chance where N saves measure the run.
+
 Every evaluation is reused when its ``metrics.json`` covers the same photos (and step).
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from utils.errors import ToonFaceError
 
 from evaluation.sweep.plan import SweepPlan, run_dir
+from evaluation.sweep.schema import EVALUATE_KEYS
 from evaluation.config import EvalConfig, GeneratorChoice, PhotoChoice, Scoring
 from datasets.folders import collect_images
 from evaluation.evaluate import (check_out_dir, dlib_analyser, evaluate, evaluate_outputs,
@@ -88,18 +97,95 @@ def evaluate_all(runs: list[dict], failed: list[str], photos: list[Path], incept
             results.append(None)
             continue
         step = int(load_checkpoint_file(f.latest_generator).get("step", 0))
-        out = f.test_dir(step)
-        m = _read_metrics(out / "metrics.json")
-        if m and m.get("photos") == [str(p) for p in photos] and m.get("step") == step:
-            echo(f"{r['id']}: evaluation of step {step} already there")
-            results.append({"metrics": m, "out_dir": out, "index": out / "index.html"})
-            continue
-        config = EvalConfig(GeneratorChoice(checkpoint=str(f.latest_generator),
-                                            checkpoints_dir=r["cfg"].run.checkpoints_dir),
-                            PhotoChoice(photos=photos), Scoring(inception=inception),
-                            out=str(out), device=device)
-        results.append(evaluate(config, feature_cache=cache, analyser=analyser, echo=echo))
+        results.append(evaluate_generator(r, f.latest_generator, step, photos, inception, device,
+                                          echo, analyser, cache))
     return results
+
+
+def evaluate_generator(run: dict, generator: Path, step: int, photos: list[Path],
+                       inception: str | None, device: str, echo, analyser=None,
+                       cache: dict | None = None) -> dict:
+    """One generator file of ``run`` (of training step ``step``) evaluated on ``photos`` into
+    the run's ``test/step_XXXXXX/`` (reused when its metrics.json covers the same photos and
+    step). Returns evaluation.evaluate's ``{"metrics", "out_dir", "index"}``."""
+    f = run_dir(run["cfg"])
+    out = f.test_dir(step)
+    m = _read_metrics(out / "metrics.json")
+    if m and m.get("photos") == [str(p) for p in photos] and m.get("step") == step:
+        echo(f"{run['id']}: evaluation of step {step} already there")
+        return {"metrics": m, "out_dir": out, "index": out / "index.html"}
+    config = EvalConfig(GeneratorChoice(checkpoint=str(generator),
+                                        checkpoints_dir=run["cfg"].run.checkpoints_dir),
+                        PhotoChoice(photos=photos), Scoring(inception=inception),
+                        out=str(out), device=device)
+    return evaluate(config, feature_cache=cache if cache is not None else {}, analyser=analyser,
+                    echo=echo)
+
+
+def evaluate_windows(runs: list[dict], results: list[dict | None], last: int,
+                     photos: list[Path], inception: str | None, device: str, echo,
+                     analyser=None) -> list[list[dict] | None]:
+    """Per run with a final evaluation (``results``): the evaluations of its last ``last``
+    saved generators, oldest first, ending with the final one (``results``' own); fewer when
+    the run saved fewer before its final step. None where ``results`` has None."""
+    cache: dict = {}
+    out: list[list[dict] | None] = []
+    for r, res in zip(runs, results):
+        if res is None:
+            out.append(None)
+            continue
+        final = int(res["metrics"].get("step") or 0)
+        earlier = [(s, p) for s, p in run_dir(r["cfg"]).steps("generator") if s < final]
+        earlier = earlier[len(earlier) - (last - 1):] if last > 1 else []
+        out.append([evaluate_generator(r, p, s, photos, inception, device, echo, analyser, cache)
+                    for s, p in earlier] + [res])
+    return out
+
+
+def _mean(values: list[Any]) -> float | None:
+    xs = [float(v) for v in values if isinstance(v, (bool, int, float)) and math.isfinite(v)]
+    return sum(xs) / len(xs) if xs else None
+
+
+def window_metrics(evaluations: list[dict]) -> dict:
+    """The metrics of several evaluations of one run (its last saved generators) as one, for
+    the report: every summary number is the mean over the evaluations that have it; every
+    photo's number (``per_image``, by name) the mean over the evaluations where it has one (a
+    face dlib lost at one save is scored by the others); True/False values average to a rate.
+    The summary's numbers are also set at the top level, where metrics.json repeats them;
+    ``steps`` lists the steps averaged; everything else (``step``, ``checkpoint``,
+    ``not_independent``...) is the last evaluation's. ``evaluations``: ``{"metrics"}`` dicts,
+    oldest first. Raises ValueError for an empty list."""
+    if not evaluations:
+        raise ValueError("window_metrics needs at least one evaluation")
+    ms = [e["metrics"] for e in evaluations]
+    out = dict(ms[-1])
+    out["steps"] = [m.get("step") for m in ms]
+    out["summary"] = _merge([m.get("summary") or {} for m in ms])
+    out.update({k: v for k, v in out["summary"].items() if k in out})  # metrics.json repeats them
+    by_name: dict[str, list[dict]] = {}
+    for m in ms:
+        for rec in m.get("per_image") or []:
+            if isinstance(rec, dict):
+                by_name.setdefault(str(rec.get("name")), []).append(rec)
+    per_image = []
+    for name, recs in by_name.items():
+        per_image.append({**_merge(recs), "name": name, "saves": len(recs)})
+    out["per_image"] = per_image
+    return out
+
+
+def _merge(records: list[dict]) -> dict:
+    """Key by key (in first-seen order): the mean of the records' numbers where any has one,
+    else the last record's value."""
+    keys = list(dict.fromkeys(k for rec in records for k in rec))
+    return {k: (_mean([rec.get(k) for rec in records])
+                if any(_is_number(rec.get(k)) for rec in records) else records[-1].get(k))
+            for k in keys}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (bool, int, float)) and not (isinstance(v, float) and not math.isfinite(v))
 
 
 def evaluate_reference(sp: SweepPlan, photos: list[Path], device: str, echo, analyser=None) -> dict | None:
@@ -206,12 +292,15 @@ def check_evaluate_section(sp: SweepPlan) -> None:
     ({dir, label}) names a folder, ``portrait`` ({photo_dir, photos}) names scenes that exist."""
     ev = sp.file.evaluate
     where = f"{sp.file.path}: evaluate"
-    unknown = sorted(set(ev) - {"reference", "portrait", "pretrained"})
+    unknown = sorted(set(ev) - set(EVALUATE_KEYS))
     if unknown:
-        raise ToonFaceError(f"{where}: unknown key(s) {', '.join(unknown)} (expected reference, "
-                            "portrait, pretrained)")
+        raise ToonFaceError(f"{where}: unknown key(s) {', '.join(unknown)} (expected "
+                            f"{', '.join(EVALUATE_KEYS)})")
     if not isinstance(ev.get("pretrained", False), bool):
         raise ToonFaceError(f"{where}: pretrained: expected true or false")
+    last = ev.get("last_saves", 1)
+    if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+        raise ToonFaceError(f"{where}: last_saves: expected a whole number of at least 1")
     ref = ev.get("reference")
     if ref is not None:
         if not isinstance(ref, dict) or "dir" not in ref:
@@ -235,7 +324,10 @@ def evaluate_sweep(sp: SweepPlan, failed: list[str], eval_photo_dir: str | None,
                    inception: str | None, device: str, echo) -> dict:
     """Everything the sweep file asks to score: ``{"photos", "runs" (per run, or None),
     "reference" (or None), "portrait" (per run, or None), "pretrained" (per pretraining, or
-    None; with ``evaluate.pretrained: true``: the starting generators, a no-stylisation row)}``."""
+    None; with ``evaluate.pretrained: true``: the starting generators, a no-stylisation row),
+    "window" (None, or with ``evaluate.last_saves`` N > 1: ``{"last_saves": N, "runs",
+    "portrait"}``, per run the :func:`window_metrics` of its last N saves as an evaluation, or
+    None)}``. The reference and the pretrained generators are scored once either way."""
     echo = Notices(echo)
     photos = evaluation_photos(sp.runs, eval_photo_dir, num)
     analyser = dlib_analyser()  # its models load once for the whole sweep
@@ -243,7 +335,28 @@ def evaluate_sweep(sp: SweepPlan, failed: list[str], eval_photo_dir: str | None,
     pretrained = None
     if sp.file.evaluate.get("pretrained") and sp.pretrains:
         pretrained = evaluate_all(sp.pretrains, failed, photos, inception, device, echo, analyser)
+    portrait = evaluate_portraits(sp, results, device, echo, analyser)
+    window = None
+    last = int(sp.file.evaluate.get("last_saves", 1))
+    if last > 1:
+        windows = evaluate_windows(sp.runs, results, last, photos, inception, device, echo,
+                                   analyser)
+        # portrait mode at each earlier save: position k from the end, across the runs
+        depth = max((len(w) for w in windows if w), default=0)
+        por_by_run: list[list[dict]] = [[] for _ in sp.runs]
+        for k in range(depth - 1, 0, -1):
+            at_k = [w[-1 - k] if w and len(w) > k else None for w in windows]
+            for i, p in enumerate(evaluate_portraits(sp, at_k, device, echo, analyser)):
+                if p is not None:
+                    por_by_run[i].append(p)
+        for i, p in enumerate(portrait):
+            if p is not None:
+                por_by_run[i].append(p)
+        window = {"last_saves": last,
+                  "runs": [None if w is None else {**w[-1], "metrics": window_metrics(w)}
+                           for w in windows],
+                  "portrait": [{**p[-1], "metrics": window_metrics(p)} if p else None
+                               for p in por_by_run]}
     return {"photos": photos, "runs": results,
             "reference": evaluate_reference(sp, photos, device, echo, analyser),
-            "portrait": evaluate_portraits(sp, results, device, echo, analyser),
-            "pretrained": pretrained}
+            "portrait": portrait, "pretrained": pretrained, "window": window}

@@ -159,10 +159,12 @@ def per_image_values(metrics: dict) -> dict[str, dict]:
 
 
 def summarise(sp: SweepPlan, results: list[dict | None], failed: list[str],
-              extra: dict | None = None) -> dict:
+              extra: dict | None = None, suffix: str = "") -> dict:
     """``summary.csv``, ``comparison.png``, ``metrics.png``, ``index.html`` of a sweep, and
     for a study ``study.csv`` and ``paired.csv``. ``extra``: ``evaluate_runs.evaluate_sweep``'s
-    reference and portrait results."""
+    reference and portrait results. ``suffix``: write only the tables, named
+    ``summary<suffix>.csv`` (and ``study``, ``paired``), e.g. for the means over the last
+    saved generators (``evaluate_sweep``'s ``window``; their ``step`` column lists the steps)."""
     name, sweep_dir, runs = sp.name, sp.sweep_dir, sp.runs
     extra = extra or {}
     portrait = list(extra.get("portrait") or [None] * len(runs))
@@ -191,7 +193,8 @@ def summarise(sp: SweepPlan, results: list[dict | None], failed: list[str],
             status = run_state(r["cfg"])
         else:
             status = "evaluated" if m.get("step") == total else f"partial ({m.get('step')} of {total})"
-        rows.append([r["id"], *[r["options"].get(k) for k in swept], status, m.get("step"),
+        step = " ".join(map(str, m["steps"])) if m.get("steps") else m.get("step")
+        rows.append([r["id"], *[r["options"].get(k) for k in swept], status, step,
                      *[s.get(k) for k in metric_keys]])
         links.append({"run": r["id"], "test_index": (res or {}).get("index"),
                       "loss_curves": run_dir(r["cfg"]).loss_curves})
@@ -215,8 +218,8 @@ def summarise(sp: SweepPlan, results: list[dict | None], failed: list[str],
         ref_summary = dict(reference["metrics"].get("summary", {}))
         rows.append([reference["label"], *[None] * len(swept), "reference", None,
                      *[ref_summary.get(k) for k in metric_keys]])
-    write_csv(sweep_dir / "summary.csv", header, rows)
-    out = {"sweep_dir": sweep_dir, "summary": sweep_dir / "summary.csv"}
+    out = {"sweep_dir": sweep_dir,
+           "summary": write_csv(sweep_dir / f"summary{suffix}.csv", header, rows)}
 
     spec = compare_spec(sp)
     if spec:
@@ -228,11 +231,13 @@ def summarise(sp: SweepPlan, results: list[dict | None], failed: list[str],
             table.append({"configuration": reference["label"], "runs": 1, f"{rep}s": "",
                           **{f"{k}_mean": ref_summary.get(k) for k in metric_keys}})
         cols = ["configuration", "runs", f"{rep}s"] + [f"{k}_{s}" for k in metric_keys for s in ("mean", "std")]
-        out["study"] = write_csv(sweep_dir / "study.csv", cols, ([t.get(c) for c in cols] for t in table))
+        out["study"] = write_csv(sweep_dir / f"study{suffix}.csv", cols, ([t.get(c) for c in cols] for t in table))
         paired = paired_table(entries, rep, spec["baseline"], spec["paired"])
         pcols_ = [rep, "configuration", "baseline", "metric", "improved", "worse", "tied", "compared", "missing"]
-        out["paired"] = write_csv(sweep_dir / "paired.csv", pcols_, ([p[c] for c in pcols_] for p in paired))
+        out["paired"] = write_csv(sweep_dir / f"paired{suffix}.csv", pcols_, ([p[c] for c in pcols_] for p in paired))
 
+    if suffix:
+        return out
     columns = [(row_label(r, runs), results[i] if i < len(results) else None) for i, r in enumerate(runs)]
     if reference:
         columns.append((reference["label"], reference))

@@ -108,6 +108,11 @@ def sweep(name: str, grid: list[str] | tuple[str, ...] = (), configs: str | None
         extra = evaluate_sweep(sp, failed, eval_photo_dir, num, inception, device, echo)
         results = extra["runs"]
     out = summarise(sp, results, failed, extra)
+    window = extra.get("window")
+    if window:  # evaluate.last_saves: the same tables over each run's last saves
+        suffix = f"_last{window['last_saves']}"
+        out["window"] = summarise(sp, window["runs"], failed,
+                                  {**extra, "portrait": window["portrait"]}, suffix=suffix)
     out["failed"] = failed
     out["pretrains"] = [p["id"] for p in sp.pretrains if p["id"] in by_id]
     return out

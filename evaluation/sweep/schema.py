@@ -7,7 +7,8 @@ What a file may hold (anything else is a problem)::
     pretrain:  {pretrain options} | null      # null or absent: no pretrain stage
     evaluate:  {reference: {dir: FOLDER, label: TEXT},
                 portrait:  {photo_dir: FOLDER, photos: [stem, ...]},
-                pretrained: true | false}
+                pretrained: true | false,
+                last_saves: N}                # score each run's last N saved generators
     compare:   {replicate: OPTION, baseline: {train options}, paired: [metric, ...]}
 
 Option values are checked by type before the option's own click type converts them: a flag
@@ -44,7 +45,7 @@ from utils.errors import ToonFaceError
 RESERVED = {"name", "model_version", "resume", "dry_run"}
 # Sections a sweep file may hold besides base and runs.
 FILE_KEYS = {"base", "runs", "pretrain", "evaluate", "compare"}
-EVALUATE_KEYS = ("reference", "portrait", "pretrained")
+EVALUATE_KEYS = ("reference", "portrait", "pretrained", "last_saves")
 COMPARE_KEYS = ("replicate", "baseline", "paired")
 # Per-image metrics a study may compare pairwise (lower is better), and the default pair.
 LOWER_IS_BETTER = ("nme68", "identity_distance", "nme_mediapipe", "nme")
@@ -382,6 +383,13 @@ class _Checker:
             else:
                 self.add(where, f"pretrained: expected true or false, got {describe(ev['pretrained'])}",
                          "evaluate", "pretrained")
+        if "last_saves" in ev:
+            n = ev["last_saves"]
+            if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
+                out["last_saves"] = n
+            else:
+                self.add(where, f"last_saves: expected a whole number of at least 1, got {describe(n)}",
+                         "evaluate", "last_saves")
         ref = ev.get("reference")
         if ref is not None:
             if not isinstance(ref, dict):
