@@ -264,6 +264,31 @@ def test_window_metrics_average_each_photo_over_saves_by_hand():
         window_metrics([])
 
 
+@pytest.mark.parametrize("last, want", [(1, [1000]), (2, [750, 1000]), (4, [250, 500, 750, 1000]),
+                                        (5, [250, 500, 750, 1000]), (9, [250, 500, 750, 1000])])
+def test_evaluate_windows_picks_the_last_saves(monkeypatch, tmp_path, last, want):
+    """The last ``last`` saves up to the final step, oldest first: none after the final step,
+    all of them (and a notice) when the run saved fewer."""
+    from evaluation.sweep import evaluate_runs
+    from utils.run_dir import RunDir
+
+    f = RunDir(tmp_path / "run")
+    f.generator_dir.mkdir(parents=True)
+    for step in (250, 500, 750, 1000, 1250):  # 1250: saved after the step scored as final
+        f.generator(step).write_bytes(b"")
+    monkeypatch.setattr(evaluate_runs, "run_dir", lambda cfg: f)
+    monkeypatch.setattr(evaluate_runs, "evaluate_generator",
+                        lambda run, gen, step, *a, **k: {"metrics": {"step": step}, "generator": gen})
+    final = {"metrics": {"step": 1000}, "generator": f.latest_generator}
+    said = []
+    got = evaluate_runs.evaluate_windows([{"id": "r", "cfg": None}, {"id": "s", "cfg": None}],
+                                         [final, None], last, [], None, "cpu", said.append)
+    assert got[1] is None and got[0][-1] is final
+    assert [e["metrics"]["step"] for e in got[0]] == want
+    assert [e["generator"] for e in got[0][:-1]] == [f.generator(s) for s in want[:-1]]
+    assert len(said) == (1 if last > 4 else 0)
+
+
 def test_last_saves_scores_each_runs_last_generators(tmp_path, demo_data):
     """evaluate.last_saves 2: every run is also scored at its save before the last, into its
     own test/step_XXXXXX (portrait mode too), and summary/study/paired_last2.csv hold the
@@ -302,6 +327,7 @@ def test_last_saves_scores_each_runs_last_generators(tmp_path, demo_data):
         p2, p3 = (json.loads((test / f"step_{s:06d}" / "portrait" / "metrics.json").read_text())
                   for s in (2, 3))
         assert p2["portrait_scenes"] == p3["portrait_scenes"]
+        assert (p2["portrait_step"], p3["portrait_step"]) == (2, 3)  # each save's own generator
         assert rows[rid]["portrait_pairs"] == "1"
     with open(sweep_dir / "paired_last2.csv") as f:
         paired = list(csv.DictReader(f))

@@ -12,9 +12,11 @@ on the same held-out photos (test.py's ``evaluate``), and, when the sweep file a
   --portrait delivers) and scored by ``evaluate_outputs``: nme68 / identity of the largest
   face of each scene, found rates over all of them.
 
-- ``evaluate.last_saves: N`` (default 1): each run is also scored at its last N saved
-  generators (``generator/step_XXXXXX.pt``, the final one included), on the held-out photos
-  and the portrait scenes, and the report adds tables of their means (``window_metrics``): a
+- ``evaluate.last_saves: N`` (default 1: the final generator only, no further tables): each
+  run is also scored at its last N saved generators (``generator/step_XXXXXX.pt``, the final
+  one included), on the held-out photos and the portrait scenes, and the report adds tables
+  of their means (``window_metrics``; a face dlib lost at some saves is averaged over the
+  others; a run with fewer saves over those it has, with a notice): a
   GAN's faces and style swing from one saved generator to the next (the landmark study's
   nme68 of one run moved 0.021 -> 0.035 between two saves 250 steps apart), so one save
   decides a paired count by chance where N saves measure the run.
@@ -86,10 +88,11 @@ def evaluation_photos(runs: list[dict], eval_photo_dir: str | None, num: int | N
 
 
 def evaluate_all(runs: list[dict], failed: list[str], photos: list[Path], inception: str | None,
-                 device: str, echo, analyser=None) -> list[dict | None]:
+                 device: str, echo, analyser=None, cache: dict | None = None) -> list[dict | None]:
     """Each run with a generator evaluated on ``photos``; None for runs without one. A run that
-    has not reached its total_iter is evaluated at its latest step (the summary says so)."""
-    cache: dict = {}
+    has not reached its total_iter is evaluated at its latest step (the summary says so).
+    ``cache``: FID features shared between calls (the reference cartoons' among them)."""
+    cache = {} if cache is None else cache
     results: list[dict | None] = []
     for r in runs:
         f = run_dir(r["cfg"])
@@ -107,28 +110,32 @@ def evaluate_generator(run: dict, generator: Path, step: int, photos: list[Path]
                        cache: dict | None = None) -> dict:
     """One generator file of ``run`` (of training step ``step``) evaluated on ``photos`` into
     the run's ``test/step_XXXXXX/`` (reused when its metrics.json covers the same photos and
-    step). Returns evaluation.evaluate's ``{"metrics", "out_dir", "index"}``."""
+    step). Returns evaluation.evaluate's ``{"metrics", "out_dir", "index"}`` and
+    ``"generator"``, the file scored (a cached metrics.json may name ``generator/latest.pt``
+    of the time it was written)."""
     f = run_dir(run["cfg"])
     out = f.test_dir(step)
     m = _read_metrics(out / "metrics.json")
     if m and m.get("photos") == [str(p) for p in photos] and m.get("step") == step:
         echo(f"{run['id']}: evaluation of step {step} already there")
-        return {"metrics": m, "out_dir": out, "index": out / "index.html"}
+        return {"metrics": m, "out_dir": out, "index": out / "index.html", "generator": generator}
     config = EvalConfig(GeneratorChoice(checkpoint=str(generator),
                                         checkpoints_dir=run["cfg"].run.checkpoints_dir),
                         PhotoChoice(photos=photos), Scoring(inception=inception),
                         out=str(out), device=device)
-    return evaluate(config, feature_cache=cache if cache is not None else {}, analyser=analyser,
-                    echo=echo)
+    res = evaluate(config, feature_cache=cache if cache is not None else {}, analyser=analyser,
+                   echo=echo)
+    return {**res, "generator": generator}
 
 
 def evaluate_windows(runs: list[dict], results: list[dict | None], last: int,
                      photos: list[Path], inception: str | None, device: str, echo,
-                     analyser=None) -> list[list[dict] | None]:
+                     analyser=None, cache: dict | None = None) -> list[list[dict] | None]:
     """Per run with a final evaluation (``results``): the evaluations of its last ``last``
-    saved generators, oldest first, ending with the final one (``results``' own); fewer when
-    the run saved fewer before its final step. None where ``results`` has None."""
-    cache: dict = {}
+    saved generators, oldest first, ending with the final one (``results``' own); fewer, with
+    a notice, when the run saved fewer before its final step. None where ``results`` has
+    None."""
+    cache = {} if cache is None else cache
     out: list[list[dict] | None] = []
     for r, res in zip(runs, results):
         if res is None:
@@ -136,7 +143,10 @@ def evaluate_windows(runs: list[dict], results: list[dict | None], last: int,
             continue
         final = int(res["metrics"].get("step") or 0)
         earlier = [(s, p) for s, p in run_dir(r["cfg"]).steps("generator") if s < final]
-        earlier = earlier[len(earlier) - (last - 1):] if last > 1 else []
+        earlier = earlier[-(last - 1):] if last > 1 else []
+        if len(earlier) + 1 < last:
+            echo(f"notice: {r['id']}: {len(earlier) + 1} saved generator(s) up to step {final}, "
+                 f"not {last}: its means cover those")
         out.append([evaluate_generator(r, p, s, photos, inception, device, echo, analyser, cache)
                     for s, p in earlier] + [res])
     return out
@@ -265,11 +275,14 @@ def evaluate_portraits(sp: SweepPlan, results: list[dict | None], device: str, e
             continue
         root = Path(res["out_dir"]) / PORTRAIT_DIR
         m = _read_metrics(root / "metrics.json")
-        if m and m.get("portrait_scenes") == [str(p) for p in scenes]:
+        step = res["metrics"].get("step")
+        if (m and m.get("portrait_scenes") == [str(p) for p in scenes]
+                and m.get("portrait_step", step) == step):
             echo(f"{r['id']}: portrait evaluation already there")
             out.append({"metrics": m, "out_dir": root})
             continue
-        gen = res["metrics"].get("checkpoint") or str(run_dir(r["cfg"]).latest_generator)
+        gen = str(res.get("generator") or res["metrics"].get("checkpoint")
+                  or run_dir(r["cfg"]).latest_generator)
         toon = Cartoonizer.from_checkpoint(gen, device, portrait=True,
                                            landmark_detector=r["cfg"].data.landmark_detector,
                                            landmark_model=r["cfg"].data.landmark_model,
@@ -282,6 +295,7 @@ def evaluate_portraits(sp: SweepPlan, results: list[dict | None], device: str, e
                                  out=str(root), device=device, analyser=analyser, echo=echo)
         m = dict(res_p["metrics"])
         m["portrait_scenes"] = [str(p) for p in scenes]
+        m["portrait_step"] = step  # the generator's step (files before this key: the folder's)
         (root / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
         out.append({"metrics": m, "out_dir": root})
     return out
@@ -289,7 +303,8 @@ def evaluate_portraits(sp: SweepPlan, results: list[dict | None], device: str, e
 
 def check_evaluate_section(sp: SweepPlan) -> None:
     """The sweep file's ``evaluate`` section, checked before anything runs: ``reference``
-    ({dir, label}) names a folder, ``portrait`` ({photo_dir, photos}) names scenes that exist."""
+    ({dir, label}) names a folder, ``portrait`` ({photo_dir, photos}) names scenes that exist,
+    ``pretrained`` is true or false and ``last_saves`` a whole number of at least 1."""
     ev = sp.file.evaluate
     where = f"{sp.file.path}: evaluate"
     unknown = sorted(set(ev) - set(EVALUATE_KEYS))
@@ -331,16 +346,18 @@ def evaluate_sweep(sp: SweepPlan, failed: list[str], eval_photo_dir: str | None,
     echo = Notices(echo)
     photos = evaluation_photos(sp.runs, eval_photo_dir, num)
     analyser = dlib_analyser()  # its models load once for the whole sweep
-    results = evaluate_all(sp.runs, failed, photos, inception, device, echo, analyser)
+    cache: dict = {}
+    results = evaluate_all(sp.runs, failed, photos, inception, device, echo, analyser, cache)
     pretrained = None
     if sp.file.evaluate.get("pretrained") and sp.pretrains:
-        pretrained = evaluate_all(sp.pretrains, failed, photos, inception, device, echo, analyser)
+        pretrained = evaluate_all(sp.pretrains, failed, photos, inception, device, echo, analyser,
+                                  cache)
     portrait = evaluate_portraits(sp, results, device, echo, analyser)
     window = None
     last = int(sp.file.evaluate.get("last_saves", 1))
     if last > 1:
         windows = evaluate_windows(sp.runs, results, last, photos, inception, device, echo,
-                                   analyser)
+                                   analyser, cache)
         # portrait mode at each earlier save: position k from the end, across the runs
         depth = max((len(w) for w in windows if w), default=0)
         por_by_run: list[list[dict]] = [[] for _ in sp.runs]
