@@ -152,6 +152,9 @@ def _resume_policy(cfg: Config, run: RunDir) -> tuple[Config, dict | None]:
         check_training_state(latest, state, cfg.kind)
         saved = Config.from_flat(state["config"])
         refused = typed_differences(saved, _resolve_typed_network(cfg, saved), cfg.typed)
+        moved_init = _moved_pretraining(saved, cfg) if any(r[0] == "init" for r in refused) else None
+        if moved_init is not None:
+            refused = [r for r in refused if r[0] != "init"]
         if refused:
             name, was, now = refused[0]
             raise ToonFaceError(f"--resume keeps the run's options, but --{name} differs: the run has "
@@ -162,6 +165,8 @@ def _resume_policy(cfg: Config, run: RunDir) -> tuple[Config, dict | None]:
             saved.set(name, cfg.get(name))
         # where the run was found is where it is (a copied or moved folder stays put)
         saved.run.name, saved.run.checkpoints_dir = cfg.run.name, cfg.run.checkpoints_dir
+        if moved_init is not None:  # and its pretraining, copied or moved with it
+            saved.model.init, saved.model.init_resolved = cfg.model.init, moved_init
         saved.typed = cfg.typed
         return saved.validate(), state
     if cfg.run.resume:
@@ -170,6 +175,22 @@ def _resume_policy(cfg: Config, run: RunDir) -> tuple[Config, dict | None]:
         raise ToonFaceError(f"run {run.path} already has checkpoints: pass --resume to continue "
                             "it, or choose another --name")
     return cfg, None
+
+
+def _moved_pretraining(saved: Config, cfg: Config) -> str | None:
+    """The typed ``--init`` file, when it is the run's own starting generator in another place
+    (a run copied or moved with its pretraining, e.g. a study's run continued in another sweep
+    folder): the same pretrained root hash as the run recorded. None otherwise (a file that
+    differs, is missing or is no generator), and the typed ``--init`` is refused as before."""
+    if not saved.model.pretrained_hash or cfg.model.init in (None, "", "none"):
+        return None
+    from training.loop import resolve_init  # cycle: training.loop opens runs through this module
+
+    try:
+        path, root = resolve_init(cfg)
+    except ToonFaceError:
+        return None
+    return path if root == saved.model.pretrained_hash else None
 
 
 def _resolve_typed_network(cfg: Config, saved: Config) -> Config:

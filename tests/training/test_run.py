@@ -125,6 +125,37 @@ def test_the_folder_a_checkpoint_is_in_is_the_run(tmp_path, demo_data):
         str(tmp_path / "moved")
 
 
+def test_a_run_copied_with_its_pretraining_resumes_with_the_copys_init(tmp_path, demo_data):
+    """A study's run continued in another sweep folder: the sweep types --init as the new
+    folder's pretraining, a byte copy of the run's own (same pretrained hash): resumed, and
+    config.json names the copy. Another generator as --init is still refused."""
+    from training.loop import pretrain, train
+
+    pretrain(pretrain_cfg(tmp_path, demo_data, name="s/pre", total_iter=1))
+    pre = tmp_path / "ck" / "s" / "pre" / "generator" / "latest.pt"
+    train(train_cfg(tmp_path, demo_data, name="s/run", total_iter=1, init=str(pre)))
+    (tmp_path / "ck" / "t").mkdir()
+    for sub in ("pre", "run"):
+        shutil.copytree(tmp_path / "ck" / "s" / sub, tmp_path / "ck" / "t" / sub)
+    copy = tmp_path / "ck" / "t" / "pre" / "generator" / "latest.pt"
+    res = train(train_cfg(tmp_path, demo_data, name="t/run", total_iter=2, resume=True,
+                          init=str(copy)))
+    assert res["step"] == 2
+    cfg = json.loads((tmp_path / "ck" / "t" / "run" / "config.json").read_text())
+    assert cfg["init"] == cfg["init_resolved"] == str(copy)
+    orig = json.loads((tmp_path / "ck" / "s" / "run" / "config.json").read_text())
+    assert cfg["pretrained_hash"] == orig["pretrained_hash"] and orig["init"] == str(pre)
+    # a different generator is another starting point: refused, one line
+    pretrain(pretrain_cfg(tmp_path, demo_data, name="other", total_iter=2, seed=5))
+    other = tmp_path / "ck" / "other" / "generator" / "latest.pt"
+    with pytest.raises(ToonFaceError, match=r"--init differs"):
+        train(train_cfg(tmp_path, demo_data, name="t/run", total_iter=3, resume=True,
+                        init=str(other)))
+    with pytest.raises(ToonFaceError, match=r"--init differs"):
+        train(train_cfg(tmp_path, demo_data, name="t/run", total_iter=3, resume=True,
+                        init=str(tmp_path / "missing.pt")))
+
+
 def test_failed_start_leaves_no_run_folder(tmp_path, demo_data):
     from training.loop import train
 
