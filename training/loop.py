@@ -31,7 +31,7 @@ from training.config import Config, describe
 from training.diffaugment import parse_policy
 from training.distributed import barrier, init_distributed, shutdown
 from training.objective import Objective, discriminator_specs
-from training.run import RunLock, create_run, find_latest_pretrained, open_run, setup_logging
+from training.run import RunLock, create_run, open_run, resolve_init, setup_logging
 from training.state import load_checkpoint, save_checkpoint
 from training.stats import NonFiniteLoss, PhaseTimer, StatsAccumulator, StatsWriter
 from training.visuals import COLUMNS, PRETRAIN_COLUMNS, make_grid, representations, save_png
@@ -39,7 +39,7 @@ from utils.errors import ToonFaceError
 from utils.io import WriteError
 from utils.memory import retain_freed_memory
 from losses.registry import NETWORKS, TERM_BY_NAME
-from models.checkpoint import style_name_problem, weights_hash
+from models.checkpoint import style_name_problem
 from training.curves import plot_loss_curves
 
 log = logging.getLogger("toonface")
@@ -365,28 +365,6 @@ def pretrain(cfg: Config) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- training
-def resolve_init(cfg: Config) -> tuple[str | None, str | None]:
-    """(the generator file a new training run starts from, the hash of its pretrained root),
-    the file checked loadable; (None, None) for --init none.
-
-    The root is the file itself when it is a pretrained generator, and the root recorded in
-    it when it is a trained style (a style fine-tuned from another shares its parent's root).
-    """
-    init = cfg.model.init
-    if init == "none":
-        return None, None
-    path = Path(init) if init else find_latest_pretrained(cfg.run.checkpoints_dir)
-    if path is None:
-        raise ToonFaceError(
-            f"no pretrained generator found under {cfg.run.checkpoints_dir}/*/generator/"
-            "latest.pt: run pretrain.py first, or pass --init PATH (or --init none)")
-    if not path.is_file():
-        raise ToonFaceError(f"--init {path}: file not found")
-    G, meta = load_generator(path)  # a file that is not a generator stops us here
-    root = meta.get("pretrained_hash") if meta.get("kind") == "train" else None
-    return str(path), root or weights_hash(G.state_dict())
-
-
 def checked_style_name(style: str | None, cartoon_dir: str) -> str:
     """The style name a new run records: ``--style`` as given, refused (one line) when
     ``cartoonize.py --style`` could never select it (models.checkpoint.style_name_problem);

@@ -29,7 +29,7 @@ from training.distributed import DistInfo, barrier
 from utils.errors import ToonFaceError
 from utils.io import TMP_SUFFIX, atomic_write_text, check_writable
 from utils.run_dir import RunDir
-from models.checkpoint import load_checkpoint_file
+from models.checkpoint import load_checkpoint_file, load_generator, weights_hash
 from models.content_network import resolve_content_network
 from training.state import required_keys
 
@@ -177,6 +177,28 @@ def _resume_policy(cfg: Config, run: RunDir) -> tuple[Config, dict | None]:
     return cfg, None
 
 
+def resolve_init(cfg: Config) -> tuple[str | None, str | None]:
+    """(the generator file a new training run starts from, the hash of its pretrained root),
+    the file checked loadable; (None, None) for --init none.
+
+    The root is the file itself when it is a pretrained generator, and the root recorded in
+    it when it is a trained style (a style fine-tuned from another shares its parent's root).
+    """
+    init = cfg.model.init
+    if init == "none":
+        return None, None
+    path = Path(init) if init else find_latest_pretrained(cfg.run.checkpoints_dir)
+    if path is None:
+        raise ToonFaceError(
+            f"no pretrained generator found under {cfg.run.checkpoints_dir}/*/generator/"
+            "latest.pt: run pretrain.py first, or pass --init PATH (or --init none)")
+    if not path.is_file():
+        raise ToonFaceError(f"--init {path}: file not found")
+    G, meta = load_generator(path)  # a file that is not a generator stops us here
+    root = meta.get("pretrained_hash") if meta.get("kind") == "train" else None
+    return str(path), root or weights_hash(G.state_dict())
+
+
 def _moved_pretraining(saved: Config, cfg: Config) -> str | None:
     """The typed ``--init`` file, when it is the run's own starting generator in another place
     (a run copied or moved with its pretraining, e.g. a study's run continued in another sweep
@@ -184,8 +206,6 @@ def _moved_pretraining(saved: Config, cfg: Config) -> str | None:
     differs, is missing or is no generator), and the typed ``--init`` is refused as before."""
     if not saved.model.pretrained_hash or cfg.model.init in (None, "", "none"):
         return None
-    from training.loop import resolve_init  # cycle: training.loop opens runs through this module
-
     try:
         path, root = resolve_init(cfg)
     except ToonFaceError:
