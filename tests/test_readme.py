@@ -199,6 +199,18 @@ def test_help_blocks_are_current():
         assert render(text) == text, f"{_page_id(page)}: help blocks drifted: run {PYTHON} tools/readme_help.py"
 
 
+def test_study_tables_are_current():
+    """A study table (``<!-- study-table: OPTIONS -->``) on any page is what its CSVs say."""
+    from tools.study_table import render_page
+
+    marked = 0
+    for page in PAGES:
+        text = page.read_text()
+        marked += text.count("<!-- study-table:")
+        assert render_page(text) == text, f"{_page_id(page)}: a study table drifted from its CSVs: run {PYTHON} tools/study_table.py"
+    assert marked >= 1      # the landmark study's table is marked
+
+
 def test_docs_cli_is_current():
     """docs/cli.md holds every script's --help, as generated; its usage lines name the
     project's interpreter, as the commands the tools print do."""
