@@ -153,7 +153,7 @@ def evaluate_windows(runs: list[dict], results: list[dict | None], last: int,
 
 
 def _mean(values: list[Any]) -> float | None:
-    xs = [float(v) for v in values if isinstance(v, (bool, int, float)) and math.isfinite(v)]
+    xs = [float(v) for v in values if _is_number(v)]
     return sum(xs) / len(xs) if xs else None
 
 
