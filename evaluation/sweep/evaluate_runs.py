@@ -200,15 +200,27 @@ def _is_number(v: Any) -> bool:
 
 def evaluate_reference(sp: SweepPlan, photos: list[Path], device: str, echo, analyser=None) -> dict | None:
     """The ``evaluate.reference`` folder scored as if it were a run's outputs on ``photos``
-    (pairs by stem; both sides cropped to the runs' image size like test.py's photos); None
-    when the sweep file has no reference. Writes ``<sweep>/reference/``."""
+    (:func:`score_reference` at the runs' image size); None when the sweep file has no
+    reference. Writes ``<sweep>/reference/``."""
     spec = sp.file.evaluate.get("reference")
     if not spec:
         return None
+    res = score_reference(Path(spec["dir"]), photos, sp.runs[0]["cfg"].data.image_size,
+                          sp.sweep_dir / REFERENCE_DIR, device, echo, analyser,
+                          name=str(spec.get("label", spec["dir"])))
+    return {**res, "label": label_of(spec)}
 
-    ref_dir = Path(spec["dir"])
+
+def score_reference(ref_dir: Path, photos: list[Path], size: int, root: Path, device: str, echo,
+                    analyser=None, name: str | None = None) -> dict:
+    """A folder of reference outputs (e.g. the white-box authors' cartoons) scored as if it
+    were a run's outputs on ``photos``: pairs by stem, both sides centre-cropped to ``size`` px
+    like test.py's photos (:func:`evaluation.pairs.load_crops`), written to
+    ``root/{photos,outputs}/NNNN_<stem>.png`` and scored by ``evaluate_outputs`` into ``root``
+    (reused when its metrics.json was made from the same files at the same size). Photos
+    without a reference image are left out with a notice. Returns evaluate_outputs'
+    ``{"metrics", "out_dir", "index"}``. Raises ToonFaceError when no photo has one."""
     by_stem = {p.stem: p for p in list_images(ref_dir)}
-    size = sp.runs[0]["cfg"].data.image_size
     pairs = [(i, p, by_stem.get(p.stem)) for i, p in enumerate(photos)]
     missing = [p.stem for _, p, c in pairs if c is None]
     if missing:
@@ -216,25 +228,24 @@ def evaluate_reference(sp: SweepPlan, photos: list[Path], device: str, echo, ana
     pairs = [(i, p, c) for i, p, c in pairs if c is not None]
     if not pairs:
         raise ToonFaceError(f"reference folder {ref_dir}: no image has the stem of an evaluation photo")
-    root = sp.sweep_dir / REFERENCE_DIR
     stamp = {"photos": [str(p) for _, p, _ in pairs], "reference": [str(c) for _, _, c in pairs],
              "image_size": size}
     m = _read_metrics(root / "metrics.json")
     if m and m.get("source") == stamp:
-        echo(f"reference ({spec.get('label', ref_dir)}): evaluation already there")
-        return {"metrics": m, "out_dir": root, "index": root / "index.html", "label": label_of(spec)}
+        echo(f"reference ({name or ref_dir}): evaluation already there")
+        return {"metrics": m, "out_dir": root, "index": root / "index.html"}
     names = [f"{i:04d}_{p.stem}" for i, p, _ in pairs]
     for sub, files in (("photos", [p for _, p, _ in pairs]), ("outputs", [c for _, _, c in pairs])):
         (root / sub).mkdir(parents=True, exist_ok=True)
-        for name, crop in zip(names, load_crops(files, size)):
-            save_png(root / sub / f"{name}.png", crop)
+        for stem, crop in zip(names, load_crops(files, size)):
+            save_png(root / sub / f"{stem}.png", crop)
     res = evaluate_outputs(outputs=str(root / "outputs"), photo_dir=str(root / "photos"), out=str(root),
                            device=device, analyser=analyser, echo=echo)
     # the stamp says which files the crops came from, so a rerun reuses the scores
     m = dict(res["metrics"])
     m["source"] = stamp
     (root / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
-    return {"metrics": m, "out_dir": root, "index": res["index"], "label": label_of(spec)}
+    return {"metrics": m, "out_dir": root, "index": res["index"]}
 
 
 def label_of(spec: dict) -> str:
