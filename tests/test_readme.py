@@ -226,3 +226,40 @@ def test_ci_runs_the_readme_test_command():
     ci = [line for line in Path(ROOT / ".ci" / "run").read_text().strip().splitlines()
           if line and not line.startswith("#")]
     assert ci[-2:] == ["make test", "make test-numpy2"]
+
+
+REFERENCE_COLUMNS = [("nme68_mean", 4), ("identity_distance_mean", 3), ("distinct_colours", 0),
+                     ("edge_density", 3), ("flatness", 3), ("smooth_share", 3)]
+
+
+def test_reference_model_table_is_its_csvs():
+    """The landmark study's reference-model table in the README (the rows between
+    ``<!-- reference-model-table -->`` and ``<!-- /reference-model-table -->``) is what
+    bench/results/landmark_reference_last4_summary.csv and ..._all49.csv say, rounded as shown."""
+    import csv
+
+    def rows(name, key):
+        with open(ROOT / "bench" / "results" / name, newline="") as f:
+            return {r[key]: r for r in csv.DictReader(f)}
+
+    held = rows("landmark_reference_last4_summary.csv", "run")
+    all49 = rows("landmark_reference_all49.csv", "row")
+    numbers = lambda r: [f"{float(r[k]):.{d}f}" for k, d in REFERENCE_COLUMNS]
+    expected = {
+        "reference model, held-out 9": numbers(held["w5=10_w_landmark_regressor=0_seed=1"]),
+        "authors' cartoons, held-out 9": numbers(held["authors' cartoons"]),
+        "reference model, all 49": numbers(all49["mean of last 4"]),
+        "authors' cartoons, all 49": numbers(all49["authors' cartoons"]),
+        "reference model against the authors', all 49": [
+            f"{100 * float(all49['mean of last 4'][k + '_vs_reference']):+.0f}%"
+            for k, _ in REFERENCE_COLUMNS],
+    }
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- reference-model-table -->\n(.*?)<!-- /reference-model-table -->", text, re.S)
+    assert block, "README.md: the reference-model table's markers are missing"
+    shown = {}
+    for line in block.group(1).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] in expected:
+            shown[cells[0]] = cells[1:]
+    assert shown == expected
