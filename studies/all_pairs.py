@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,14 +67,35 @@ def table_rows(saves: list[tuple[int, dict]], reference: dict, label: str) -> li
     return out
 
 
+def check_writable(path: Path) -> None:
+    """Raises ToonFaceError (one line) when ``path`` is a folder or its folder's nearest
+    existing ancestor cannot be written: checked before any scoring."""
+    from utils.errors import ToonFaceError
+
+    if path.is_dir():
+        raise ToonFaceError(f"--csv {path}: is a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+        raise ToonFaceError(f"--csv {path}: {parent} cannot be written")
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if v is None else f"{v:.6g}" if isinstance(v, float) else v)
-                        for k, v in r.items()})
+    """``rows`` (:func:`table_rows`) as CSV, floats to 6 significant digits, None as empty.
+    Raises ToonFaceError (one line) when the file cannot be written."""
+    from utils.errors import ToonFaceError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: ("" if v is None else f"{v:.6g}" if isinstance(v, float) else v)
+                            for k, v in r.items()})
+    except OSError as exc:
+        raise ToonFaceError(f"--csv {path}: {exc.strerror or exc}") from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,9 +116,10 @@ def main(run: Path, photo_dir: Path, reference_dir: Path, label: str, last_saves
     """Score a run's last saved generators and a reference folder on every photo of a folder."""
     from utils.errors import call_or_exit
 
-    rows = call_or_exit(score, run, photo_dir, reference_dir, label, last_saves, device)
     csv_path = csv_path or run / OUT_DIR / "all_pairs.csv"
-    write_csv(rows, csv_path)
+    call_or_exit(check_writable, csv_path)  # before a minute of scoring, not after
+    rows = call_or_exit(score, run, photo_dir, reference_dir, label, last_saves, device)
+    call_or_exit(write_csv, rows, csv_path)
     for r in rows:
         click.echo(f"{r['row']}: " + "  ".join(f"{k} {_fmt(r[k])}" for k in CSV_KEYS[1:]))
     click.echo(f"table: {csv_path}")

@@ -114,3 +114,18 @@ def test_end_to_end_against_the_photos_themselves(run, tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
     assert list(csv.DictReader(out.open())) == rows
+
+
+def test_a_csv_path_that_cannot_be_written_is_refused_before_scoring(run, tmp_path):
+    run_dir, photos = run
+    (tmp_path / "a_file").write_text("x")
+    res = cli(run_dir, "--photo-dir", photos, "--reference-dir", photos,
+              "--csv", tmp_path / "a_file" / "t.csv")
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    # one line and nothing else: the scoring (which reports each evaluation) never started
+    assert len(lines) == 1 and lines[0].startswith("error: --csv") and "cannot be written" in lines[0]
+    # a folder as --csv: click's own usage error, before anything runs
+    res = cli(run_dir, "--photo-dir", photos, "--reference-dir", photos, "--csv", tmp_path)
+    assert res.returncode == 2 and "--csv" in res.stderr and "Traceback" not in res.stderr
+    assert "scoring" not in res.stderr
