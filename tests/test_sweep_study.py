@@ -191,6 +191,27 @@ def test_paired_counts_per_seed_by_hand():
     assert {(r["configuration"], r["baseline"]) for r in rows} == {("w5=10", "w5=0")}
 
 
+def test_paired_tables_take_each_baseline_in_turn_without_mirrors():
+    from evaluation.sweep.report import paired_tables
+
+    def entry(w5, reg, seed, nme):
+        return {"options": {"w5": w5, "w_landmark_regressor": reg, "seed": seed},
+                "per_image": {n: {"nme68": x} for n, x in zip("abc", nme)}}
+
+    none, edge, regr = (0.0, 0.0), (10.0, 0.0), (0.0, 5.0)
+    entries = [entry(*none, 1, (0.3, 0.3, 0.3)), entry(*edge, 1, (0.1, 0.2, 0.4)),
+               entry(*regr, 1, (0.2, 0.1, 0.4))]
+    rows = paired_tables(entries, "seed", [{"w5": 0.0, "w_landmark_regressor": 0.0},
+                                          {"w5": 10.0, "w_landmark_regressor": 0.0}], ["nme68"])
+    got = [(r["configuration"], r["baseline"], r["improved"], r["worse"], r["tied"]) for r in rows]
+    # against none: edge and the regressor; against edge: the regressor only (none against
+    # edge would be the mirror of edge against none). The regressor against edge by hand:
+    # a 0.2 > 0.1 worse, b 0.1 < 0.2 better, c 0.4 = 0.4 tied
+    assert got == [("w5=10 w_landmark_regressor=0", "w5=0 w_landmark_regressor=0", 2, 1, 0),
+                   ("w5=0 w_landmark_regressor=5", "w5=0 w_landmark_regressor=0", 2, 1, 0),
+                   ("w5=0 w_landmark_regressor=5", "w5=10 w_landmark_regressor=0", 1, 1, 1)]
+
+
 def test_study_scores_reference_portrait_and_writes_tables(tmp_path, demo_data):
     """A 2-run study (w5 = 0 / 1 of one seed, 2 steps each) with the reference row, portrait
     mode on 2 scenes and the paired comparison: every table and the figure are written, and a
@@ -346,6 +367,9 @@ def test_last_saves_scores_each_runs_last_generators(tmp_path, demo_data):
     ("evaluate", {"last_saves": 0}, "last_saves: expected a whole number of at least 1, got the number 0"),
     ("evaluate", {"last_saves": "4"}, "last_saves: expected a whole number of at least 1"),
     ("compare", {"baseline": {"w5": 3}}, "no run has the baseline options"),
+    ("compare", {"baseline": [{"w5": 0}, {"w5": 3}]}, "no run has the baseline options {'w5': 3.0}"),
+    ("compare", {"baseline": []}, "baseline: expected options, e.g. {w5: 0}, or a list of them"),
+    ("compare", {"baseline": [{"w5": 0}, 5]}, "baseline: expected options, e.g. {w5: 0}, or a list of them"),
     ("compare", {"baseline": {"w5": 0}, "paired": ["flatness"]}, "flatness is not a per-image metric"),
     ("compare", {"replicate": "seeds"}, "unknown train option 'seeds'"),
 ])

@@ -137,9 +137,24 @@ def paired_table(entries: list[dict], replicate: str, baseline: dict[str, Any],
     return rows
 
 
+def paired_tables(entries: list[dict], replicate: str, baselines: list[dict[str, Any]],
+                  metrics: list[str]) -> list[dict]:
+    """:func:`paired_table` against each of ``baselines`` in turn; against a later baseline,
+    the configurations of the earlier ones are left out (their comparison with it is the
+    mirror of one already made)."""
+    rows = []
+    for i, base in enumerate(baselines):
+        earlier = baselines[:i]
+        rest = [e for e in entries
+                if not any(all(e["options"].get(k) == v for k, v in b.items()) for b in earlier)]
+        rows += paired_table(rest, replicate, base, metrics)
+    return rows
+
+
 def compare_spec(sp: SweepPlan) -> dict | None:
     """The sweep file's ``compare`` section checked: ``replicate`` (an option, default seed),
-    ``baseline`` (options), ``paired`` (per-image metrics, lower is better). None without one."""
+    ``baselines`` (a list of option sets: the file's ``baseline``, one or several),
+    ``paired`` (per-image metrics, lower is better). None without one."""
     c = sp.file.compare
     if not c:
         return None
@@ -147,10 +162,12 @@ def compare_spec(sp: SweepPlan) -> dict | None:
     # types, names and metrics were checked with the file (evaluation.sweep.schema)
     rep = c.get("replicate", "seed")
     base = c.get("baseline") or {}
-    if base and not any(all(r["options"].get(k) == v for k, v in base.items()) for r in sp.runs):
-        raise ToonFaceError(f"{where}: no run has the baseline options {base}")
+    bases = base if isinstance(base, list) else [base]
+    for b in bases:
+        if b and not any(all(r["options"].get(k) == v for k, v in b.items()) for r in sp.runs):
+            raise ToonFaceError(f"{where}: no run has the baseline options {b}")
     paired = list(c.get("paired", DEFAULT_PAIRED))
-    return {"replicate": rep, "baseline": base, "paired": paired}
+    return {"replicate": rep, "baselines": bases, "paired": paired}
 
 
 def per_image_values(metrics: dict) -> dict[str, dict]:
@@ -232,7 +249,7 @@ def summarise(sp: SweepPlan, results: list[dict | None], failed: list[str],
                           **{f"{k}_mean": ref_summary.get(k) for k in metric_keys}})
         cols = ["configuration", "runs", f"{rep}s"] + [f"{k}_{s}" for k in metric_keys for s in ("mean", "std")]
         out["study"] = write_csv(sweep_dir / f"study{suffix}.csv", cols, ([t.get(c) for c in cols] for t in table))
-        paired = paired_table(entries, rep, spec["baseline"], spec["paired"])
+        paired = paired_tables(entries, rep, spec["baselines"], spec["paired"])
         pcols_ = [rep, "configuration", "baseline", "metric", "improved", "worse", "tied", "compared", "missing"]
         out["paired"] = write_csv(sweep_dir / f"paired{suffix}.csv", pcols_, ([p[c] for c in pcols_] for p in paired))
 

@@ -9,7 +9,8 @@ What a file may hold (anything else is a problem)::
                 portrait:  {photo_dir: FOLDER, photos: [stem, ...]},
                 pretrained: true | false,
                 last_saves: N}                # score each run's last N saved generators
-    compare:   {replicate: OPTION, baseline: {train options}, paired: [metric, ...]}
+    compare:   {replicate: OPTION, baseline: {train options} | [{train options}, ...],
+                paired: [metric, ...]}            # several baselines: each in turn
 
 Option values are checked by type before the option's own click type converts them: a flag
 takes true/false, a whole number an integer (never 1.5, never a list), a number a finite number
@@ -447,11 +448,16 @@ class _Checker:
                 except ToonFaceError as exc:
                     self.add(where, f"replicate: {exc}", "compare", "replicate")
         if "baseline" in c:
-            if not isinstance(c["baseline"], dict):
-                self.add(where, f"baseline: expected options, e.g. {{w5: 0}}, got {describe(c['baseline'])}",
-                         "compare", "baseline")
+            base = c["baseline"]
+            many = isinstance(base, list)
+            if not (isinstance(base, dict) or (many and base and all(isinstance(b, dict) for b in base))):
+                self.add(where, "baseline: expected options, e.g. {w5: 0}, or a list of them, got "
+                         f"{describe(base)}", "compare", "baseline")
+            elif many:
+                out["baseline"] = [self.options(b, f"{where} baseline {i + 1}", "train", "compare",
+                                                "baseline", i) for i, b in enumerate(base)]
             else:
-                out["baseline"] = self.options(c["baseline"], f"{where} baseline", "train", "compare", "baseline")
+                out["baseline"] = self.options(base, f"{where} baseline", "train", "compare", "baseline")
         if "paired" in c:
             paired = c["paired"]
             if not isinstance(paired, list) or not all(isinstance(m, str) for m in paired):
