@@ -77,7 +77,8 @@ class Term:
 
 # Weights: white-box's train.py ("code") and the paper's lambdas (lambda1..5 = surface,
 # texture, structure, content, tv = 1, 10, 2000, 2000, 1e4). The landmark weight 10 was
-# chosen by the w5 ablation in README.md.
+# chosen by the w5 ablation in README.md; the landmark study there (3 seeds, held-out faces)
+# keeps the edge term on and the landmark regressor off.
 TERMS: tuple[Term, ...] = (
     Term("tv", "w0", {"code": 1e4, "paper": 1e4}, "total variation weight", variation.term),
     Term("surface", "w1", {"code": 1e-1, "paper": 1.0}, "surface (Ds) weight", surface.term,
