@@ -25,7 +25,6 @@ reference value - 1 (e.g. 0.21 = 21% above the reference) for RELATIVE_KEYS.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sys
 from pathlib import Path
@@ -131,9 +130,8 @@ def score(run: Path, photo_dir: Path, reference_dir: Path, label: str, last_save
     not a run with saved generators, a photo folder without images, or a reference folder
     matching none of them."""
     # lazy: torch, dlib only when this runs
-    from evaluation.config import EvalConfig, GeneratorChoice, PhotoChoice, Scoring
-    from evaluation.evaluate import dlib_analyser, evaluate
-    from evaluation.sweep.evaluate_runs import score_reference
+    from evaluation.evaluate import dlib_analyser
+    from evaluation.sweep.evaluate_runs import evaluate_step, score_reference
     from media.folders import list_images
     from utils.errors import ToonFaceError
     from utils.run_dir import RunDir
@@ -151,13 +149,9 @@ def score(run: Path, photo_dir: Path, reference_dir: Path, label: str, last_save
     analyser = dlib_analyser()
     scored = []
     for step, gen in saves:
-        out = run / OUT_DIR / f"step_{step:06d}"
-        m = _read_json(out / "metrics.json")
-        if not (m and m.get("photos") == [str(p) for p in photos] and m.get("step") == step):
-            config = EvalConfig(GeneratorChoice(checkpoint=str(gen)), PhotoChoice(photos=photos),
-                                Scoring(), out=str(out), device=device, record=False)
-            m = evaluate(config, analyser=analyser, echo=_echo)["metrics"]
-        scored.append((step, m["summary"]))
+        res = evaluate_step(gen, step, photos, run / OUT_DIR / f"step_{step:06d}", device, _echo,
+                            analyser, record=False)
+        scored.append((step, res["metrics"]["summary"]))
     ref = score_reference(reference_dir, photos, size, run / OUT_DIR / "reference", device, _echo,
                           analyser, name=label)
     return table_rows(scored, ref["metrics"]["summary"], label)
@@ -165,13 +159,6 @@ def score(run: Path, photo_dir: Path, reference_dir: Path, label: str, last_save
 
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _echo(msg: str) -> None:

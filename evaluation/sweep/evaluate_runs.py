@@ -113,16 +113,27 @@ def evaluate_generator(run: dict, generator: Path, step: int, photos: list[Path]
     step). Returns evaluation.evaluate's ``{"metrics", "out_dir", "index"}`` and
     ``"generator"``, the file scored (a cached metrics.json may name ``generator/latest.pt``
     of the time it was written)."""
-    f = run_dir(run["cfg"])
-    out = f.test_dir(step)
+    out = run_dir(run["cfg"]).test_dir(step)
+    return evaluate_step(generator, step, photos, out, device, echo, analyser, cache,
+                         inception=inception, checkpoints_dir=run["cfg"].run.checkpoints_dir,
+                         what=run["id"])
+
+
+def evaluate_step(generator: Path, step: int, photos: list[Path], out: Path, device: str, echo,
+                  analyser=None, cache: dict | None = None, *, inception: str | None = None,
+                  checkpoints_dir: str = "checkpoints", record: bool = True,
+                  what: str | None = None) -> dict:
+    """``generator`` (of training step ``step``) evaluated on ``photos`` into ``out``, reused
+    when ``out/metrics.json`` covers the same photos and step. ``record``: the summary into the
+    generator file (evaluation.evaluate). Returns evaluate's ``{"metrics", "out_dir", "index"}``
+    and ``"generator"``."""
     m = _read_metrics(out / "metrics.json")
     if m and m.get("photos") == [str(p) for p in photos] and m.get("step") == step:
-        echo(f"{run['id']}: evaluation of step {step} already there")
+        echo(f"{what or generator}: evaluation of step {step} already there")
         return {"metrics": m, "out_dir": out, "index": out / "index.html", "generator": generator}
-    config = EvalConfig(GeneratorChoice(checkpoint=str(generator),
-                                        checkpoints_dir=run["cfg"].run.checkpoints_dir),
+    config = EvalConfig(GeneratorChoice(checkpoint=str(generator), checkpoints_dir=checkpoints_dir),
                         PhotoChoice(photos=photos), Scoring(inception=inception),
-                        out=str(out), device=device)
+                        out=str(out), device=device, record=record)
     res = evaluate(config, feature_cache=cache if cache is not None else {}, analyser=analyser,
                    echo=echo)
     return {**res, "generator": generator}
