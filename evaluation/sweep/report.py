@@ -112,6 +112,11 @@ def by_configuration(entries: list[dict], metrics: list[str], replicate: str) ->
     return rows
 
 
+def has_options(entry: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether ``entry["options"]`` has every option of ``wanted`` at its value."""
+    return all(entry["options"].get(k) == v for k, v in wanted.items())
+
+
 def paired_table(entries: list[dict], replicate: str, baseline: dict[str, Any],
                  metrics: list[str]) -> list[dict]:
     """Per replicate value and per configuration other than ``baseline`` (options that pick the
@@ -119,7 +124,7 @@ def paired_table(entries: list[dict], replicate: str, baseline: dict[str, Any],
     ``entries``: ``{"options", "per_image": {photo name: {metric: value}}}`` of complete runs."""
     base_by_rep = {}
     for e in entries:
-        if all(e["options"].get(k) == v for k, v in baseline.items()):
+        if has_options(e, baseline):
             base_by_rep.setdefault(json.dumps(e["options"].get(replicate)), e)
     rows = []
     for e in entries:
@@ -146,7 +151,7 @@ def paired_tables(entries: list[dict], replicate: str, baselines: list[dict[str,
     for i, base in enumerate(baselines):
         earlier = baselines[:i]
         rest = [e for e in entries
-                if not any(all(e["options"].get(k) == v for k, v in b.items()) for b in earlier)]
+                if not any(has_options(e, b) for b in earlier)]
         rows += paired_table(rest, replicate, base, metrics)
     return rows
 
@@ -164,7 +169,7 @@ def compare_spec(sp: SweepPlan) -> dict | None:
     base = c.get("baseline") or {}
     bases = base if isinstance(base, list) else [base]
     for b in bases:
-        if b and not any(all(r["options"].get(k) == v for k, v in b.items()) for r in sp.runs):
+        if b and not any(has_options(r, b) for r in sp.runs):
             raise ToonFaceError(f"{where}: no run has the baseline options {b}")
     paired = list(c.get("paired", DEFAULT_PAIRED))
     return {"replicate": rep, "baselines": bases, "paired": paired}
